@@ -1,0 +1,10 @@
+# Warnings and sanitizers as interface targets: every pcmoe target links pcmoe_warnings.
+add_library(pcmoe_warnings INTERFACE)
+target_compile_options(pcmoe_warnings INTERFACE -Wall -Wextra -Wno-unused-parameter)
+if(PCMOE_WERROR)
+  target_compile_options(pcmoe_warnings INTERFACE -Werror)
+endif()
+if(PCMOE_SANITIZE)
+  target_compile_options(pcmoe_warnings INTERFACE -fsanitize=${PCMOE_SANITIZE} -fno-omit-frame-pointer)
+  target_link_options(pcmoe_warnings INTERFACE -fsanitize=${PCMOE_SANITIZE})
+endif()
