@@ -30,6 +30,11 @@ endif()
 
 # libtorch: only lib/model, lib/party and the apps that need them link it.
 find_package(Torch REQUIRED)
+# Global (not per target) so that every target matches the shared precompiled header.
+if(TORCH_CUDA_LIBRARIES OR CUDA_FOUND)
+  add_compile_definitions(PCMOE_WITH_CUDA)
+  message(STATUS "pcmoe: libtorch with CUDA")
+endif()
 add_library(pcmoe_torch INTERFACE)
 target_link_libraries(pcmoe_torch INTERFACE ${TORCH_LIBRARIES})
 add_library(pcmoe::torch ALIAS pcmoe_torch)

@@ -1,0 +1,179 @@
+// libtorch version differences (see compat.h).
+#include "model/compat.h"
+
+#include <ATen/autocast_mode.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "common/error.h"
+
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && defined(PCMOE_WITH_CUDA)
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
+#define PCMOE_CUDA_ALLOC 1
+#else
+#define PCMOE_CUDA_ALLOC 0
+#endif
+
+namespace pcmoe::model {
+
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+#if PCMOE_TORCH_HAS_SDPA
+  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true);
+#else
+  const int64_t t = q.size(-2);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale;
+  auto mask = torch::ones({t, t}, torch::TensorOptions().dtype(torch::kBool).device(q.device())).triu(1);
+  scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  return torch::matmul(torch::softmax(scores, -1), v);
+#endif
+}
+
+AutocastGuard::AutocastGuard(bool enabled, const torch::Device& device) {
+  if (!enabled || !device.is_cuda()) return;
+  active_ = true;
+#if PCMOE_TORCH_NEW_AUTOCAST
+  prev_ = at::autocast::is_autocast_enabled(at::kCUDA);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+  prev_ = at::autocast::is_enabled();
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  at::autocast::set_enabled(true);
+#endif
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (!active_) return;
+#if PCMOE_TORCH_NEW_AUTOCAST
+  at::autocast::set_autocast_enabled(at::kCUDA, prev_);
+#else
+  at::autocast::set_enabled(prev_);
+#endif
+  if (!prev_) at::autocast::clear_cache();
+}
+
+NoAutocastGuard::NoAutocastGuard(const torch::Device& device) {
+  if (!device.is_cuda()) return;
+  cuda_ = true;
+#if PCMOE_TORCH_NEW_AUTOCAST
+  prev_ = at::autocast::is_autocast_enabled(at::kCUDA);
+  at::autocast::set_autocast_enabled(at::kCUDA, false);
+#else
+  prev_ = at::autocast::is_enabled();
+  at::autocast::set_enabled(false);
+#endif
+}
+
+NoAutocastGuard::~NoAutocastGuard() {
+  if (!cuda_) return;
+#if PCMOE_TORCH_NEW_AUTOCAST
+  at::autocast::set_autocast_enabled(at::kCUDA, prev_);
+#else
+  at::autocast::set_enabled(prev_);
+#endif
+}
+
+at::Generator make_cpu_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
+
+torch::Device parse_device(const std::string& name) {
+  torch::Device dev(torch::kCPU);
+  try {
+    dev = torch::Device(name);
+  } catch (const c10::Error&) {
+    throw ConfigError("unknown device '" + name + "' (expected cpu, cuda or cuda:N)");
+  }
+  if (dev.is_cuda()) {
+    if (!torch::cuda::is_available()) {
+      throw ConfigError("device '" + name + "' asked for, but this libtorch build or machine has no CUDA (use device: cpu)");
+    }
+    if (dev.has_index() && dev.index() >= static_cast<int>(torch::cuda::device_count())) {
+      throw ConfigError("device '" + name + "' does not exist: this machine has " +
+                        std::to_string(torch::cuda::device_count()) + " CUDA device(s)");
+    }
+    if (!dev.has_index()) dev = torch::Device(torch::kCUDA, 0);
+  } else if (!dev.is_cpu()) {
+    throw ConfigError("unsupported device '" + name + "' (expected cpu, cuda or cuda:N)");
+  }
+  return dev;
+}
+
+namespace {
+uint64_t read_vm_hwm_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      return std::stoull(line.substr(6)) * 1024;  // kB
+    }
+  }
+  return 0;
+}
+}  // namespace
+
+PeakMemory peak_memory(const torch::Device& device) {
+  PeakMemory p;
+#if PCMOE_CUDA_ALLOC
+  if (device.is_cuda()) {
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    using c10::cuda::CUDACachingAllocator::StatType;
+    p.allocated_bytes = static_cast<uint64_t>(stats.allocated_bytes[static_cast<size_t>(StatType::AGGREGATE)].peak);
+    p.reserved_bytes = static_cast<uint64_t>(stats.reserved_bytes[static_cast<size_t>(StatType::AGGREGATE)].peak);
+    return p;
+  }
+#endif
+  (void)device;
+  p.allocated_bytes = p.reserved_bytes = read_vm_hwm_bytes();
+  return p;
+}
+
+void reset_peak_memory(const torch::Device& device) {
+#if PCMOE_CUDA_ALLOC
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#else
+  (void)device;
+#endif
+}
+
+void set_memory_limit(const torch::Device& device, uint64_t bytes) {
+#if PCMOE_CUDA_ALLOC
+  if (device.is_cuda() && bytes > 0) {
+    uint64_t total = device_total_memory(device);
+    double fraction = std::min(1.0, static_cast<double>(bytes) / static_cast<double>(total));
+    c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction, device.index());
+  }
+#else
+  (void)device;
+  (void)bytes;
+#endif
+}
+
+uint64_t device_total_memory(const torch::Device& device) {
+#if PCMOE_CUDA_ALLOC
+  if (device.is_cuda()) {
+    size_t free_b = 0, total_b = 0;
+    c10::cuda::CUDAGuard guard(device.index());
+    cudaMemGetInfo(&free_b, &total_b);
+    return total_b;
+  }
+#endif
+  (void)device;
+  return 0;
+}
+
+void set_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+}
+
+std::string torch_version() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+}
+
+}  // namespace pcmoe::model

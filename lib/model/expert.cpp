@@ -1,0 +1,109 @@
+// Experts, the expert shard and grouped expert computation (see expert.h).
+#include "model/expert.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "common/error.h"
+#include "common/hash.h"
+#include "model/compat.h"
+#include "model/layers.h"
+
+namespace pcmoe::model {
+
+std::string expert_name(int layer, int expert) { return fmt::format("l{}.e{}", layer, expert); }
+
+bool parse_expert_param(const std::string& name, int& layer, int& expert, std::string& param) {
+  int consumed = 0;
+  if (std::sscanf(name.c_str(), "l%d.e%d.%n", &layer, &expert, &consumed) != 2 || consumed == 0) return false;
+  if (layer < 0 || expert < 0) return false;
+  param = name.substr(static_cast<size_t>(consumed));
+  return param == "w1" || param == "w2" || param == "w3";
+}
+
+ExpertImpl::ExpertImpl(const ModelConfig& cfg, uint64_t expert_seed, int layer, int expert)
+    : swiglu_(cfg.activation == "swiglu") {
+  at::Generator gen = make_cpu_generator(mix_seed(mix_seed(expert_seed, static_cast<uint64_t>(layer)),
+                                                  static_cast<uint64_t>(expert)));
+  const double out_std = cfg.init_std / std::sqrt(2.0 * cfg.n_layers);
+  w1_ = register_parameter("w1", normal_init({cfg.d_ff, cfg.d_model}, cfg.init_std, gen));
+  if (swiglu_) w3_ = register_parameter("w3", normal_init({cfg.d_ff, cfg.d_model}, cfg.init_std, gen));
+  w2_ = register_parameter("w2", normal_init({cfg.d_model, cfg.d_ff}, out_std, gen));
+}
+
+torch::Tensor ExpertImpl::forward(const torch::Tensor& x) { return ffn_forward(x, w1_, w3_, w2_, swiglu_); }
+
+ExpertShard::ExpertShard(const ModelConfig& cfg, uint64_t expert_seed, const HostPredicate& hosted)
+    : n_experts_(cfg.n_experts) {
+  // Module names may not contain dots: a container per layer ("l1") holding "e5" gives the
+  // parameter names "l1.e5.w1".
+  for (int layer : cfg.moe_layer_indices()) {
+    std::shared_ptr<torch::nn::Module> container;
+    for (int e = 0; e < cfg.n_experts; ++e) {
+      if (!hosted(layer, e)) continue;
+      if (!container) container = register_module("l" + std::to_string(layer), std::make_shared<torch::nn::Module>());
+      experts_.emplace(std::make_pair(layer, e),
+                       container->register_module("e" + std::to_string(e), Expert(cfg, expert_seed, layer, e)));
+    }
+  }
+}
+
+Expert& ExpertShard::get(int layer, int expert) {
+  auto it = experts_.find({layer, expert});
+  if (it == experts_.end()) {
+    throw ModelError(fmt::format("expert {} is not hosted here", expert_name(layer, expert)));
+  }
+  return it->second;
+}
+
+torch::Tensor ExpertShard::run_sorted(int layer, const torch::Tensor& x_sorted, const std::vector<int64_t>& counts) {
+  PCMOE_CHECK_T(ModelError, static_cast<int>(counts.size()) == n_experts_, "counts has {} entries, expected {}",
+                counts.size(), n_experts_);
+  std::vector<torch::Tensor> outs;
+  int64_t offset = 0;
+  for (int e = 0; e < n_experts_; ++e) {
+    const int64_t n = counts[static_cast<size_t>(e)];
+    if (n == 0) continue;
+    outs.push_back(get(layer, e)->forward(x_sorted.narrow(0, offset, n)));
+    offset += n;
+  }
+  PCMOE_CHECK_T(ModelError, offset == x_sorted.size(0), "counts sum to {}, but there are {} rows", offset,
+                x_sorted.size(0));
+  if (outs.empty()) return torch::zeros_like(x_sorted);
+  return outs.size() == 1 ? outs[0] : torch::cat(outs, 0);
+}
+
+torch::Tensor ExpertShard::run(int layer, const torch::Tensor& x, const torch::Tensor& expert_ids) {
+  const int64_t rows = x.size(0);
+  if (rows == 0) return torch::zeros_like(x);
+  auto ids = expert_ids.to(torch::kLong);
+  auto lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+  PCMOE_CHECK_T(ModelError, lo >= 0 && hi < n_experts_, "expert ids must be in [0, {}), found [{}, {}]", n_experts_,
+                lo, hi);
+  auto sorted = torch::sort(ids, /*stable=*/true, /*dim=*/0, /*descending=*/false);
+  auto order = std::get<1>(sorted);
+  auto counts_t = torch::bincount(ids, /*weights=*/{}, n_experts_).to(torch::kCPU);
+  std::vector<int64_t> counts(counts_t.data_ptr<int64_t>(), counts_t.data_ptr<int64_t>() + n_experts_);
+  auto y_sorted = run_sorted(layer, x.index_select(0, order), counts);
+  // Inverse permutation: outputs back into the order the rows came in.
+  auto inverse = torch::empty_like(order);
+  inverse.index_put_({order}, torch::arange(rows, order.options()));
+  return y_sorted.index_select(0, inverse);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> ExpertShard::named_expert_params() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : named_parameters(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
+int64_t ExpertShard::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace pcmoe::model

@@ -1,0 +1,62 @@
+// Owns optimisation: AdamW with per-parameter state and step counts (so a host can step exactly
+// the experts that received gradients in a step), the warmup + cosine learning-rate schedule, and
+// global-norm gradient clipping helpers. State serialises to named tensors for checkpoints.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/model_config.h"
+
+namespace pcmoe::model {
+
+struct NamedParam {
+  std::string name;
+  torch::Tensor param;
+};
+
+// Learning rate at global step `step` (0-based): linear warmup to lr, then cosine to lr*min_lr_ratio.
+double lr_at(const TrainConfig& cfg, int64_t step);
+
+// Sum of squares of all defined gradients (one device sync).
+double grad_sq_norm(const std::vector<torch::Tensor>& params);
+// Scale that brings `total_norm` under `max_norm` (1 when max_norm <= 0 or already below).
+double clip_scale(double total_norm, double max_norm);
+
+class AdamW {
+ public:
+  AdamW(std::vector<NamedParam> params, const TrainConfig& cfg);
+
+  // Updates every parameter whose gradient is defined (gradients multiplied by clip_scale first),
+  // then clears all gradients (undefined). Parameters without gradients keep their state and step
+  // count untouched. Returns how many parameters were updated.
+  int step(double lr, double clip_scale = 1.0);
+  // Clears every gradient (undefined, not zero).
+  void zero_grad();
+
+  const std::vector<NamedParam>& params() const { return params_; }
+  std::vector<torch::Tensor> tensors() const;
+
+  // State as named tensors "<prefix><param>.exp_avg", ".exp_avg_sq", ".step" (int64 scalar, CPU);
+  // parameters never stepped are omitted.
+  std::vector<std::pair<std::string, torch::Tensor>> state_tensors(const std::string& prefix) const;
+  // Restores state saved by state_tensors; `find` returns an undefined tensor for absent names.
+  // Throws ModelError on shape mismatch.
+  void load_state(const std::function<torch::Tensor(const std::string&)>& find, const std::string& prefix);
+
+ private:
+  struct State {
+    torch::Tensor exp_avg, exp_avg_sq;
+    int64_t step = 0;
+  };
+  std::vector<NamedParam> params_;
+  std::vector<State> state_;
+  std::vector<bool> decay_;
+  TrainConfig cfg_;
+};
+
+}  // namespace pcmoe::model
