@@ -1,0 +1,42 @@
+// Exception-to-exit-code boundary of the binaries (see app_main.h).
+#include "common/app_main.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "common/error.h"
+#include "common/log.h"
+
+namespace pcmoe {
+
+namespace {
+void report(const std::string& program, const char* kind, const char* what) {
+  std::fprintf(stderr, "%s: %s%s\n", program.c_str(), kind, what);
+  PCMOE_ERROR("process.fatal").kv("kind", kind).kv("error", what);
+}
+}  // namespace
+
+int run_main(const std::string& program, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "%s: configuration error:\n%s\n", program.c_str(), e.what());
+    return kExitUsage;
+  } catch (const TransportError& e) {
+    report(program, "transport error: ", e.what());
+    return kExitTransport;
+  } catch (const ProtocolError& e) {
+    report(program, "protocol error: ", e.what());
+    return kExitTransport;
+  } catch (const DataError& e) {
+    report(program, "data error: ", e.what());
+    return kExitFatal;
+  } catch (const std::exception& e) {
+    report(program, "fatal: ", e.what());
+    return kExitFatal;
+  }
+}
+
+}  // namespace pcmoe

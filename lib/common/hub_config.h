@@ -1,0 +1,45 @@
+// Owns the configuration of the hub daemon (pcmoe-hub): the shared preset (`preset:`) whose hash
+// parties must match, and the `hub:` block — endpoint, expected parties and their keys, turn
+// schedule, timeouts, snapshots, logging.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/config_schema.h"
+#include "common/model_config.h"
+
+namespace pcmoe {
+
+struct HubPartyEntry {
+  std::string id;
+  std::string public_key;  // the party's CURVE public key (Z85); required when CURVE is on
+};
+
+struct HubSettings {
+  std::string bind = "tcp://127.0.0.1:5555";
+  std::vector<HubPartyEntry> parties;  // the federation: training starts when all have joined
+  int steps_per_turn = 1;
+  uint64_t seed = 42;              // seed of the randomised round-robin turn order
+  int heartbeat_ms = 1000;
+  int party_timeout_ms = 10000;    // a party silent this long is marked lost
+  int64_t snapshot_every = 0;      // steps between expert-pool snapshots; 0 = at the end and on request
+  int load_window_steps = 50;      // window of the windowed global expert load
+  std::string out_dir = "runs/hub";
+  std::string secret_key_file;     // the hub's CURVE key pair file; "" = CURVE off
+  std::string log_level = "info";
+  std::string log_file;            // "" = stderr
+  bool exit_when_done = true;      // exit after training finished and parties said bye
+};
+
+struct HubConfig {
+  ModelConfig model;
+  TrainConfig train;
+  HubSettings hub;
+};
+
+config::Schema<HubConfig> hub_schema();
+HubConfig load_hub_config(const std::string& path, const std::vector<std::string>& overrides);
+
+}  // namespace pcmoe

@@ -1,0 +1,58 @@
+// Owns the configuration of one party daemon (pcmoe-party): the shared preset (referenced with
+// `preset:`), the party's identity and network settings (`party:`), its privacy defences
+// (`privacy:`), its private data (`data:`) and run settings (`run:`; run.seed is the private
+// backbone seed, 0 = draw one from the OS and keep it in run.out_dir/backbone.seed).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/config_schema.h"
+#include "common/data_config.h"
+#include "common/model_config.h"
+#include "common/run_config.h"
+
+namespace pcmoe {
+
+struct CurveConfig {
+  std::string secret_key_file;  // this participant's key pair file (pcmoe-ctl keygen); "" = CURVE off
+  std::string hub_public_key;   // party only: the hub's public key (Z85), needed when CURVE is on
+};
+
+struct PartyNetConfig {
+  std::string id;                                // unique party id, e.g. "a"
+  std::string hub = "tcp://127.0.0.1:5555";      // the hub's control endpoint
+  std::string expert_bind = "tcp://127.0.0.1:*"; // where this party's expert service binds
+  std::string expert_advertise;                  // endpoint the others connect to ("" = the bound one)
+  uint64_t memory_limit_mb = 0;                  // device memory budget; 0 = no limit
+  std::string wire_dtype = "auto";               // activations/gradients on the wire: auto|fp32|bf16|fp16
+  int heartbeat_ms = 1000;
+  int request_timeout_ms = 30000;  // a host that does not answer in time fails the step
+  int hub_timeout_ms = 30000;      // give up on the hub after this long without a message
+  int server_threads = 1;          // expert-service compute threads
+  CurveConfig curve;
+};
+
+struct PrivacyConfig {
+  double row_noise_std = 0.0;        // Gaussian noise (std, relative to each row's RMS) added to rows sent to hosts
+  std::string local_only_layers;     // MoE layers that route only to this party's own experts ("1,3")
+  bool shared_init = false;          // set when the backbone starts from a shared public checkpoint (warns loudly)
+};
+
+struct PartyConfig {
+  ModelConfig model;
+  TrainConfig train;
+  PartyNetConfig party;
+  PrivacyConfig privacy;
+  DataConfig data;
+  RunConfig run;
+};
+
+config::Schema<PartyConfig> party_schema();
+// Loads --config, applies --set overrides, validates (data paths exist, endpoints parse, ...).
+// Throws ConfigError naming file, line and key.
+PartyConfig load_party_config(const std::string& path, const std::vector<std::string>& overrides,
+                              bool check_data = true);
+
+}  // namespace pcmoe
