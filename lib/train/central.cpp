@@ -1,0 +1,223 @@
+// pcmoe-central, mode central (see central.h).
+#include "train/central.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "data/loader.h"
+#include "model/backbone.h"
+#include "model/compat.h"
+#include "model/expert.h"
+#include "model/optim.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/metrics.h"
+
+namespace pcmoe::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+struct CentralState {
+  const CentralConfig& cfg;
+  torch::Device device;
+  model::Backbone backbone;
+  model::ExpertShard experts;
+  model::LocalDispatcher dispatcher;
+  std::unique_ptr<model::AdamW> opt;
+  data::BatchLoader loader;
+  std::vector<data::Batch> heldout;
+  int64_t step = 0;
+
+  explicit CentralState(const CentralConfig& c)
+      : cfg(c),
+        device(model::parse_device(c.run.device)),
+        backbone(c.model, c.run.seed),
+        experts(c.model, c.train.expert_seed, [](int, int) { return true; }),
+        dispatcher(experts),
+        loader(c.data, data::Split::train, c.train.batch_size, c.model.seq_len) {
+    backbone->to(device);
+    experts.to(device);
+    std::vector<model::NamedParam> params;
+    for (auto& p : backbone->named_parameters()) params.push_back({"backbone." + p.key(), p.value()});
+    for (auto& [name, t] : experts.named_expert_params()) params.push_back({"experts." + name, t});
+    opt = std::make_unique<model::AdamW>(std::move(params), c.train);
+    heldout = data::heldout_batches(c.data, c.train.eval_batches, c.train.batch_size, c.model.seq_len);
+  }
+
+  std::string checkpoint_path() const { return fs::join(cfg.run.out_dir, "checkpoint.pcmoe"); }
+
+  void save() {
+    model::NamedTensors tensors = model::module_state(*backbone, "backbone.");
+    for (auto& [name, t] : experts.named_expert_params()) tensors.emplace_back("experts." + name, t);
+    for (auto& st : opt->state_tensors("opt.")) tensors.push_back(st);
+    auto pos = loader.position();
+    std::map<std::string, std::string> meta = {
+        {"kind", "central"},
+        {"step", std::to_string(step)},
+        {"config_hash", model_config_hash(cfg.model, cfg.train)},
+        {"data_epoch", std::to_string(pos.epoch)},
+        {"data_sequences", std::to_string(pos.sequences)},
+    };
+    save_checkpoint(checkpoint_path(), cfg.model, meta, tensors);
+    PCMOE_INFO("train.checkpoint").kv("path", checkpoint_path()).kv("step", step);
+  }
+
+  void restore(const std::string& path) {
+    TensorFile file = load_checkpoint(path, cfg.model);
+    load_model_weights(file, backbone, experts);
+    opt->load_state([&](const std::string& n) { return model::find_tensor(file, n); }, "opt.");
+    step = meta_int(file, "step", 0);
+    loader.seek({static_cast<uint64_t>(meta_int(file, "data_epoch", 0)),
+                 static_cast<uint64_t>(meta_int(file, "data_sequences", 0))});
+    PCMOE_INFO("train.resumed").kv("path", path).kv("step", step);
+  }
+};
+
+std::string progress_text(int64_t step, int64_t total, double loss, double eval_loss, double eval_bpb,
+                          double tok_s, double eta_s) {
+  std::string s = fmt::format("step {}/{} | loss {:.4f}", step, total, loss);
+  if (eval_loss >= 0) s += fmt::format(" | eval {:.4f} ({:.3f} bpb)", eval_loss, eval_bpb);
+  s += fmt::format(" | {:.0f} tok/s | ETA {}", tok_s, format_duration(eta_s));
+  return s;
+}
+
+}  // namespace
+
+TrainSummary run_central(const CentralConfig& cfg) {
+  model::set_threads(cfg.run.threads);
+  fs::make_dirs(cfg.run.out_dir);
+  CentralState st(cfg);
+  const bool bf16 = cfg.train.dtype == "bf16";
+  if (cfg.run.resume && fs::exists(st.checkpoint_path())) {
+    st.restore(st.checkpoint_path());
+  } else if (!cfg.run.init_from.empty()) {
+    load_model_weights(load_checkpoint(cfg.run.init_from, cfg.model), st.backbone, st.experts);
+    PCMOE_WARN("train.init_from").kv("path", cfg.run.init_from);
+  }
+  MetricsWriter metrics(cfg.run.metrics_file.empty() ? fs::join(cfg.run.out_dir, "metrics.jsonl")
+                                                     : cfg.run.metrics_file);
+  PCMOE_INFO("train.start")
+      .kv("mode", "central")
+      .kv("device", cfg.run.device)
+      .kv("torch", model::torch_version())
+      .kv("threads", static_cast<int64_t>(torch::get_num_threads()))
+      .kv("backbone_params", st.backbone->parameter_count())
+      .kv("expert_params", st.experts.parameter_count())
+      .kv("start_step", st.step)
+      .kv("steps", cfg.train.steps)
+      .kv("config_hash", model_config_hash(cfg.model, cfg.train));
+
+  std::vector<torch::Tensor> all_params = st.opt->tensors();
+  Progress progress(cfg.run.progress, cfg.train.steps);
+  TrainSummary sum;
+  model::reset_peak_memory(st.device);
+  const auto t0 = Clock::now();
+  const int64_t first_step = st.step;
+  int64_t tokens_done = 0;
+  double last_eval = -1, last_bpb = -1, ema_tok_s = 0;
+
+  while (st.step < cfg.train.steps) {
+    if (signals::stop_requested()) {
+      sum.interrupted = true;
+      break;
+    }
+    if (cfg.run.max_minutes > 0 && seconds_since(t0) > cfg.run.max_minutes * 60) {
+      PCMOE_INFO("train.time_budget_spent").kv("minutes", cfg.run.max_minutes).kv("step", st.step);
+      break;
+    }
+    const auto ts = Clock::now();
+    auto batch = st.loader.next();
+    auto tokens = batch_tensor(batch, st.device);
+    model::ForwardResult out;
+    {
+      model::AutocastGuard autocast(bf16, st.device);
+      out = st.backbone->forward(tokens, st.dispatcher);
+    }
+    out.loss.backward();
+    const double grad_norm = std::sqrt(model::grad_sq_norm(all_params));
+    const double lr = model::lr_at(cfg.train, st.step);
+    st.opt->step(lr, model::clip_scale(grad_norm, cfg.train.grad_clip));
+    if (cfg.model.router.balance_bias_rate > 0) {
+      std::vector<std::vector<double>> load;
+      for (const auto& ls : out.stats) {
+        double total = 0;
+        for (auto c : ls.counts) total += static_cast<double>(c);
+        std::vector<double> share;
+        for (auto c : ls.counts) share.push_back(total > 0 ? static_cast<double>(c) / total : 0.0);
+        load.push_back(share);
+      }
+      st.backbone->update_balance_bias(load, cfg.model.router.balance_bias_rate);
+    }
+    const double loss = out.ce_loss.item<double>();
+    const double aux = out.aux_loss.item<double>();
+    PCMOE_CHECK_T(ModelError, std::isfinite(loss), "training loss became {} at step {}", loss, st.step);
+    st.step += 1;
+    tokens_done += out.tokens;
+    const double step_s = seconds_since(ts);
+    const double tok_s = static_cast<double>(out.tokens) / std::max(step_s, 1e-9);
+    ema_tok_s = ema_tok_s == 0 ? tok_s : 0.9 * ema_tok_s + 0.1 * tok_s;
+
+    JsonObject rec;
+    rec.add("step", st.step).add("tokens", tokens_done).add("loss", loss).add("aux_loss", aux).add("lr", lr);
+    rec.add("grad_norm", grad_norm).add("tokens_per_s", tok_s).add("step_ms", step_s * 1e3);
+    const bool do_eval = (cfg.train.eval_every > 0 && st.step % cfg.train.eval_every == 0) || st.step == cfg.train.steps;
+    if (do_eval) {
+      auto ev = evaluate(st.backbone, st.dispatcher, st.heldout, st.device, bf16);
+      last_eval = ev.loss;
+      last_bpb = ev.bits_per_byte;
+      rec.add("eval_loss", ev.loss).add("eval_bpb", ev.bits_per_byte);
+      PCMOE_INFO("train.eval").kv("step", st.step).kv("eval_loss", ev.loss).kv("eval_bpb", ev.bits_per_byte).kv("tokens", ev.tokens);
+    }
+    auto mem = model::peak_memory(st.device);
+    rec.add("peak_memory_bytes", mem.allocated_bytes).add("peak_reserved_bytes", mem.reserved_bytes);
+    metrics.write(rec);
+    if (st.step % cfg.run.log_every == 0) {
+      PCMOE_INFO("train.step").kv("step", st.step).kv("loss", loss).kv("aux_loss", aux).kv("lr", lr).kv("tokens_per_s", tok_s);
+    }
+    const double eta = static_cast<double>(cfg.train.steps - st.step) *
+                       seconds_since(t0) / static_cast<double>(std::max<int64_t>(1, st.step - first_step));
+    progress.update(st.step, progress_text(st.step, cfg.train.steps, loss, last_eval, last_bpb, ema_tok_s, eta));
+    if (cfg.run.checkpoint_every > 0 && st.step % cfg.run.checkpoint_every == 0) st.save();
+    sum.last_loss = loss;
+  }
+  progress.finish();
+  sum.wall_s = seconds_since(t0);
+  sum.steps_done = st.step;
+  sum.tokens_per_s = static_cast<double>(tokens_done) / std::max(sum.wall_s, 1e-9);
+  st.save();
+  sum.checkpoint_path = st.checkpoint_path();
+  if (last_eval < 0 || sum.interrupted || st.step < cfg.train.steps) {
+    auto ev = evaluate(st.backbone, st.dispatcher, st.heldout, st.device, bf16);
+    last_eval = ev.loss;
+    last_bpb = ev.bits_per_byte;
+    PCMOE_INFO("train.eval").kv("step", st.step).kv("eval_loss", ev.loss).kv("eval_bpb", ev.bits_per_byte).kv("tokens", ev.tokens);
+  }
+  sum.eval_loss = last_eval;
+  sum.eval_bpb = last_bpb;
+  sum.export_path = fs::join(cfg.run.out_dir, "model.pcmoe");
+  export_model(sum.export_path, cfg.model, st.backbone, st.experts,
+               {{"step", std::to_string(st.step)}, {"source", "pcmoe-central"}});
+  sum.peak_memory_bytes = model::peak_memory(st.device).allocated_bytes;
+  PCMOE_INFO("train.done")
+      .kv("step", st.step)
+      .kv("interrupted", sum.interrupted)
+      .kv("eval_loss", sum.eval_loss)
+      .kv("eval_bpb", sum.eval_bpb)
+      .kv("wall_s", sum.wall_s)
+      .kv("tokens_per_s", sum.tokens_per_s)
+      .kv("peak_memory_bytes", sum.peak_memory_bytes)
+      .kv("export", sum.export_path);
+  return sum;
+}
+
+}  // namespace pcmoe::train
