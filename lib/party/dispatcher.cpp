@@ -1,0 +1,251 @@
+// Requester side of remote expert calls (see dispatcher.h).
+#include "party/dispatcher.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/error.h"
+#include "model/compat.h"
+#include "party/wire.h"
+#include "proto/describe.h"
+#include "proto/wire_tensor.h"
+
+namespace pcmoe::party {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Autograd node of one MoE layer's remote rows (all hosts together).
+class RemoteCall : public torch::autograd::Function<RemoteCall> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, torch::Tensor x,
+                                                int64_t dispatcher_ptr, int64_t call_ptr) {
+    auto* d = reinterpret_cast<FederatedDispatcher*>(dispatcher_ptr);
+    auto* call = reinterpret_cast<FederatedDispatcher::Call*>(call_ptr);
+    ctx->saved_data["d"] = dispatcher_ptr;
+    ctx->saved_data["c"] = call_ptr;
+    return {d->wait_forward(*call, x.scalar_type())};
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto* d = reinterpret_cast<FederatedDispatcher*>(ctx->saved_data["d"].toInt());
+    auto* call = reinterpret_cast<FederatedDispatcher::Call*>(ctx->saved_data["c"].toInt());
+    return {d->run_backward(*call, grads[0]), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+// ---- Placement ----
+Placement Placement::round_robin(const ModelConfig& cfg, uint32_t n_parties, uint32_t self) {
+  Placement p;
+  p.moe_layers = cfg.moe_layer_indices();
+  p.self = self;
+  p.n_parties = n_parties;
+  for (size_t i = 0; i < p.moe_layers.size(); ++i) {
+    std::vector<uint32_t> row;
+    for (int e = 0; e < cfg.n_experts; ++e) row.push_back(static_cast<uint32_t>(e) % n_parties);
+    p.host.push_back(row);
+  }
+  return p;
+}
+
+uint32_t Placement::host_of(int layer, int expert) const {
+  auto it = std::find(moe_layers.begin(), moe_layers.end(), layer);
+  PCMOE_CHECK_T(ModelError, it != moe_layers.end(), "layer {} is not a MoE layer", layer);
+  const auto& row = host[static_cast<size_t>(it - moe_layers.begin())];
+  PCMOE_CHECK_T(ModelError, expert >= 0 && static_cast<size_t>(expert) < row.size(), "expert {} out of range", expert);
+  return row[static_cast<size_t>(expert)];
+}
+
+// ---- FederatedDispatcher ----
+FederatedDispatcher::FederatedDispatcher(const ModelConfig& cfg, model::ExpertShard& local, Placement placement,
+                                         ExpertLink& link, DispatchOptions options)
+    : cfg_(cfg),
+      local_(local),
+      placement_(std::move(placement)),
+      link_(link),
+      opt_(std::move(options)),
+      rng_(opt_.shuffle_seed),
+      noise_gen_(model::make_cpu_generator(mix_seed(opt_.shuffle_seed, 0x6e6f697365ULL))),
+      alive_(placement_.n_parties, true) {
+  set_alive(alive_);
+}
+
+FederatedDispatcher::~FederatedDispatcher() = default;
+
+void FederatedDispatcher::set_alive(const std::vector<bool>& alive) {
+  alive_ = alive;
+  alive_.resize(placement_.n_parties, true);
+  masks_.clear();
+  for (size_t i = 0; i < placement_.moe_layers.size(); ++i) {
+    const int layer = placement_.moe_layers[i];
+    const bool local_only = std::find(opt_.local_only_layers.begin(), opt_.local_only_layers.end(), layer) !=
+                            opt_.local_only_layers.end();
+    std::vector<uint8_t> m(static_cast<size_t>(cfg_.n_experts));
+    bool all = true;
+    for (int e = 0; e < cfg_.n_experts; ++e) {
+      uint32_t h = placement_.host[i][static_cast<size_t>(e)];
+      bool ok = local_only ? h == placement_.self : (h == placement_.self || alive_[h]);
+      m[static_cast<size_t>(e)] = ok ? 1 : 0;
+      all = all && ok;
+    }
+    if (all) {
+      masks_.push_back(torch::Tensor());
+    } else {
+      masks_.push_back(torch::tensor(std::vector<int64_t>(m.begin(), m.end())).to(torch::kBool).to(opt_.device));
+    }
+  }
+}
+
+torch::Tensor FederatedDispatcher::available_mask(int layer) {
+  auto it = std::find(placement_.moe_layers.begin(), placement_.moe_layers.end(), layer);
+  if (it == placement_.moe_layers.end()) return {};
+  return masks_[static_cast<size_t>(it - placement_.moe_layers.begin())];
+}
+
+void FederatedDispatcher::begin_step(int64_t step) {
+  step_ = step;
+  hosts_called_.clear();
+  remote_grad_sq_ = 0;
+  calls_.clear();
+}
+
+proto::Message FederatedDispatcher::expect_reply(uint32_t host, proto::MsgType expect, uint64_t request_id) {
+  const auto t0 = Clock::now();
+  proto::Message reply = link_.wait(host, expect, request_id);
+  stats_.wait_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) {
+    throw TransportError(fmt::format("host party {} refused request {} at layer: {} ({})", host, request_id,
+                                     err->reason, proto::error_code_name(static_cast<proto::ErrorCode>(err->code))));
+  }
+  return reply;
+}
+
+torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_sorted, const torch::Tensor& expert_sorted,
+                                            const std::vector<int64_t>& counts) {
+  const bool train = torch::GradMode::is_enabled();
+  const int64_t d = x_sorted.size(1);
+  // Split the expert-sorted rows into local slices and per-host index lists.
+  std::vector<std::pair<int64_t, int64_t>> local_slices;  // (offset, count) of local experts
+  std::vector<int> local_experts;
+  std::map<uint32_t, std::vector<int64_t>> remote_rows;
+  int64_t offset = 0;
+  for (int e = 0; e < cfg_.n_experts; ++e) {
+    const int64_t n = counts[static_cast<size_t>(e)];
+    if (n > 0) {
+      const uint32_t h = placement_.host_of(layer, e);
+      if (h == placement_.self) {
+        local_slices.emplace_back(offset, n);
+        local_experts.push_back(e);
+      } else {
+        auto& v = remote_rows[h];
+        for (int64_t r = offset; r < offset + n; ++r) v.push_back(r);
+      }
+    }
+    offset += n;
+  }
+
+  // Send every remote request first, so they are in flight while local experts compute.
+  auto call = std::make_shared<Call>();
+  call->layer = layer;
+  call->device = x_sorted.device();
+  std::vector<torch::Tensor> remote_idx;
+  for (auto& [host, rows] : remote_rows) {
+    rng_.shuffle(rows);  // private permutation: no order information leaves the party
+    auto idx = torch::tensor(rows, torch::kLong).to(x_sorted.device());
+    auto x_h = x_sorted.index_select(0, idx).detach();
+    if (opt_.row_noise_std > 0) {
+      auto rms = x_h.to(torch::kFloat32).pow(2).mean(1, true).sqrt();
+      auto noise = at::normal(0.0, 1.0, x_h.sizes(), noise_gen_, torch::TensorOptions().dtype(torch::kFloat32));
+      x_h = x_h + (noise.to(x_h.device()) * rms * opt_.row_noise_std).to(x_h.scalar_type());
+    }
+    proto::ExpertForward req;
+    req.request_id = next_request_++;
+    req.requester = opt_.self_id;
+    req.step = step_;
+    req.layer = static_cast<uint32_t>(layer);
+    req.mode = train ? proto::ExpertMode::train : proto::ExpertMode::eval;
+    req.expert_ids = ids_to_wire(expert_sorted.index_select(0, idx), cfg_.n_experts);
+    req.rows = to_wire(x_h, opt_.wire_dtype);
+    link_.send(host, req);
+    if (train) hosts_called_.insert(host);
+    call->hosts.push_back(host);
+    call->request_ids.push_back(req.request_id);
+    call->rows.push_back(static_cast<int64_t>(rows.size()));
+    remote_idx.push_back(idx);
+    stats_.requests++;
+    stats_.rows_sent += rows.size();
+  }
+
+  std::vector<torch::Tensor> pieces;
+  std::vector<torch::Tensor> piece_idx;
+  for (size_t i = 0; i < local_slices.size(); ++i) {
+    auto [off, n] = local_slices[i];
+    pieces.push_back(local_.get(layer, local_experts[i])->forward(x_sorted.narrow(0, off, n)));
+    piece_idx.push_back(torch::arange(off, off + n, torch::TensorOptions().dtype(torch::kLong).device(x_sorted.device())));
+    stats_.rows_local += static_cast<uint64_t>(n);
+  }
+  if (!call->hosts.empty()) {
+    auto all_idx = torch::cat(remote_idx);
+    torch::Tensor y_remote;
+    if (train) {
+      calls_.push_back(call);
+      auto x_remote = x_sorted.index_select(0, all_idx);
+      y_remote = RemoteCall::apply(x_remote, reinterpret_cast<int64_t>(this), reinterpret_cast<int64_t>(call.get()))[0];
+    } else {
+      y_remote = wait_forward(*call, x_sorted.scalar_type());
+    }
+    pieces.push_back(y_remote);
+    piece_idx.push_back(all_idx);
+  }
+  if (pieces.empty()) return torch::zeros({0, d}, x_sorted.options());
+  auto y_cat = pieces.size() == 1 ? pieces[0] : torch::cat(pieces, 0);
+  auto idx_cat = piece_idx.size() == 1 ? piece_idx[0] : torch::cat(piece_idx, 0);
+  // Un-permute: row idx_cat[j] of the sorted order is y_cat[j].
+  auto inverse = torch::empty_like(idx_cat);
+  inverse.index_put_({idx_cat}, torch::arange(idx_cat.size(0), idx_cat.options()));
+  return y_cat.index_select(0, inverse);
+}
+
+torch::Tensor FederatedDispatcher::wait_forward(const Call& call, torch::ScalarType dtype) {
+  std::vector<torch::Tensor> outs;
+  for (size_t i = 0; i < call.hosts.size(); ++i) {
+    auto reply = expect_reply(call.hosts[i], proto::MsgType::expert_forward_reply, call.request_ids[i]);
+    const auto& r = std::get<proto::ExpertForwardReply>(reply);
+    if (r.outputs.shape != std::vector<int64_t>{call.rows[i], cfg_.d_model}) {
+      throw ProtocolError(fmt::format("host party {} answered request {} with outputs {} (expected [{}, {}])", call.hosts[i],
+                                      call.request_ids[i], proto::describe_tensor(r.outputs), call.rows[i], cfg_.d_model));
+    }
+    outs.push_back(from_wire(r.outputs, call.device, dtype));
+  }
+  return outs.size() == 1 ? outs[0] : torch::cat(outs, 0);
+}
+
+torch::Tensor FederatedDispatcher::run_backward(const Call& call, const torch::Tensor& grad) {
+  auto g = grad.contiguous();
+  int64_t off = 0;
+  for (size_t i = 0; i < call.hosts.size(); ++i) {
+    proto::ExpertBackward req;
+    req.request_id = call.request_ids[i];
+    req.grad_outputs = to_wire(g.narrow(0, off, call.rows[i]), opt_.wire_dtype);
+    link_.send(call.hosts[i], req);
+    off += call.rows[i];
+  }
+  std::vector<torch::Tensor> outs;
+  for (size_t i = 0; i < call.hosts.size(); ++i) {
+    auto reply = expect_reply(call.hosts[i], proto::MsgType::expert_backward_reply, call.request_ids[i]);
+    const auto& r = std::get<proto::ExpertBackwardReply>(reply);
+    if (r.grad_inputs.shape != std::vector<int64_t>{call.rows[i], cfg_.d_model}) {
+      throw ProtocolError(fmt::format("host party {} answered backward {} with grads {}", call.hosts[i],
+                                      call.request_ids[i], proto::describe_tensor(r.grad_inputs)));
+    }
+    remote_grad_sq_ += r.grad_sq_norm;
+    outs.push_back(from_wire(r.grad_inputs, call.device, grad.scalar_type()));
+  }
+  return outs.size() == 1 ? outs[0] : torch::cat(outs, 0);
+}
+
+}  // namespace pcmoe::party

@@ -1,0 +1,292 @@
+// Host side of the expert protocol (see expert_host.h).
+#include "party/expert_host.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "model/compat.h"
+#include "party/wire.h"
+
+namespace pcmoe::party {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+proto::Message error_reply(proto::ErrorCode code, std::string reason, proto::MsgType type, uint64_t request_id) {
+  proto::ErrorMsg e;
+  e.code = static_cast<uint16_t>(code);
+  e.reason = std::move(reason);
+  e.in_reply_to = static_cast<uint16_t>(type);
+  e.request_id = request_id;
+  return e;
+}
+
+bool is_oom(const c10::Error& e) {
+  std::string what = e.what();
+  return what.find("out of memory") != std::string::npos || what.find("CUDA out of memory") != std::string::npos;
+}
+
+}  // namespace
+
+ExpertHost::ExpertHost(const ModelConfig& model, const TrainConfig& train, model::ExpertShard& shard,
+                       model::AdamW& opt, std::shared_mutex& shard_mu, HostOptions options)
+    : model_(model), train_(train), shard_(shard), opt_(opt), shard_mu_(shard_mu), opt_s_(std::move(options)) {}
+
+void ExpertHost::set_known_parties(std::set<std::string> ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  known_ = std::move(ids);
+}
+
+HostStats ExpertHost::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+proto::Message ExpertHost::handle(const std::string& sender, const proto::Message& request) {
+  const proto::MsgType type = proto::type_of(request);
+  uint64_t request_id = 0;
+  std::string requester;
+  if (auto* f = std::get_if<proto::ExpertForward>(&request)) {
+    request_id = f->request_id;
+    requester = f->requester;
+  } else if (auto* b = std::get_if<proto::ExpertBackward>(&request)) {
+    request_id = b->request_id;
+  } else if (auto* s = std::get_if<proto::StepEnd>(&request)) {
+    requester = s->requester;
+  } else if (auto* a = std::get_if<proto::StepAbort>(&request)) {
+    requester = a->requester;
+  } else {
+    return error_reply(proto::ErrorCode::unknown_type,
+                       fmt::format("{} is not accepted on the expert service", proto::msg_type_name(type)), type, 0);
+  }
+  // Identity: the authenticated sender wins; the requester field must agree with it.
+  if (!sender.empty()) {
+    if (!requester.empty() && requester != sender) {
+      return error_reply(proto::ErrorCode::unknown_party,
+                         fmt::format("requester '{}' does not match the authenticated sender '{}'", requester, sender),
+                         type, request_id);
+    }
+    requester = sender;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.requests++;
+    if (std::holds_alternative<proto::ExpertBackward>(request) && requester.empty()) {
+      auto it = stash_.find(request_id);
+      if (it != stash_.end()) requester = it->second.requester;
+    }
+    if (!known_.empty() && !requester.empty() && !known_.count(requester)) {
+      stats_.errors++;
+      return error_reply(proto::ErrorCode::unknown_party, fmt::format("party '{}' is not in the directory", requester),
+                         type, request_id);
+    }
+  }
+  const auto t0 = Clock::now();
+  proto::Message reply;
+  try {
+    if (auto* f = std::get_if<proto::ExpertForward>(&request)) {
+      reply = forward(requester, *f);
+    } else if (auto* b = std::get_if<proto::ExpertBackward>(&request)) {
+      reply = backward(requester, *b);
+    } else if (auto* s = std::get_if<proto::StepEnd>(&request)) {
+      reply = step_end(requester, *s);
+    } else {
+      reply = step_abort(requester, std::get<proto::StepAbort>(request));
+    }
+  } catch (const c10::Error& e) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stash_.erase(request_id);
+    reply = error_reply(is_oom(e) ? proto::ErrorCode::out_of_memory : proto::ErrorCode::internal,
+                        std::string("expert computation failed: ") + e.what_without_backtrace(), type, request_id);
+  } catch (const std::exception& e) {
+    reply = error_reply(proto::ErrorCode::internal, std::string("expert request failed: ") + e.what(), type, request_id);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.compute_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  if (std::holds_alternative<proto::ErrorMsg>(reply)) stats_.errors++;
+  return reply;
+}
+
+bool ExpertHost::open_step(const std::string& requester, int64_t step, std::string& why) {
+  const auto now = Clock::now();
+  if (!open_requester_.empty() && open_requester_ != requester) {
+    if (now - open_touched_ < std::chrono::milliseconds(opt_s_.stale_ms)) {
+      why = fmt::format("party '{}' holds an open step {}", open_requester_, open_step_);
+      return false;
+    }
+    drop_open_step_locked("stale");
+  }
+  if (open_requester_ == requester && open_step_ != step) drop_open_step_locked("superseded");
+  open_requester_ = requester;
+  open_step_ = step;
+  open_touched_ = now;
+  return true;
+}
+
+void ExpertHost::drop_open_step_locked(const char* reason) {
+  if (open_requester_.empty()) return;
+  PCMOE_WARN("host.step_dropped").kv("requester", open_requester_).kv("step", open_step_).kv("reason", reason)
+      .kv("stashed", static_cast<int64_t>(stash_.size()));
+  stash_.clear();
+  stats_.stash_bytes = 0;
+  {
+    std::unique_lock<std::shared_mutex> w(shard_mu_);
+    opt_.zero_grad();
+  }
+  open_requester_.clear();
+  open_step_ = -1;
+}
+
+proto::Message ExpertHost::forward(const std::string& requester, const proto::ExpertForward& req) {
+  const auto type = proto::MsgType::expert_forward;
+  const int layer = static_cast<int>(req.layer);
+  if (!model_.is_moe_layer(layer)) {
+    return error_reply(proto::ErrorCode::bad_field, fmt::format("layer {} is not a MoE layer", layer), type, req.request_id);
+  }
+  const int64_t rows = req.rows.shape.empty() ? 0 : req.rows.shape[0];
+  if (req.rows.shape.size() != 2 || req.rows.shape[1] != model_.d_model || req.expert_ids.shape.size() != 1 ||
+      req.expert_ids.shape[0] != rows) {
+    return error_reply(proto::ErrorCode::bad_shape,
+                       fmt::format("rows must be [R, {}] with R expert ids", model_.d_model), type, req.request_id);
+  }
+  auto ids = ids_from_wire(req.expert_ids, torch::kCPU);
+  std::vector<int64_t> distinct;
+  if (rows > 0) {
+    auto uniq = std::get<0>(torch::_unique(ids, /*sorted=*/true));
+    distinct.assign(uniq.data_ptr<int64_t>(), uniq.data_ptr<int64_t>() + uniq.numel());
+  }
+  for (int64_t e : distinct) {
+    if (e < 0 || e >= model_.n_experts || !shard_.has(layer, static_cast<int>(e))) {
+      return error_reply(proto::ErrorCode::unavailable,
+                         fmt::format("expert {} is not hosted by party '{}'", model::expert_name(layer, static_cast<int>(e)), opt_s_.self_id),
+                         type, req.request_id);
+    }
+  }
+  const bool train = req.mode == proto::ExpertMode::train;
+  const uint64_t bytes = static_cast<uint64_t>(rows) * model_.d_model * 4 * 2;
+  if (train) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string why;
+    if (!open_step(requester, req.step, why)) return error_reply(proto::ErrorCode::busy, why, type, req.request_id);
+    if (stash_.count(req.request_id)) {
+      return error_reply(proto::ErrorCode::out_of_order, fmt::format("request id {} already in use", req.request_id), type, req.request_id);
+    }
+    if (opt_s_.max_stash_bytes > 0 && stats_.stash_bytes + bytes > opt_s_.max_stash_bytes) {
+      return error_reply(proto::ErrorCode::busy, fmt::format("stash for backward would exceed {} bytes", opt_s_.max_stash_bytes), type, req.request_id);
+    }
+  }
+  const auto compute_dtype = torch::kFloat32;
+  auto x = from_wire(req.rows, opt_s_.device, compute_dtype);
+  auto dev_ids = ids.to(opt_s_.device);
+  torch::Tensor y;
+  {
+    std::shared_lock<std::shared_mutex> r(shard_mu_);
+    if (train) {
+      x.requires_grad_(true);
+      model::AutocastGuard autocast(opt_s_.bf16, opt_s_.device);
+      y = shard_.run(layer, x, dev_ids);
+    } else {
+      torch::NoGradGuard no_grad;
+      model::AutocastGuard autocast(opt_s_.bf16, opt_s_.device);
+      y = shard_.run(layer, x, dev_ids);
+    }
+  }
+  proto::ExpertForwardReply out;
+  out.request_id = req.request_id;
+  out.outputs = to_wire(y, req.rows.dtype);
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.rows_forward += static_cast<uint64_t>(rows);
+  if (train) {
+    Entry e{requester, req.step, layer, x, y, distinct, bytes};
+    stash_.emplace(req.request_id, std::move(e));
+    stats_.stash_bytes += bytes;
+    open_touched_ = Clock::now();
+  }
+  return out;
+}
+
+proto::Message ExpertHost::backward(const std::string& requester, const proto::ExpertBackward& req) {
+  const auto type = proto::MsgType::expert_backward;
+  Entry e;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = stash_.find(req.request_id);
+    if (it == stash_.end() || (!requester.empty() && it->second.requester != requester)) {
+      return error_reply(proto::ErrorCode::unknown_request,
+                         fmt::format("no train-mode forward with request id {} is waiting for backward", req.request_id), type, req.request_id);
+    }
+    if (req.grad_outputs.shape != it->second.y.sizes().vec()) {
+      return error_reply(proto::ErrorCode::bad_shape, "grad_outputs shape differs from the forward's outputs", type, req.request_id);
+    }
+    e = std::move(it->second);
+    stash_.erase(it);
+    stats_.stash_bytes -= std::min(stats_.stash_bytes, e.bytes);
+    open_touched_ = Clock::now();
+  }
+  auto grad = from_wire(req.grad_outputs, opt_s_.device, e.y.scalar_type());
+  double sq = 0;
+  {
+    std::shared_lock<std::shared_mutex> r(shard_mu_);
+    torch::autograd::backward({e.y}, {grad});
+    std::vector<torch::Tensor> touched;
+    for (int64_t id : e.experts) {
+      for (auto& p : shard_.get(e.layer, static_cast<int>(id))->parameters()) touched.push_back(p);
+    }
+    sq = model::grad_sq_norm(touched);
+  }
+  proto::ExpertBackwardReply out;
+  out.request_id = req.request_id;
+  out.grad_sq_norm = sq;
+  out.grad_inputs = to_wire(e.x.grad(), req.grad_outputs.dtype);
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.rows_backward += static_cast<uint64_t>(e.x.size(0));
+  return out;
+}
+
+proto::Message ExpertHost::step_end(const std::string& requester, const proto::StepEnd& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto last = last_ended_.find(requester);
+  if (open_requester_ != requester || open_step_ != req.step) {
+    if (last != last_ended_.end() && last->second >= req.step) {
+      proto::StepEndAck ack;  // a repeat of a step already applied: idempotent
+      ack.step = req.step;
+      return ack;
+    }
+    return error_reply(proto::ErrorCode::out_of_order,
+                       fmt::format("no open step {} of party '{}' here", req.step, requester),
+                       proto::MsgType::step_end, 0);
+  }
+  if (!stash_.empty()) {
+    PCMOE_WARN("host.step_end_with_pending").kv("requester", requester).kv("step", req.step)
+        .kv("pending", static_cast<int64_t>(stash_.size()));
+    stash_.clear();
+    stats_.stash_bytes = 0;
+  }
+  const double scale = std::clamp(req.clip_scale, 0.0, 1.0);
+  int n = 0;
+  {
+    std::unique_lock<std::shared_mutex> w(shard_mu_);
+    n = opt_.step(model::lr_at(train_, req.step), scale);
+  }
+  last_ended_[requester] = req.step;
+  open_requester_.clear();
+  open_step_ = -1;
+  stats_.steps_applied++;
+  proto::StepEndAck ack;
+  ack.step = req.step;
+  ack.experts_stepped = static_cast<uint32_t>(n / (model_.activation == "swiglu" ? 3 : 2));
+  return ack;
+}
+
+proto::Message ExpertHost::step_abort(const std::string& requester, const proto::StepAbort& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (open_requester_ == requester && open_step_ == req.step) drop_open_step_locked("aborted by requester");
+  proto::StepAbortAck ack;
+  ack.step = req.step;
+  return ack;
+}
+
+}  // namespace pcmoe::party

@@ -1,0 +1,96 @@
+// Owns the host side of the expert protocol: answers expert_forward / expert_backward /
+// step_end / step_abort for the experts this party hosts. A train-mode forward keeps what
+// backward needs (the input leaf and the output) keyed by request id; backward accumulates the
+// experts' parameter gradients and returns input gradients; step_end applies the experts'
+// optimizer for exactly the gradients of that step (scaled by the requester's clip scale) and
+// drops the stash; eval-mode forwards keep nothing. One requester may hold an open step at a
+// time (turns are sequential); a stale one is aborted after stale_ms.
+// Thread-safety: handle() may be called from several server threads; parameter updates take the
+// shard mutex exclusively, computation takes it shared (the party's trainer does the same).
+// handle() never throws: every failure becomes an ErrorMsg reply with a reason.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+#include <string>
+
+#include "common/model_config.h"
+#include "model/expert.h"
+#include "model/optim.h"
+#include "proto/messages.h"
+
+namespace pcmoe::party {
+
+struct HostOptions {
+  std::string self_id;
+  torch::Device device = torch::kCPU;
+  bool bf16 = false;          // autocast expert compute on CUDA
+  int stale_ms = 120000;      // an open step untouched this long may be aborted by another requester
+  uint64_t max_stash_bytes = 0;  // 0 = unlimited; else train forwards beyond it get `busy`
+};
+
+struct HostStats {
+  uint64_t requests = 0;
+  uint64_t errors = 0;
+  uint64_t rows_forward = 0;
+  uint64_t rows_backward = 0;
+  uint64_t steps_applied = 0;
+  double compute_ms = 0;
+  uint64_t stash_bytes = 0;
+};
+
+class ExpertHost {
+ public:
+  ExpertHost(const ModelConfig& model, const TrainConfig& train, model::ExpertShard& shard, model::AdamW& opt,
+             std::shared_mutex& shard_mu, HostOptions options);
+
+  // The parties allowed to send requests (from the hub's directory).
+  void set_known_parties(std::set<std::string> ids);
+  // Answers one request from `sender` (the authenticated party id of the connection, or "" when
+  // the transport cannot authenticate; then the request's own requester field is used).
+  proto::Message handle(const std::string& sender, const proto::Message& request);
+  HostStats stats() const;
+
+ private:
+  struct Entry {
+    std::string requester;
+    int64_t step = 0;
+    int layer = 0;
+    torch::Tensor x;  // leaf with requires_grad
+    torch::Tensor y;
+    std::vector<int64_t> experts;  // distinct expert ids of the request
+    uint64_t bytes = 0;
+  };
+
+  proto::Message forward(const std::string& requester, const proto::ExpertForward& req);
+  proto::Message backward(const std::string& requester, const proto::ExpertBackward& req);
+  proto::Message step_end(const std::string& requester, const proto::StepEnd& req);
+  proto::Message step_abort(const std::string& requester, const proto::StepAbort& req);
+  // Opens (or continues) requester's step; false with `why` if another requester holds one.
+  bool open_step(const std::string& requester, int64_t step, std::string& why);
+  void drop_open_step_locked(const char* reason);
+
+  ModelConfig model_;
+  TrainConfig train_;
+  model::ExpertShard& shard_;
+  model::AdamW& opt_;
+  std::shared_mutex& shard_mu_;
+  HostOptions opt_s_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::set<std::string> known_;
+  std::map<uint64_t, Entry> stash_;
+  std::string open_requester_;
+  int64_t open_step_ = -1;
+  std::chrono::steady_clock::time_point open_touched_{};
+  std::map<std::string, int64_t> last_ended_;  // requester -> last step ended
+  HostStats stats_;
+};
+
+}  // namespace pcmoe::party

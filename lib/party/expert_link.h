@@ -1,0 +1,27 @@
+// Owns the requester's view of the expert hosts: an interface to send a message to the party with
+// a given index and to wait for its reply, implemented over ZeroMQ by PeerLinks (peer_links.h)
+// and in-process by tests. Keeping this small lets the dispatcher and the trainer be tested
+// without sockets.
+#pragma once
+
+#include <cstdint>
+
+#include "proto/messages.h"
+
+namespace pcmoe::party {
+
+class ExpertLink {
+ public:
+  virtual ~ExpertLink() = default;
+  // Queues `msg` for the host with party index `host`. Throws TransportError if it cannot.
+  virtual void send(uint32_t host, const proto::Message& msg) = 0;
+  // The reply of `host` to the request identified by (expect, request_id) — for step_end and
+  // step_abort acks, request_id is the step. Returns the reply, or the ErrorMsg the host sent for
+  // it. Throws TransportError on timeout or when the host is lost. Unrelated replies (late answers
+  // to abandoned requests) are discarded.
+  virtual proto::Message wait(uint32_t host, proto::MsgType expect, uint64_t request_id) = 0;
+  virtual uint64_t bytes_sent() const = 0;
+  virtual uint64_t bytes_received() const = 0;
+};
+
+}  // namespace pcmoe::party
