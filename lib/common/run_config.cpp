@@ -17,6 +17,7 @@ config::Schema<RunConfig> run_schema() {
       .field("metrics_file", &RunConfig::metrics_file, "JSONL metrics file (\"\" = <out_dir>/metrics.jsonl)")
       .field("log_every", &RunConfig::log_every, "steps between train.step log lines", config::positive<int64_t>())
       .field("max_minutes", &RunConfig::max_minutes, "wall-clock training budget in minutes; 0 = none. When spent: checkpoint, final evaluation, exit 0", config::non_negative<double>())
+      .field("stop_at_step", &RunConfig::stop_at_step, "stop (checkpoint, evaluate, exit 0) once this global step is reached, to resume later; 0 = never", config::non_negative<int64_t>())
       .field("progress", &RunConfig::progress, "live progress line on stderr: auto (only on a terminal), on, off", config::one_of({"auto", "on", "off"}));
   return s;
 }

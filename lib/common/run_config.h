@@ -26,6 +26,7 @@ struct RunConfig {
   std::string metrics_file;  // JSONL metrics; "" = <out_dir>/metrics.jsonl
   int64_t log_every = 10;    // steps between train.step log lines
   double max_minutes = 0;    // wall-clock training budget; 0 = none (stop, checkpoint, evaluate)
+  int64_t stop_at_step = 0;  // stop (checkpoint, evaluate, exit 0) once this global step is reached; 0 = never
   std::string progress = "auto";  // live progress line: auto (when stderr is a terminal) | on | off
 };
 

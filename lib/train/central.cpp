@@ -131,6 +131,10 @@ TrainSummary run_central(const CentralConfig& cfg) {
       sum.interrupted = true;
       break;
     }
+    if (cfg.run.stop_at_step > 0 && st.step >= cfg.run.stop_at_step) {
+      PCMOE_INFO("train.stop_at_step").kv("step", st.step);
+      break;
+    }
     if (cfg.run.max_minutes > 0 && seconds_since(t0) > cfg.run.max_minutes * 60) {
       PCMOE_INFO("train.time_budget_spent").kv("minutes", cfg.run.max_minutes).kv("step", st.step);
       break;

@@ -1,0 +1,67 @@
+// Test helpers for lib/party: an in-process ExpertLink that hands requests straight to the
+// hosts' ExpertHost objects, and a small federation of hosts built in one process.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+
+#include "common/error.h"
+#include "model/expert.h"
+#include "model/optim.h"
+#include "party/dispatcher.h"
+#include "party/expert_host.h"
+#include "party/expert_link.h"
+
+namespace pcmoe::test {
+
+// Calls ExpertHost::handle synchronously on send(); wait() returns the queued reply.
+class LoopbackLink : public party::ExpertLink {
+ public:
+  LoopbackLink(std::string self_id, std::map<uint32_t, party::ExpertHost*> hosts)
+      : self_(std::move(self_id)), hosts_(std::move(hosts)) {}
+  void send(uint32_t host, const proto::Message& msg) override {
+    auto it = hosts_.find(host);
+    if (it == hosts_.end()) throw TransportError("no such host " + std::to_string(host));
+    replies_[host].push_back(it->second->handle(self_, msg));
+    sent_++;
+  }
+  proto::Message wait(uint32_t host, proto::MsgType, uint64_t) override {
+    auto& q = replies_[host];
+    if (q.empty()) throw TransportError("no reply queued from host " + std::to_string(host));
+    auto m = q.front();
+    q.pop_front();
+    return m;
+  }
+  uint64_t bytes_sent() const override { return sent_; }
+  uint64_t bytes_received() const override { return 0; }
+
+ private:
+  std::string self_;
+  std::map<uint32_t, party::ExpertHost*> hosts_;
+  std::map<uint32_t, std::deque<proto::Message>> replies_;
+  uint64_t sent_ = 0;
+};
+
+// One party's expert side: its shard, the shard's optimizer, the lock, and the host.
+struct HostParty {
+  std::unique_ptr<model::ExpertShard> shard;
+  std::unique_ptr<model::AdamW> opt;
+  std::shared_mutex mu;
+  std::unique_ptr<party::ExpertHost> host;
+
+  HostParty(const ModelConfig& m, const TrainConfig& t, const party::Placement& placement, uint32_t index,
+            const std::string& id) {
+    shard = std::make_unique<model::ExpertShard>(
+        m, t.expert_seed, [&](int l, int e) { return placement.host_of(l, e) == index; });
+    std::vector<model::NamedParam> params;
+    for (auto& [name, p] : shard->named_expert_params()) params.push_back({name, p});
+    opt = std::make_unique<model::AdamW>(std::move(params), t);
+    party::HostOptions ho;
+    ho.self_id = id;
+    host = std::make_unique<party::ExpertHost>(m, t, *shard, *opt, mu, ho);
+  }
+};
+
+}  // namespace pcmoe::test
