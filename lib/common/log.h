@@ -48,10 +48,13 @@ std::string utc_timestamp();
 
 }  // namespace pcmoe::log
 
-#define PCMOE_LOG(level, event)            \
-  if (!::pcmoe::log::enabled(level)) {     \
-  } else                                   \
-    ::pcmoe::log::Line(level, event)
+// The switch makes the macro one statement, so `if (x) PCMOE_INFO(...)...;` has no dangling else.
+#define PCMOE_LOG(level, event)          \
+  switch (0)                             \
+  default:                               \
+    if (!::pcmoe::log::enabled(level)) { \
+    } else                               \
+      ::pcmoe::log::Line(level, event)
 #define PCMOE_DEBUG(event) PCMOE_LOG(::pcmoe::log::Level::debug, event)
 #define PCMOE_INFO(event) PCMOE_LOG(::pcmoe::log::Level::info, event)
 #define PCMOE_WARN(event) PCMOE_LOG(::pcmoe::log::Level::warn, event)

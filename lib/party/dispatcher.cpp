@@ -118,7 +118,7 @@ proto::Message FederatedDispatcher::expect_reply(uint32_t host, proto::MsgType e
   proto::Message reply = link_.wait(host, expect, request_id);
   stats_.wait_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) {
-    throw TransportError(fmt::format("host party {} refused request {} at layer: {} ({})", host, request_id,
+    throw HostError(host, fmt::format("host party {} refused request {}: {} ({})", host, request_id,
                                      err->reason, proto::error_code_name(static_cast<proto::ErrorCode>(err->code))));
   }
   return reply;

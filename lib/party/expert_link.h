@@ -5,10 +5,22 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
+#include "common/error.h"
 #include "proto/messages.h"
 
 namespace pcmoe::party {
+
+// A host failed to answer (timeout, lost, refused): the step fails and the hub learns the suspect.
+class HostError : public TransportError {
+ public:
+  HostError(uint32_t host, const std::string& what) : TransportError(what), host_(host) {}
+  uint32_t host() const { return host_; }
+
+ private:
+  uint32_t host_;
+};
 
 class ExpertLink {
  public:

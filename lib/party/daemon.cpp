@@ -1,0 +1,420 @@
+// The pcmoe-party daemon (see daemon.h).
+#include "party/daemon.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <deque>
+#include <set>
+
+#include "common/error.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "common/tensor_file.h"
+#include "model/compat.h"
+#include "net/context.h"
+#include "net/curve.h"
+#include "net/endpoint.h"
+#include "net/rpc.h"
+#include "party/expert_server.h"
+#include "party/peer_links.h"
+#include "party/trainer.h"
+
+namespace pcmoe::party {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t ms_since(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+class Daemon {
+ public:
+  explicit Daemon(const PartyConfig& cfg) : cfg_(cfg), ctx_(net::default_context()) {}
+  int run();
+
+ private:
+  void start_server();
+  void connect_hub();
+  proto::Welcome join();
+  void apply_directory(const std::vector<proto::PartyEntry>& dir);
+  void send_hub(const proto::Message& m);
+  // Heartbeats and hub messages while busy (called from waits); `defer` queues what the main
+  // loop must handle.
+  void service_hub(bool defer);
+  void handle_hub(const proto::Message& m);
+  void run_turn(const proto::Turn& t);
+  void finish(const std::string& reason);
+  void checkpoint();
+
+  PartyConfig cfg_;
+  zmq::context_t& ctx_;
+  std::optional<net::CurveKeyPair> keys_;
+  std::unique_ptr<ExpertServer> server_;
+  std::unique_ptr<net::Client> hub_;
+  std::unique_ptr<PeerLinks> links_;
+  std::unique_ptr<PartyTrainer> trainer_;
+  proto::Limits limits_;
+  uint32_t index_ = 0;
+  uint64_t seed_ = 0;
+  uint64_t hb_seq_ = 0;
+  std::string state_ = "connecting";
+  Clock::time_point last_hb_sent_{};
+  Clock::time_point last_hub_msg_ = Clock::now();
+  std::deque<proto::Message> deferred_;
+  bool finished_ = false;   // final work done, bye sent
+  bool released_ = false;   // the hub said everyone is done
+  int64_t steps_since_ckpt_ = 0;
+  std::string checkpoint_path_;
+};
+
+void Daemon::start_server() {
+  net::ServerOptions so;
+  so.endpoint = cfg_.party.expert_bind;
+  if (keys_) {
+    so.curve = keys_;
+    so.allowed_client_keys = {keys_->public_key};  // nobody else until the directory arrives
+  }
+  so.max_message_bytes = static_cast<int64_t>(limits_.max_rows) * cfg_.model.d_model * 4 + (1 << 20);
+  server_ = std::make_unique<ExpertServer>(ctx_, so, limits_);
+  server_->start();
+}
+
+void Daemon::connect_hub() {
+  net::ClientOptions co;
+  co.endpoint = cfg_.party.hub;
+  if (keys_) {
+    co.curve = keys_;
+    co.server_public_key = cfg_.party.curve.hub_public_key;
+  }
+  co.routing_id = "party-" + cfg_.party.id;
+  hub_ = std::make_unique<net::Client>(ctx_, co);
+}
+
+void Daemon::send_hub(const proto::Message& m) {
+  if (!net::send_message(*hub_, m, 1000)) {
+    PCMOE_WARN("party.hub_send_failed").kv("type", std::string(proto::msg_type_name(proto::type_of(m))));
+  }
+}
+
+proto::Welcome Daemon::join() {
+  proto::Hello hello;
+  hello.party_id = cfg_.party.id;
+  hello.model_hash = model_config_hash(cfg_.model, cfg_.train);
+  hello.expert_endpoint = cfg_.party.expert_advertise.empty() ? net::advertised_endpoint(server_->endpoint())
+                                                              : cfg_.party.expert_advertise;
+  hello.curve_public_key = keys_ ? keys_->public_key : "";
+  hello.memory_budget_bytes = cfg_.party.memory_limit_mb << 20;
+  if (fs::exists(checkpoint_path_)) {
+    try {
+      hello.resume_step = std::stoll(read_tensor_file(checkpoint_path_).meta_at("step"));
+    } catch (const std::exception&) {
+      hello.resume_step = 0;
+    }
+  }
+  const auto t0 = Clock::now();
+  auto last_try = Clock::now() - std::chrono::hours(1);
+  while (true) {
+    if (signals::stop_requested()) throw TransportError("stopped by a signal before joining the federation");
+    if (ms_since(t0) > cfg_.party.hub_timeout_ms) {
+      throw TransportError(fmt::format("no welcome from the hub at {} within {} ms (is pcmoe-hub running? right endpoint and keys?)",
+                                       cfg_.party.hub, cfg_.party.hub_timeout_ms));
+    }
+    if (ms_since(last_try) > 2000) {
+      last_try = Clock::now();
+      net::send_message(*hub_, hello, 200);
+    }
+    std::optional<proto::Message> m;
+    try {
+      m = net::recv_message(*hub_, 100, limits_);
+    } catch (const proto::DecodeError& e) {
+      PCMOE_WARN("party.bad_hub_message").kv("reason", e.what());
+      continue;
+    }
+    if (!m) continue;
+    last_hub_msg_ = Clock::now();
+    if (auto* w = std::get_if<proto::Welcome>(&*m)) return *w;
+    if (auto* r = std::get_if<proto::Reject>(&*m)) {
+      auto code = static_cast<proto::ErrorCode>(r->code);
+      std::string msg = fmt::format("the hub refused this party ({}): {}", proto::error_code_name(code), r->reason);
+      if (code == proto::ErrorCode::config_mismatch || code == proto::ErrorCode::unknown_party ||
+          code == proto::ErrorCode::bad_version) {
+        throw ConfigError(msg);
+      }
+      throw TransportError(msg);
+    }
+  }
+}
+
+void Daemon::apply_directory(const std::vector<proto::PartyEntry>& dir) {
+  links_->update(dir);
+  std::vector<bool> alive(dir.size(), true);
+  std::set<std::string> ids;
+  std::map<std::string, std::string> keys;
+  for (const auto& e : dir) {
+    if (e.index < alive.size()) alive[e.index] = e.alive;
+    ids.insert(e.party_id);
+    keys[e.curve_public_key] = e.party_id;
+  }
+  if (trainer_) {
+    trainer_->dispatcher().set_alive(alive);
+    trainer_->host().set_known_parties(ids);
+  }
+  server_->set_parties(keys);
+}
+
+void Daemon::service_hub(bool defer) {
+  if (ms_since(last_hb_sent_) >= cfg_.party.heartbeat_ms) {
+    last_hb_sent_ = Clock::now();
+    proto::Heartbeat hb;
+    hb.seq = ++hb_seq_;
+    hb.step = trainer_ ? trainer_->last_step() + 1 : 0;
+    hb.state = state_;
+    send_hub(hb);
+  }
+  while (true) {
+    std::optional<proto::Message> m;
+    try {
+      m = net::recv_message(*hub_, 0, limits_);
+    } catch (const proto::DecodeError& e) {
+      PCMOE_WARN("party.bad_hub_message").kv("reason", e.what());
+      continue;
+    }
+    if (!m) break;
+    last_hub_msg_ = Clock::now();
+    if (std::holds_alternative<proto::Directory>(*m) || std::holds_alternative<proto::ExpertLoad>(*m) ||
+        std::holds_alternative<proto::Heartbeat>(*m) || !defer) {
+      handle_hub(*m);
+    } else {
+      deferred_.push_back(*m);
+    }
+  }
+  if (ms_since(last_hub_msg_) > cfg_.party.hub_timeout_ms) {
+    throw TransportError(fmt::format("lost the hub at {}: nothing heard for {} ms", cfg_.party.hub, cfg_.party.hub_timeout_ms));
+  }
+}
+
+void Daemon::checkpoint() {
+  trainer_->save_checkpoint(checkpoint_path_);
+  steps_since_ckpt_ = 0;
+}
+
+void Daemon::run_turn(const proto::Turn& t) {
+  state_ = "training";
+  uint32_t done = 0;
+  proto::TurnDone td;
+  td.turn_id = t.turn_id;
+  for (uint32_t i = 0; i < t.n_steps; ++i) {
+    if (signals::stop_requested()) {
+      td.ok = false;
+      td.reason = "party stopping (signal)";
+      break;
+    }
+    try {
+      auto outcome = trainer_->train_step(t.step_begin + i, t.turn_id);
+      send_hub(outcome.report);
+      ++done;
+      if (cfg_.run.checkpoint_every > 0 && ++steps_since_ckpt_ >= cfg_.run.checkpoint_every) checkpoint();
+    } catch (const HostError& e) {
+      td.ok = false;
+      td.reason = e.what();
+      td.suspect_party = links_->peer_id(e.host());
+      PCMOE_WARN("party.turn_failed").kv("step", t.step_begin + i).kv("suspect", td.suspect_party).kv("reason", td.reason);
+      break;
+    } catch (const TransportError& e) {
+      td.ok = false;
+      td.reason = e.what();
+      break;
+    } catch (const ProtocolError& e) {
+      td.ok = false;
+      td.reason = e.what();
+      break;
+    }
+  }
+  td.steps_done = done;
+  send_hub(td);
+  state_ = "serving";
+}
+
+void Daemon::finish(const std::string& reason) {
+  if (finished_) return;
+  state_ = "finishing";
+  PCMOE_INFO("party.finishing").kv("reason", reason);
+  auto [loss, bpb] = trainer_->evaluate();
+  checkpoint();
+  proto::PoolRequest pr;
+  send_hub(pr);
+  const auto t0 = Clock::now();
+  std::optional<proto::Pool> pool;
+  while (!pool && ms_since(t0) < 60000 && !released_) {
+    std::optional<proto::Message> m;
+    try {
+      m = net::recv_message(*hub_, 100, limits_);
+    } catch (const proto::DecodeError& e) {
+      PCMOE_WARN("party.bad_hub_message").kv("reason", e.what());
+      continue;
+    }
+    if (!m) {
+      service_hub(true);
+      continue;
+    }
+    last_hub_msg_ = Clock::now();
+    if (auto* p = std::get_if<proto::Pool>(&*m)) {
+      pool = *p;
+    } else {
+      handle_hub(*m);
+    }
+  }
+  const std::string out = fs::join(cfg_.run.out_dir, "model.pcmoe");
+  if (pool && pool->step >= 0) {
+    try {
+      trainer_->export_model(out, *pool);
+    } catch (const Error& e) {
+      PCMOE_ERROR("party.export_failed").kv("error", e.what());
+    }
+  } else {
+    PCMOE_WARN("party.no_pool").kv("reason", "the hub had no complete expert-pool snapshot; model not exported");
+  }
+  PCMOE_INFO("party.done").kv("steps_done", trainer_->steps_done()).kv("eval_loss", loss).kv("eval_bpb", bpb)
+      .kv("model", pool ? out : std::string()).kv("peak_memory_bytes", model::peak_memory(trainer_->device()).allocated_bytes);
+  proto::Bye bye;
+  bye.reason = reason;
+  send_hub(bye);
+  finished_ = true;
+  state_ = "done";
+}
+
+void Daemon::handle_hub(const proto::Message& m) {
+  if (auto* t = std::get_if<proto::Turn>(&m)) {
+    run_turn(*t);
+  } else if (auto* d = std::get_if<proto::Directory>(&m)) {
+    apply_directory(d->directory);
+  } else if (auto* l = std::get_if<proto::ExpertLoad>(&m)) {
+    if (cfg_.model.router.balance_bias_rate > 0 && trainer_) trainer_->update_balance_bias(l->window);
+  } else if (auto* c = std::get_if<proto::CheckpointRequest>(&m)) {
+    proto::CheckpointDone done;
+    done.step = c->step;
+    try {
+      checkpoint();
+      done.path = checkpoint_path_;
+    } catch (const Error& e) {
+      done.ok = false;
+      done.reason = e.what();
+    }
+    send_hub(done);
+  } else if (auto* s = std::get_if<proto::SnapshotRequest>(&m)) {
+    send_hub(trainer_->snapshot(s->snapshot_id, trainer_->last_step() + 1));
+  } else if (auto* st = std::get_if<proto::Stop>(&m)) {
+    if (st->reason == "release") {
+      released_ = true;
+    } else {
+      finish(st->reason);
+    }
+  } else if (auto* e = std::get_if<proto::ErrorMsg>(&m)) {
+    PCMOE_WARN("party.hub_error").kv("code", std::string(proto::error_code_name(static_cast<proto::ErrorCode>(e->code))))
+        .kv("reason", e->reason);
+  } else if (std::holds_alternative<proto::Heartbeat>(m) || std::holds_alternative<proto::Pool>(m)) {
+    // liveness only / a late pool answer
+  } else {
+    PCMOE_WARN("party.unexpected_hub_message").kv("type", std::string(proto::msg_type_name(proto::type_of(m))));
+  }
+}
+
+int Daemon::run() {
+  model::set_threads(cfg_.run.threads);
+  fs::make_dirs(cfg_.run.out_dir);
+  checkpoint_path_ = fs::join(cfg_.run.out_dir, "checkpoint.pcmoe");
+  limits_.d_model = cfg_.model.d_model;
+  limits_.max_rows = static_cast<int64_t>(cfg_.train.batch_size) * cfg_.model.seq_len * cfg_.model.top_k;
+  std::string seed_source;
+  seed_ = private_backbone_seed(cfg_, &seed_source);
+  PCMOE_INFO("party.start").kv("party", cfg_.party.id).kv("device", cfg_.run.device).kv("torch", model::torch_version())
+      .kv("seed_source", seed_source).kv("config_hash", model_config_hash(cfg_.model, cfg_.train));
+  if (cfg_.privacy.shared_init || !cfg_.run.init_from.empty()) {
+    PCMOE_WARN("privacy.shared_backbone")
+        .kv("message", "this backbone starts from a shared checkpoint: hosts whose backbone shares it can decode most "
+                       "tokens from the rows they serve (DESIGN.md). Defences: privacy.row_noise_std > 0 and "
+                       "privacy.local_only_layers for the early MoE layers")
+        .kv("row_noise_std", cfg_.privacy.row_noise_std)
+        .kv("local_only_layers", cfg_.privacy.local_only_layers);
+  }
+  if (!cfg_.party.curve.secret_key_file.empty()) keys_ = net::read_key_file(cfg_.party.curve.secret_key_file);
+  start_server();
+  connect_hub();
+  proto::Welcome w = join();
+  index_ = w.party_index;
+  Placement placement;
+  placement.self = w.party_index;
+  placement.n_parties = static_cast<uint32_t>(w.directory.size());
+  placement.moe_layers.assign(w.moe_layers.begin(), w.moe_layers.end());
+  placement.host = w.placement;
+  PCMOE_CHECK_T(ProtocolError, placement.moe_layers == cfg_.model.moe_layer_indices() &&
+                                   w.n_experts == static_cast<uint32_t>(cfg_.model.n_experts),
+                "the hub's placement does not match this party's model config");
+  PeerLinksOptions lo;
+  lo.self = index_;
+  lo.request_timeout_ms = cfg_.party.request_timeout_ms;
+  lo.curve = keys_;
+  lo.limits = limits_;
+  links_ = std::make_unique<PeerLinks>(ctx_, lo);
+  links_->set_idle_hook([this] { service_hub(true); });
+  trainer_ = std::make_unique<PartyTrainer>(cfg_, seed_, placement, *links_);
+  trainer_->restore_checkpoint(checkpoint_path_);
+  apply_directory(w.directory);
+  server_->install(&trainer_->host());
+  state_ = "serving";
+  PCMOE_INFO("party.joined").kv("index", static_cast<int64_t>(index_)).kv("parties", static_cast<int64_t>(placement.n_parties))
+      .kv("expert_endpoint", server_->endpoint()).kv("backbone_params", trainer_->backbone_params())
+      .kv("expert_params", trainer_->expert_params()).kv("run_id", w.run_id);
+
+  int code = kExitOk;
+  try {
+    while (!released_) {
+      if (signals::stop_requested() && !finished_) {
+        PCMOE_INFO("party.signal").kv("signal", static_cast<int64_t>(signals::stop_signal()));
+        checkpoint();
+        proto::Bye bye;
+        bye.reason = "signal";
+        send_hub(bye);
+        break;
+      }
+      if (signals::stop_requested() && finished_) break;
+      if (!deferred_.empty()) {
+        auto m = deferred_.front();
+        deferred_.pop_front();
+        handle_hub(m);
+        continue;
+      }
+      std::optional<proto::Message> m;
+      try {
+        m = net::recv_message(*hub_, 50, limits_);
+      } catch (const proto::DecodeError& e) {
+        PCMOE_WARN("party.bad_hub_message").kv("reason", e.what());
+        continue;
+      }
+      if (m) {
+        last_hub_msg_ = Clock::now();
+        handle_hub(*m);
+      }
+      service_hub(false);
+    }
+  } catch (const TransportError& e) {
+    PCMOE_ERROR("party.hub_lost").kv("error", e.what());
+    if (!finished_) checkpoint();
+    code = kExitTransport;
+  }
+  server_->stop();
+  PCMOE_INFO("party.exit").kv("code", static_cast<int64_t>(code));
+  return code;
+}
+
+}  // namespace
+
+int run_party(const PartyConfig& cfg) {
+  Daemon d(cfg);
+  return d.run();
+}
+
+}  // namespace pcmoe::party

@@ -1,0 +1,130 @@
+// Requester-side connections to the expert hosts (see peer_links.h).
+#include "party/peer_links.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "common/log.h"
+#include "net/rpc.h"
+
+namespace pcmoe::party {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Does `m` answer the request (expect, id)?
+bool matches(const proto::Message& m, proto::MsgType expect, uint64_t id) {
+  switch (expect) {
+    case proto::MsgType::expert_forward_reply:
+      if (auto* r = std::get_if<proto::ExpertForwardReply>(&m)) return r->request_id == id;
+      break;
+    case proto::MsgType::expert_backward_reply:
+      if (auto* r = std::get_if<proto::ExpertBackwardReply>(&m)) return r->request_id == id;
+      break;
+    case proto::MsgType::step_end_ack:
+      if (auto* r = std::get_if<proto::StepEndAck>(&m)) return static_cast<uint64_t>(r->step) == id;
+      break;
+    case proto::MsgType::step_abort_ack:
+      if (auto* r = std::get_if<proto::StepAbortAck>(&m)) return static_cast<uint64_t>(r->step) == id;
+      break;
+    default:
+      break;
+  }
+  if (auto* e = std::get_if<proto::ErrorMsg>(&m)) {
+    const auto t = static_cast<proto::MsgType>(e->in_reply_to);
+    if (expect == proto::MsgType::step_end_ack) return t == proto::MsgType::step_end;
+    if (expect == proto::MsgType::step_abort_ack) return t == proto::MsgType::step_abort;
+    return e->request_id == id;
+  }
+  return false;
+}
+
+}  // namespace
+
+PeerLinks::PeerLinks(zmq::context_t& ctx, PeerLinksOptions options) : ctx_(ctx), opt_(std::move(options)) {}
+
+void PeerLinks::update(const std::vector<proto::PartyEntry>& directory) {
+  for (const auto& e : directory) {
+    if (e.index == opt_.self) continue;
+    Peer& p = peers_[e.index];
+    p.id = e.party_id;
+    p.alive = e.alive;
+    if (e.endpoint.empty()) continue;
+    if (p.client && p.endpoint == e.endpoint && p.key == e.curve_public_key) continue;
+    if (p.client) {
+      closed_sent_ += p.client->bytes_sent();
+      closed_received_ += p.client->bytes_received();
+    }
+    net::ClientOptions co;
+    co.endpoint = e.endpoint;
+    if (opt_.curve) {
+      co.curve = opt_.curve;
+      co.server_public_key = e.curve_public_key;
+    }
+    p.client = std::make_unique<net::Client>(ctx_, co);
+    p.endpoint = e.endpoint;
+    p.key = e.curve_public_key;
+    PCMOE_INFO("party.peer_connect").kv("peer", p.id).kv("index", static_cast<int64_t>(e.index)).kv("endpoint", e.endpoint);
+  }
+}
+
+std::string PeerLinks::peer_id(uint32_t host) const {
+  auto it = peers_.find(host);
+  return it == peers_.end() ? std::to_string(host) : it->second.id;
+}
+
+PeerLinks::Peer& PeerLinks::peer(uint32_t host) {
+  auto it = peers_.find(host);
+  if (it == peers_.end() || !it->second.client) {
+    throw HostError(host, fmt::format("no connection to party index {} (not in the directory)", host));
+  }
+  return it->second;
+}
+
+void PeerLinks::send(uint32_t host, const proto::Message& msg) {
+  Peer& p = peer(host);
+  if (!p.alive) throw HostError(host, fmt::format("host party '{}' is marked lost", p.id));
+  if (!net::send_message(*p.client, msg, opt_.request_timeout_ms)) {
+    throw HostError(host, fmt::format("cannot send to host party '{}' at {} within {} ms", p.id, p.endpoint,
+                                      opt_.request_timeout_ms));
+  }
+}
+
+proto::Message PeerLinks::wait(uint32_t host, proto::MsgType expect, uint64_t request_id) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.request_timeout_ms);
+  while (true) {
+    Peer& p = peer(host);
+    if (!p.alive) throw HostError(host, fmt::format("host party '{}' was lost while we waited for it", p.id));
+    std::optional<proto::Message> m;
+    try {
+      m = net::recv_message(*p.client, 50, opt_.limits);
+    } catch (const proto::DecodeError& e) {
+      throw HostError(host, fmt::format("host party '{}' sent a malformed reply: {}", p.id, e.what()));
+    }
+    if (m) {
+      if (matches(*m, expect, request_id)) return *m;
+      PCMOE_DEBUG("party.stale_reply").kv("peer", p.id).kv("type", std::string(proto::msg_type_name(proto::type_of(*m))));
+      continue;
+    }
+    if (idle_) idle_();
+    if (Clock::now() > deadline) {
+      throw HostError(host, fmt::format("host party '{}' did not answer {} {} within {} ms", p.id,
+                                        proto::msg_type_name(expect), request_id, opt_.request_timeout_ms));
+    }
+  }
+}
+
+uint64_t PeerLinks::bytes_sent() const {
+  uint64_t n = closed_sent_;
+  for (const auto& [i, p] : peers_) n += p.client ? p.client->bytes_sent() : 0;
+  return n;
+}
+
+uint64_t PeerLinks::bytes_received() const {
+  uint64_t n = closed_received_;
+  for (const auto& [i, p] : peers_) n += p.client ? p.client->bytes_received() : 0;
+  return n;
+}
+
+}  // namespace pcmoe::party

@@ -1,0 +1,101 @@
+// Owns a party's training state and its step: the private backbone and its optimizer, the
+// party's expert shard with its optimizer and lock, the expert host that serves the others, the
+// federated dispatcher, the private data loader and held-out set, metrics, checkpoints, the
+// expert snapshot and the exported model. One training step (DESIGN.md "One training step"):
+// forward through the backbone with remote experts, backward, global-norm clipping over the
+// backbone + local experts + the hosts' expert gradients, backbone and local-expert AdamW, then
+// step_end to every host called (or step_abort to all of them on failure).
+// Thread-safety: the trainer is used by the daemon's main thread; only host() is called from the
+// expert-service thread (ExpertHost is thread-safe and shares the shard lock).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "common/party_config.h"
+#include "data/loader.h"
+#include "model/backbone.h"
+#include "model/expert.h"
+#include "model/optim.h"
+#include "party/dispatcher.h"
+#include "party/expert_host.h"
+#include "party/expert_link.h"
+#include "proto/messages.h"
+#include "train/metrics.h"
+
+namespace pcmoe::party {
+
+struct StepOutcome {
+  proto::StepReport report;
+  bool evaluated = false;
+  double eval_bpb = -1;
+};
+
+class PartyTrainer {
+ public:
+  // Builds the backbone from `backbone_seed` (the party's private seed) and the shard of the
+  // experts `placement` assigns to this party. `link` reaches the other parties' hosts.
+  PartyTrainer(const PartyConfig& cfg, uint64_t backbone_seed, Placement placement, ExpertLink& link);
+
+  ExpertHost& host() { return *host_; }
+  FederatedDispatcher& dispatcher() { return *dispatcher_; }
+  const torch::Device& device() const { return device_; }
+
+  // One training step at global step `step`. Throws TransportError/ProtocolError when a host
+  // fails; the step is then aborted everywhere (abort_step) and no parameter changed.
+  StepOutcome train_step(int64_t step, uint64_t turn_id);
+  // Sends step_abort to every host called in the current step and clears all gradients.
+  void abort_step(int64_t step, const std::string& reason);
+  // Held-out loss and bits per byte of this party's model through the federation (eval-mode).
+  std::pair<double, double> evaluate();
+
+  // The party's experts as a snapshot message (CPU copies, under the shard lock).
+  proto::Snapshot snapshot(uint64_t snapshot_id, int64_t step);
+  // Writes this party's model — its backbone plus the pool — as a standalone exported model.
+  void export_model(const std::string& path, const proto::Pool& pool);
+
+  // Checkpoint of backbone, shard and both optimizers, data position and counters.
+  void save_checkpoint(const std::string& path);
+  // Restores it when present; returns the global step it was taken at (or nullopt).
+  std::optional<int64_t> restore_checkpoint(const std::string& path);
+
+  int64_t steps_done() const { return steps_done_; }
+  int64_t last_step() const { return last_step_; }
+  double last_eval_loss() const { return last_eval_loss_; }
+  int64_t backbone_params() const { return backbone_->parameter_count(); }
+  int64_t expert_params() const { return shard_->parameter_count(); }
+  void update_balance_bias(const std::vector<std::vector<double>>& load);
+
+ private:
+  PartyConfig cfg_;
+  torch::Device device_;
+  bool bf16_;
+  Placement placement_;
+  ExpertLink& link_;
+  model::Backbone backbone_{nullptr};
+  std::unique_ptr<model::ExpertShard> shard_;
+  std::unique_ptr<model::AdamW> backbone_opt_;
+  std::unique_ptr<model::AdamW> shard_opt_;
+  std::shared_mutex shard_mu_;
+  std::unique_ptr<ExpertHost> host_;
+  std::unique_ptr<FederatedDispatcher> dispatcher_;
+  std::unique_ptr<data::BatchLoader> loader_;
+  std::vector<data::Batch> heldout_;
+  std::unique_ptr<train::MetricsWriter> metrics_;
+  int64_t steps_done_ = 0;
+  int64_t last_step_ = -1;
+  int64_t tokens_done_ = 0;
+  double last_eval_loss_ = -1;
+  int64_t last_eval_bucket_ = 0;
+};
+
+// The party's private backbone seed: run.seed if set, else the seed kept in
+// <out_dir>/backbone.seed, else a fresh one from the OS (written there, mode 0600).
+uint64_t private_backbone_seed(const PartyConfig& cfg, std::string* source);
+
+}  // namespace pcmoe::party
