@@ -4,6 +4,18 @@
 
 find_package(Threads REQUIRED)
 find_package(fmt REQUIRED)
+# The pip PyTorch bundles its own (newer) fmt headers in its include directory, which shadow the
+# system's in torch translation units: there, build fmt header-only so nothing links against a
+# different fmt version (scripts/gpu-run.sh turns this on).
+option(PCMOE_FMT_HEADER_ONLY "Use fmt header-only" OFF)
+add_library(pcmoe_fmt INTERFACE)
+if(PCMOE_FMT_HEADER_ONLY)
+  target_link_libraries(pcmoe_fmt INTERFACE fmt::fmt-header-only)
+  add_compile_definitions(FMT_HEADER_ONLY=1)
+else()
+  target_link_libraries(pcmoe_fmt INTERFACE fmt::fmt)
+endif()
+add_library(pcmoe::fmt ALIAS pcmoe_fmt)
 find_package(yaml-cpp REQUIRED)
 find_package(ZLIB REQUIRED)
 

@@ -48,13 +48,11 @@ std::string utc_timestamp();
 
 }  // namespace pcmoe::log
 
-// The switch makes the macro one statement, so `if (x) PCMOE_INFO(...)...;` has no dangling else.
-#define PCMOE_LOG(level, event)          \
-  switch (0)                             \
-  default:                               \
-    if (!::pcmoe::log::enabled(level)) { \
-    } else                               \
-      ::pcmoe::log::Line(level, event)
+// A for statement runs the body once when the level is enabled: the macro is one statement with
+// no else, so `if (x) PCMOE_INFO(...).kv(...);` is safe, and nothing is formatted when disabled.
+#define PCMOE_LOG(level, event)                                                   \
+  for (bool pcmoe_log_on_ = ::pcmoe::log::enabled(level); pcmoe_log_on_; pcmoe_log_on_ = false) \
+  ::pcmoe::log::Line(level, event)
 #define PCMOE_DEBUG(event) PCMOE_LOG(::pcmoe::log::Level::debug, event)
 #define PCMOE_INFO(event) PCMOE_LOG(::pcmoe::log::Level::info, event)
 #define PCMOE_WARN(event) PCMOE_LOG(::pcmoe::log::Level::warn, event)

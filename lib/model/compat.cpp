@@ -121,9 +121,9 @@ PeakMemory peak_memory(const torch::Device& device) {
 #if PCMOE_CUDA_ALLOC
   if (device.is_cuda()) {
     auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    using c10::cuda::CUDACachingAllocator::StatType;
-    p.allocated_bytes = static_cast<uint64_t>(stats.allocated_bytes[static_cast<size_t>(StatType::AGGREGATE)].peak);
-    p.reserved_bytes = static_cast<uint64_t>(stats.reserved_bytes[static_cast<size_t>(StatType::AGGREGATE)].peak);
+    // Index 0 is StatType::AGGREGATE (the enum moved namespaces between libtorch versions).
+    p.allocated_bytes = static_cast<uint64_t>(stats.allocated_bytes[0].peak);
+    p.reserved_bytes = static_cast<uint64_t>(stats.reserved_bytes[0].peak);
     return p;
   }
 #endif

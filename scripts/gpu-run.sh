@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (device tool; carry: [".gpu-deps"]): builds pcmoe against the pip
+# PyTorch's libtorch (CUDA) and the carried Debian packages, runs the gpu-labelled tests and the
+# benchmarks named on the command line. Prepare .gpu-deps here first: scripts/gpu-deps.sh.
+#   scripts/gpu-run.sh [build|test|bench-central|bench-memory|bench-speed|bench-wire ...]
+# Output: tables on stdout; logs and JSON under ${OUT:-/tmp/pcmoe-gpu-out}.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${OUT:-/tmp/pcmoe-gpu-out}
+mkdir -p "$OUT"
+PREFIX=$ROOT/.gpu-deps/prefix/usr
+[[ -d $PREFIX ]] || { echo "gpu-run: $PREFIX missing: run scripts/gpu-deps.sh on the dev machine and carry .gpu-deps" >&2; exit 2; }
+PY=${PYTHON:-python3}
+TORCH_CMAKE=$($PY -c 'import torch;print(torch.utils.cmake_prefix_path)')
+export LD_LIBRARY_PATH=$PREFIX/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+BUILD=$ROOT/build-gpu
+steps=("$@")
+[[ ${#steps[@]} -gt 0 ]] || steps=(build test)
+
+build() {
+  local t0=$SECONDS
+  cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPCMOE_PCH=ON -DPCMOE_FMT_HEADER_ONLY=ON \
+    -DCMAKE_PREFIX_PATH="$TORCH_CMAKE;$PREFIX" -DCMAKE_CUDA_ARCHITECTURES=90 >"$OUT/configure.log" 2>&1 \
+    || { tail -40 "$OUT/configure.log"; return 1; }
+  cmake --build "$BUILD" -j"$(nproc)" -- -k 0 >"$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -40; return 1; }
+  echo "gpu-run: built in $((SECONDS - t0)) s"
+}
+
+run_tests() {
+  (cd "$BUILD" && ctest -L gpu --output-on-failure 2>&1 | tee "$OUT/ctest-gpu.log" | tail -25)
+  "$BUILD/tests/pcmoe_tests_torch" "[gpu]" --durations yes >"$OUT/gpu-tests.txt" 2>&1
+  tail -5 "$OUT/gpu-tests.txt"
+}
+
+for s in "${steps[@]}"; do
+  case $s in
+    build) build || exit 1 ;;
+    test) run_tests ;;
+    bench-*) bash "$ROOT/bench/${s#bench-}.sh" "$BUILD" "$OUT" ;;
+    *) echo "gpu-run: unknown step '$s'" >&2; exit 2 ;;
+  esac
+done
