@@ -8,6 +8,10 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/log.h"
+
+#include <atomic>
+#include <cstdlib>
 
 #if __has_include(<c10/cuda/CUDACachingAllocator.h>) && defined(PCMOE_WITH_CUDA)
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -76,6 +80,49 @@ NoAutocastGuard::~NoAutocastGuard() {
   at::autocast::set_autocast_enabled(at::kCUDA, prev_);
 #else
   at::autocast::set_enabled(prev_);
+#endif
+}
+
+bool cuda_autocast_enabled() {
+#if PCMOE_TORCH_NEW_AUTOCAST
+  return at::autocast::is_autocast_enabled(at::kCUDA);
+#else
+  return at::autocast::is_enabled();
+#endif
+}
+
+namespace {
+std::atomic<bool> g_grouped_disabled{false};
+}  // namespace
+
+bool grouped_mm_available(const torch::Device& device) {
+#if PCMOE_TORCH_HAS_GROUPED_MM
+  if (!device.is_cuda() || g_grouped_disabled.load()) return false;
+  static const bool env_off = [] {
+    const char* v = std::getenv("PCMOE_GROUPED_MM");
+    return v && std::string(v) == "0";
+  }();
+  return !env_off;
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+void disable_grouped_mm(const std::string& why) {
+  if (!g_grouped_disabled.exchange(true)) {
+    PCMOE_WARN("model.grouped_mm_disabled").kv("reason", why);
+  }
+}
+
+torch::Tensor grouped_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& offs) {
+#if PCMOE_TORCH_HAS_GROUPED_MM
+  return at::_grouped_mm(x, w.transpose(1, 2), offs);
+#else
+  (void)w;
+  (void)offs;
+  throw ModelError("grouped GEMM needs libtorch >= 2.8");
+  return x;
 #endif
 }
 

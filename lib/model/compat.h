@@ -15,8 +15,15 @@
 #endif
 #if TORCH_VERSION_MAJOR >= 2
 #define PCMOE_TORCH_HAS_SDPA 1
+#define PCMOE_TORCH_HAS_FUSED_ADAMW 1
 #else
 #define PCMOE_TORCH_HAS_SDPA 0
+#define PCMOE_TORCH_HAS_FUSED_ADAMW 0
+#endif
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+#define PCMOE_TORCH_HAS_GROUPED_MM 1
+#else
+#define PCMOE_TORCH_HAS_GROUPED_MM 0
 #endif
 
 namespace pcmoe::model {
@@ -49,6 +56,19 @@ class NoAutocastGuard {
   bool cuda_ = false;
   bool prev_ = false;
 };
+
+// True when bf16 autocast is on for CUDA in this thread.
+bool cuda_autocast_enabled();
+
+// Grouped GEMM (one kernel for all experts of a layer, Hopper bf16): x [R, K] bf16 with rows
+// grouped contiguously, offs [G] int32 cumulative row ends (on x's device), w [G, N, K] bf16.
+// Returns [R, N] bf16 with rows of group g multiplied by w[g]^T. Only where
+// grouped_mm_available(); throws c10::Error if the kernel rejects the shapes.
+torch::Tensor grouped_linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& offs);
+// Compiled in, on CUDA, and not disabled by PCMOE_GROUPED_MM=0 or an earlier failure.
+bool grouped_mm_available(const torch::Device& device);
+// Turns the grouped path off for the rest of the process (after a kernel failure), with a log line.
+void disable_grouped_mm(const std::string& why);
 
 // A CPU generator seeded deterministically: weights are drawn on the CPU and then moved, so the
 // same seed gives the same weights on every device and libtorch version.

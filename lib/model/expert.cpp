@@ -58,9 +58,49 @@ Expert& ExpertShard::get(int layer, int expert) {
   return it->second;
 }
 
+torch::Tensor ExpertShard::run_grouped(int layer, const torch::Tensor& x, const std::vector<int64_t>& counts) {
+  if (!grouped_mm_available(x.device()) || !(cuda_autocast_enabled() || x.scalar_type() == torch::kBFloat16)) {
+    return {};
+  }
+  std::vector<torch::Tensor> w1, w3, w2;
+  std::vector<int32_t> ends;
+  int64_t acc = 0;
+  for (int e = 0; e < n_experts_; ++e) {
+    const int64_t n = counts[static_cast<size_t>(e)];
+    if (n == 0) continue;
+    Expert& ex = get(layer, e);
+    acc += n;
+    ends.push_back(static_cast<int32_t>(acc));
+    w1.push_back(ex->w1());
+    w2.push_back(ex->w2());
+    if (ex->swiglu()) w3.push_back(ex->w3());
+  }
+  if (ends.empty() || x.size(1) % 8 != 0 || w1[0].size(0) % 8 != 0) return {};
+  try {
+    auto offs = torch::tensor(ends, torch::kInt32).to(x.device(), /*non_blocking=*/true);
+    auto xb = x.to(torch::kBFloat16);
+    auto h1 = grouped_linear(xb, torch::stack(w1).to(torch::kBFloat16), offs);
+    torch::Tensor a;
+    if (!w3.empty()) {
+      auto h3 = grouped_linear(xb, torch::stack(w3).to(torch::kBFloat16), offs);
+      a = torch::silu(h1) * h3;
+    } else {
+      a = torch::gelu(h1);
+    }
+    return grouped_linear(a, torch::stack(w2).to(torch::kBFloat16), offs);
+  } catch (const c10::Error& e) {
+    disable_grouped_mm(e.what_without_backtrace());
+    return {};
+  }
+}
+
 torch::Tensor ExpertShard::run_sorted(int layer, const torch::Tensor& x_sorted, const std::vector<int64_t>& counts) {
   PCMOE_CHECK_T(ModelError, static_cast<int>(counts.size()) == n_experts_, "counts has {} entries, expected {}",
                 counts.size(), n_experts_);
+  if (x_sorted.is_cuda()) {
+    auto y = run_grouped(layer, x_sorted, counts);
+    if (y.defined()) return y;
+  }
   std::vector<torch::Tensor> outs;
   int64_t offset = 0;
   for (int e = 0; e < n_experts_; ++e) {

@@ -27,6 +27,10 @@ class ExpertImpl : public torch::nn::Module {
   ExpertImpl(const ModelConfig& cfg, uint64_t expert_seed, int layer, int expert);
   // x: [R, d_model] -> [R, d_model]
   torch::Tensor forward(const torch::Tensor& x);
+  const torch::Tensor& w1() const { return w1_; }
+  const torch::Tensor& w3() const { return w3_; }
+  const torch::Tensor& w2() const { return w2_; }
+  bool swiglu() const { return swiglu_; }
 
  private:
   bool swiglu_;
@@ -51,6 +55,10 @@ class ExpertShard : public torch::nn::Module {
   torch::Tensor run(int layer, const torch::Tensor& x, const torch::Tensor& expert_ids);
   // Rows already sorted by expert id with counts[e] rows for expert e (e in [0, n_experts)).
   torch::Tensor run_sorted(int layer, const torch::Tensor& x_sorted, const std::vector<int64_t>& counts);
+
+  // The same on CUDA with bf16 autocast: one grouped GEMM per weight for all experts of the
+  // layer (libtorch >= 2.8); undefined tensor if the grouped path does not apply.
+  torch::Tensor run_grouped(int layer, const torch::Tensor& x_sorted, const std::vector<int64_t>& counts);
 
   // All expert parameters by wire name ("l1.e5.w1"), sorted.
   std::vector<std::pair<std::string, torch::Tensor>> named_expert_params() const;

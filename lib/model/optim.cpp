@@ -7,6 +7,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "model/compat.h"
 #include "model/tensor_io.h"
 
 namespace pcmoe::model {
@@ -35,6 +36,22 @@ double clip_scale(double total_norm, double max_norm) {
   return max_norm / (total_norm + 1e-6);
 }
 
+torch::Tensor grad_norm_tensor(const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : params) {
+    if (p.grad().defined()) grads.push_back(p.grad());
+  }
+  if (grads.empty()) return torch::zeros({}, torch::kFloat32);
+  auto norms = at::_foreach_norm(grads, 2);
+  return torch::stack(norms).to(torch::kFloat32).norm();
+}
+
+torch::Tensor clip_scale_tensor(const torch::Tensor& norm, double max_norm) {
+  if (max_norm <= 0) return torch::ones({}, norm.options());
+  // Same expression as clip_scale(): max_norm / (norm + 1e-6) when norm > max_norm, else 1.
+  return torch::where(norm > max_norm, max_norm / (norm + 1e-6), torch::ones({}, norm.options()));
+}
+
 AdamW::AdamW(std::vector<NamedParam> params, const TrainConfig& cfg) : params_(std::move(params)), cfg_(cfg) {
   state_.resize(params_.size());
   for (const auto& p : params_) decay_.push_back(p.param.dim() >= 2);
@@ -50,18 +67,65 @@ void AdamW::zero_grad() {
   for (auto& p : params_) p.param.mutable_grad() = torch::Tensor();
 }
 
+void AdamW::init_state(size_t i) {
+  State& s = state_[i];
+  if (!s.exp_avg.defined()) {
+    s.exp_avg = torch::zeros_like(params_[i].param, torch::MemoryFormat::Preserve);
+    s.exp_avg_sq = torch::zeros_like(params_[i].param, torch::MemoryFormat::Preserve);
+  }
+}
+
+int AdamW::step(double lr, const torch::Tensor& clip) {
+#if PCMOE_TORCH_HAS_FUSED_ADAMW
+  torch::NoGradGuard no_grad;
+  bool fused = true;
+  for (const auto& p : params_) {
+    if (p.param.grad().defined() && (!p.param.is_cuda() || p.param.scalar_type() != torch::kFloat32)) fused = false;
+  }
+  if (fused) {
+    std::vector<torch::Tensor> p[2], g[2], m[2], v[2], st[2];
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (!params_[i].param.grad().defined()) continue;
+      init_state(i);
+      State& s = state_[i];
+      if (!s.step_t.defined()) {
+        s.step_t = torch::full({}, static_cast<double>(s.step), params_[i].param.options().dtype(torch::kFloat32));
+      }
+      s.step += 1;
+      const int k = decay_[i] ? 1 : 0;
+      p[k].push_back(params_[i].param);
+      g[k].push_back(params_[i].param.grad());
+      m[k].push_back(s.exp_avg);
+      v[k].push_back(s.exp_avg_sq);
+      st[k].push_back(s.step_t);
+    }
+    // The fused kernel divides gradients by grad_scale: pass 1/clip to multiply them by clip.
+    auto inv = clip.to(torch::kFloat32).reciprocal();
+    int updated = 0;
+    for (int k = 0; k < 2; ++k) {
+      if (p[k].empty()) continue;
+      at::_foreach_add_(st[k], 1.0);
+      at::_fused_adamw_(p[k], g[k], m[k], v[k], {}, st[k], lr, cfg_.beta1, cfg_.beta2, k ? cfg_.weight_decay : 0.0,
+                        cfg_.adam_eps, /*amsgrad=*/false, /*maximize=*/false, inv, c10::nullopt);
+      updated += static_cast<int>(p[k].size());
+    }
+    zero_grad();
+    return updated;
+  }
+#endif
+  return step(lr, clip.item<double>());
+}
+
 int AdamW::step(double lr, double clip) {
   torch::NoGradGuard no_grad;
   // Parameters updated together share a step count (bias correction); group by it.
   std::map<int64_t, std::vector<size_t>> groups;
   for (size_t i = 0; i < params_.size(); ++i) {
     if (!params_[i].param.grad().defined()) continue;
+    init_state(i);
     State& s = state_[i];
-    if (!s.exp_avg.defined()) {
-      s.exp_avg = torch::zeros_like(params_[i].param, torch::MemoryFormat::Preserve);
-      s.exp_avg_sq = torch::zeros_like(params_[i].param, torch::MemoryFormat::Preserve);
-    }
     s.step += 1;
+    if (s.step_t.defined()) s.step_t.add_(1.0);
     groups[s.step].push_back(i);
   }
   int updated = 0;
@@ -124,6 +188,7 @@ void AdamW::load_state(const std::function<torch::Tensor(const std::string&)>& f
     s.exp_avg = m.to(p.device(), p.scalar_type()).clone();
     s.exp_avg_sq = v.to(p.device(), p.scalar_type()).clone();
     s.step = st.item<int64_t>();
+    s.step_t = torch::Tensor();
   }
 }
 

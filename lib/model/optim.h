@@ -26,6 +26,10 @@ double lr_at(const TrainConfig& cfg, int64_t step);
 double grad_sq_norm(const std::vector<torch::Tensor>& params);
 // Scale that brings `total_norm` under `max_norm` (1 when max_norm <= 0 or already below).
 double clip_scale(double total_norm, double max_norm);
+// The same on the device, without a host sync: the global norm of all defined gradients as a
+// 0-dim tensor, and min(1, max_norm / (norm + 1e-6)) (ones when max_norm <= 0).
+torch::Tensor grad_norm_tensor(const std::vector<torch::Tensor>& params);
+torch::Tensor clip_scale_tensor(const torch::Tensor& norm, double max_norm);
 
 class AdamW {
  public:
@@ -35,6 +39,10 @@ class AdamW {
   // then clears all gradients (undefined). Parameters without gradients keep their state and step
   // count untouched. Returns how many parameters were updated.
   int step(double lr, double clip_scale = 1.0);
+  // The same with the clip scale as a 0-dim device tensor: on CUDA with libtorch 2.x one fused
+  // AdamW kernel per weight-decay group and no host sync; elsewhere it reads the scale and
+  // falls back to step(lr, double).
+  int step(double lr, const torch::Tensor& clip_scale);
   // Clears every gradient (undefined, not zero).
   void zero_grad();
 
@@ -52,7 +60,9 @@ class AdamW {
   struct State {
     torch::Tensor exp_avg, exp_avg_sq;
     int64_t step = 0;
+    torch::Tensor step_t;  // fused path: the step as a float32 device scalar (kept in sync)
   };
+  void init_state(size_t i);
   std::vector<NamedParam> params_;
   std::vector<State> state_;
   std::vector<bool> decay_;

@@ -128,22 +128,19 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
                                             const std::vector<int64_t>& counts) {
   const bool train = torch::GradMode::is_enabled();
   const int64_t d = x_sorted.size(1);
-  // Split the expert-sorted rows into local slices and per-host index lists.
-  std::vector<std::pair<int64_t, int64_t>> local_slices;  // (offset, count) of local experts
-  std::vector<int> local_experts;
+  // Split the expert-sorted rows into this party's rows (still sorted by expert) and per-host
+  // index lists.
+  std::vector<int64_t> local_rows;
+  std::vector<int64_t> local_counts(counts.size(), 0);
   std::map<uint32_t, std::vector<int64_t>> remote_rows;
   int64_t offset = 0;
   for (int e = 0; e < cfg_.n_experts; ++e) {
     const int64_t n = counts[static_cast<size_t>(e)];
     if (n > 0) {
       const uint32_t h = placement_.host_of(layer, e);
-      if (h == placement_.self) {
-        local_slices.emplace_back(offset, n);
-        local_experts.push_back(e);
-      } else {
-        auto& v = remote_rows[h];
-        for (int64_t r = offset; r < offset + n; ++r) v.push_back(r);
-      }
+      auto& v = h == placement_.self ? local_rows : remote_rows[h];
+      for (int64_t r = offset; r < offset + n; ++r) v.push_back(r);
+      if (h == placement_.self) local_counts[static_cast<size_t>(e)] = n;
     }
     offset += n;
   }
@@ -182,11 +179,12 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
 
   std::vector<torch::Tensor> pieces;
   std::vector<torch::Tensor> piece_idx;
-  for (size_t i = 0; i < local_slices.size(); ++i) {
-    auto [off, n] = local_slices[i];
-    pieces.push_back(local_.get(layer, local_experts[i])->forward(x_sorted.narrow(0, off, n)));
-    piece_idx.push_back(torch::arange(off, off + n, torch::TensorOptions().dtype(torch::kLong).device(x_sorted.device())));
-    stats_.rows_local += static_cast<uint64_t>(n);
+  if (!local_rows.empty()) {
+    // All local experts at once (grouped GEMM on CUDA), while the remote requests are in flight.
+    auto idx = torch::tensor(local_rows, torch::kLong).to(x_sorted.device());
+    pieces.push_back(local_.run_sorted(layer, x_sorted.index_select(0, idx), local_counts));
+    piece_idx.push_back(idx);
+    stats_.rows_local += local_rows.size();
   }
   if (!call->hosts.empty()) {
     auto all_idx = torch::cat(remote_idx);
@@ -202,6 +200,7 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
     piece_idx.push_back(all_idx);
   }
   if (pieces.empty()) return torch::zeros({0, d}, x_sorted.options());
+  for (auto& p : pieces) p = p.to(x_sorted.scalar_type());  // local bf16 (grouped GEMM) vs remote
   auto y_cat = pieces.size() == 1 ? pieces[0] : torch::cat(pieces, 0);
   auto idx_cat = piece_idx.size() == 1 ? piece_idx[0] : torch::cat(piece_idx, 0);
   // Un-permute: row idx_cat[j] of the sorted order is y_cat[j].

@@ -148,9 +148,17 @@ TrainSummary run_central(const CentralConfig& cfg) {
       out = st.backbone->forward(tokens, st.dispatcher);
     }
     out.loss.backward();
-    const double grad_norm = std::sqrt(model::grad_sq_norm(all_params));
     const double lr = model::lr_at(cfg.train, st.step);
-    st.opt->step(lr, model::clip_scale(grad_norm, cfg.train.grad_clip));
+    double grad_norm = 0;
+    torch::Tensor norm_t;
+    if (st.device.is_cuda()) {
+      // No host sync between backward and the optimizer: clip scale stays on the device.
+      norm_t = model::grad_norm_tensor(all_params);
+      st.opt->step(lr, model::clip_scale_tensor(norm_t, cfg.train.grad_clip));
+    } else {
+      grad_norm = std::sqrt(model::grad_sq_norm(all_params));
+      st.opt->step(lr, model::clip_scale(grad_norm, cfg.train.grad_clip));
+    }
     if (cfg.model.router.balance_bias_rate > 0) {
       std::vector<std::vector<double>> load;
       for (const auto& ls : out.stats) {
@@ -164,6 +172,7 @@ TrainSummary run_central(const CentralConfig& cfg) {
     }
     const double loss = out.ce_loss.item<double>();
     const double aux = out.aux_loss.item<double>();
+    if (norm_t.defined()) grad_norm = norm_t.item<double>();
     PCMOE_CHECK_T(ModelError, std::isfinite(loss), "training loss became {} at step {}", loss, st.step);
     st.step += 1;
     tokens_done += out.tokens;
