@@ -1,0 +1,26 @@
+// Test helpers for lib/proto: the fixed sample of every message type (the values the golden files
+// in proto/golden/ were written from: NEVER change them, add new samples instead) and a
+// field-by-field comparison of two messages.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "proto/messages.h"
+
+namespace pcmoe::test {
+
+// One message of every MsgType, every field set to a non-default value, in MsgType order.
+std::vector<proto::Message> golden_messages();
+
+// Every field as (path, value text); tensors as dtype, shape and a hash of the bytes; doubles
+// by their exact bits.
+std::vector<std::pair<std::string, std::string>> flatten(const proto::Message& m);
+
+// "" when a and b carry the same values, else the first difference ("field: a vs b").
+std::string message_diff(const proto::Message& a, const proto::Message& b);
+
+std::string golden_dir();  // <source>/proto/golden
+
+}  // namespace pcmoe::test
