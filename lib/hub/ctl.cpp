@@ -1,0 +1,179 @@
+// pcmoe-ctl's logic (see ctl.h).
+#include "hub/ctl.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "common/error.h"
+#include "common/hub_config.h"
+#include "common/json.h"
+#include "hub/status_format.h"
+#include "net/endpoint.h"
+#include "net/rpc.h"
+
+namespace pcmoe::hub {
+namespace {
+
+const char* kCommands = "status, pause, resume, checkpoint, snapshot, stop, keygen";
+
+int parse_timeout(const std::string& text) {
+  try {
+    size_t used = 0;
+    long v = std::stol(text, &used);
+    if (used == text.size() && v > 0 && v <= 3600000) return static_cast<int>(v);
+  } catch (const std::exception&) {
+  }
+  throw ConfigError(
+      fmt::format("pcmoe-ctl: --timeout-ms expects milliseconds in 1..3600000, found '{}'", text));
+}
+
+int keygen(const cli::Args& args, std::FILE* out) {
+  const std::string path = args.get("out");
+  if (path.empty())
+    throw ConfigError(fmt::format("pcmoe-ctl keygen needs --out FILE\n{}", cli::usage(ctl_spec())));
+  net::CurveKeyPair keys = net::generate_keypair();
+  net::write_key_file(path, keys);
+  const std::string pub_path = args.get("public-out");
+  if (!pub_path.empty()) net::write_public_key_file(pub_path, keys.public_key);
+  if (args.has("json")) {
+    JsonObject j;
+    j.add("public_key", keys.public_key).add("key_file", path).add("public_key_file", pub_path);
+    std::fprintf(out, "%s\n", j.str().c_str());
+  } else {
+    std::fprintf(out, "%s\n", keys.public_key.c_str());
+  }
+  return kExitOk;
+}
+
+CtlTarget target_of(const cli::Args& args) {
+  CtlTarget t;
+  if (args.has("timeout-ms")) t.timeout_ms = parse_timeout(args.get("timeout-ms"));
+  if (args.config.empty()) {
+    if (!args.sets.empty()) throw ConfigError("pcmoe-ctl: --set needs --config");
+    t.endpoint = args.get("endpoint");
+    return t;  // --endpoint alone: no CURVE
+  }
+  HubConfig cfg = load_hub_config(args.config, args.sets);
+  t.endpoint = args.has("endpoint") ? args.get("endpoint") : connect_endpoint(cfg.hub.bind);
+  if (!cfg.hub.secret_key_file.empty()) t.curve = net::read_key_file(cfg.hub.secret_key_file);
+  return t;
+}
+
+int show_reply(const std::string& command, const proto::Message& reply, bool json, std::FILE* out,
+               std::FILE* err) {
+  if (const auto* s = std::get_if<proto::Status>(&reply); s && command == "status") {
+    std::fputs((json ? status_json(*s) + "\n" : format_status(*s)).c_str(), out);
+    return kExitOk;
+  }
+  if (const auto* a = std::get_if<proto::ControlAck>(&reply); a && command != "status") {
+    std::fputs((json ? ack_json(command, *a) + "\n" : format_ack(command, *a)).c_str(), out);
+    return a->ok ? kExitOk : kExitFatal;
+  }
+  if (const auto* e = std::get_if<proto::ErrorMsg>(&reply)) {
+    std::fprintf(err, "pcmoe-ctl: the hub refused '%s': %s: %s\n", command.c_str(),
+                 std::string(proto::error_code_name(static_cast<proto::ErrorCode>(e->code))).c_str(),
+                 e->reason.c_str());
+    return kExitTransport;
+  }
+  std::fprintf(err, "pcmoe-ctl: unexpected reply to '%s': %s\n", command.c_str(),
+               std::string(proto::msg_type_name(proto::type_of(reply))).c_str());
+  return kExitTransport;
+}
+
+}  // namespace
+
+cli::Spec ctl_spec() {
+  cli::Spec s;
+  s.program = "pcmoe-ctl";
+  s.summary = fmt::format(
+      "Talk to a running pcmoe-hub. Commands: {}.\n"
+      "  status      parties, step, turn, losses, memory, traffic, global expert load\n"
+      "  pause       no new turns (the current one finishes); resume: continue\n"
+      "  checkpoint  every live party checkpoints; the hub writes hub_state.json\n"
+      "  snapshot    collect the expert pool now (<out_dir>/pool.pcmoe)\n"
+      "  stop        finish early: final snapshot, parties evaluate, export and leave\n"
+      "  keygen      write a CURVE key pair file (--out FILE, 0600; --public-out FILE) and print the public "
+      "key\n"
+      "Hub commands need --config (the hub's YAML: endpoint and keys) or --endpoint (no CURVE).\n"
+      "Exit codes: 0 ok, 1 refused by the hub, 2 usage or configuration, 3 no answer or error reply.",
+      kCommands);
+  s.needs_config = false;
+  s.positional = {"command"};
+  s.flags = {{"json", false, false, "print the reply as one JSON object"},
+             {"endpoint", true, false, "hub endpoint (default: hub.bind, wildcard host -> 127.0.0.1)"},
+             {"timeout-ms", true, false, "how long to wait for the hub's answer (default 5000)"},
+             {"out", true, false, "keygen: key pair file to write"},
+             {"public-out", true, false, "keygen: also write the public key alone to this file"}};
+  return s;
+}
+
+std::string connect_endpoint(const std::string& bind) {
+  net::Endpoint e = net::parse_endpoint(bind, net::EndpointUse::bind);
+  if (e.transport == net::Transport::tcp) {
+    if (e.ephemeral_port()) {
+      throw ConfigError(
+          fmt::format("hub.bind '{}' has an ephemeral port: pass --endpoint with the port the hub "
+                      "logged (hub.started)",
+                      bind));
+    }
+    if (e.wildcard_host()) e.host = e.host.rfind('[', 0) == 0 ? "[::1]" : "127.0.0.1";
+  } else if (e.transport == net::Transport::ipc && e.path == "*") {
+    throw ConfigError(fmt::format("hub.bind '{}' has no fixed path: pass --endpoint", bind));
+  }
+  return net::parse_endpoint(e.str(), net::EndpointUse::connect).str();
+}
+
+std::optional<proto::Message> ctl_call(zmq::context_t& ctx, const CtlTarget& target,
+                                       const proto::Message& request) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(target.timeout_ms);
+  net::ClientOptions o;
+  o.endpoint = target.endpoint;
+  if (target.curve) {
+    o.curve = target.curve;
+    o.server_public_key = target.curve->public_key;
+  }
+  net::Client client(ctx, o);
+  if (!net::send_message(client, request, target.timeout_ms)) return std::nullopt;
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return net::recv_message(client, std::max<int>(0, static_cast<int>(left.count())), proto::Limits{});
+}
+
+int run_ctl(const cli::Args& args, std::FILE* out, std::FILE* err) {
+  if (args.print_config) {
+    if (args.config.empty()) throw ConfigError("pcmoe-ctl: --print-config needs --config FILE");
+    std::fputs(hub_schema().to_yaml(load_hub_config(args.config, args.sets)).c_str(), out);
+    return kExitOk;
+  }
+  if (args.positional.empty()) {
+    throw ConfigError(fmt::format("pcmoe-ctl: missing command ({})\n{}", kCommands, cli::usage(ctl_spec())));
+  }
+  const std::string command = args.positional[0];
+  if (command == "keygen") return keygen(args, out);
+  const bool known = command == "status" || command == "pause" || command == "resume" ||
+                     command == "checkpoint" || command == "snapshot" || command == "stop";
+  if (!known) {
+    throw ConfigError(fmt::format("pcmoe-ctl: unknown command '{}' (expected one of: {})\n{}", command,
+                                  kCommands, cli::usage(ctl_spec())));
+  }
+  if (args.config.empty() && !args.has("endpoint")) {
+    throw ConfigError(fmt::format("pcmoe-ctl {}: needs --config FILE (the hub's config) or --endpoint E\n{}",
+                                  command, cli::usage(ctl_spec())));
+  }
+  CtlTarget target = target_of(args);
+  proto::Message request = command == "status" ? proto::Message(proto::StatusRequest{true})
+                                               : proto::Message(proto::Control{command});
+  zmq::context_t ctx;
+  auto reply = ctl_call(ctx, target, request);
+  if (!reply) {
+    std::fprintf(
+        err,
+        "pcmoe-ctl: no answer from the hub at %s within %d ms (is pcmoe-hub running? right endpoint/keys?)\n",
+        target.endpoint.c_str(), target.timeout_ms);
+    return kExitTransport;
+  }
+  return show_reply(command, *reply, args.has("json"), out, err);
+}
+
+}  // namespace pcmoe::hub

@@ -1,0 +1,41 @@
+// Owns pcmoe-ctl, the operator's client of the hub: its command line (status, pause, resume,
+// checkpoint, snapshot, stop, keygen), finding the hub (hub.bind with a wildcard host made
+// 127.0.0.1, or --endpoint), CURVE with the hub's own key pair (hub.secret_key_file), one request
+// and one reply with a deadline, and the exit codes: 0 ok, 1 refused by the hub (ControlAck
+// ok=false), 2 usage/config, 3 no answer or an error reply.
+// Single-threaded; writes to the given streams only.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "common/cli.h"
+#include "net/curve.h"
+#include "proto/messages.h"
+
+namespace pcmoe::hub {
+
+cli::Spec ctl_spec();
+
+// The endpoint to connect to for a hub bound at `bind` (tcp://*:5555 -> tcp://127.0.0.1:5555).
+// Throws ConfigError for an endpoint one cannot connect to (ephemeral port, ipc://*).
+std::string connect_endpoint(const std::string& bind);
+
+struct CtlTarget {
+  std::string endpoint;
+  std::optional<net::CurveKeyPair> curve;  // the hub's key pair: the client key and the server key
+  int timeout_ms = 5000;
+};
+
+// Sends `request` and waits for one reply within the timeout (nullopt: none). Throws
+// proto::DecodeError for a reply that does not decode, TransportError for socket failures.
+std::optional<proto::Message> ctl_call(zmq::context_t& ctx, const CtlTarget& target,
+                                       const proto::Message& request);
+
+// Runs a parsed command line; returns the exit code. Throws ConfigError for bad usage.
+int run_ctl(const cli::Args& args, std::FILE* out, std::FILE* err);
+
+}  // namespace pcmoe::hub

@@ -1,0 +1,122 @@
+// The hub daemon's socket loop (see hub_server.h).
+#include "hub/hub_server.h"
+
+#include <unistd.h>
+
+#include <ctime>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "net/curve.h"
+#include "net/rpc.h"
+
+namespace pcmoe::hub {
+
+std::string make_run_id() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
+  return fmt::format("{}-{}", buf, ::getpid());
+}
+
+HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions options)
+    : cfg_(cfg),
+      options_(std::move(options)),
+      run_id_(options_.run_id.empty() ? make_run_id() : options_.run_id),
+      store_(cfg.hub.out_dir) {
+  net::ServerOptions so;
+  so.endpoint = cfg_.hub.bind;
+  HubOptions ho;
+  ho.timeouts = options_.timeouts;
+  if (!cfg_.hub.secret_key_file.empty()) {
+    net::CurveKeyPair keys = net::read_key_file(cfg_.hub.secret_key_file);
+    public_key_ = keys.public_key;
+    for (const auto& p : cfg_.hub.parties) so.allowed_client_keys.push_back(p.public_key);
+    so.allowed_client_keys.push_back(keys.public_key);  // pcmoe-ctl speaks with the hub's own key
+    so.curve = std::move(keys);
+    ho.curve = true;
+    ho.operator_key = public_key_;
+  }
+  // A frame never needs to be larger than one expert parameter tensor (snapshots) or a header.
+  const int64_t param_bytes = int64_t{cfg_.model.d_ff} * cfg_.model.d_model * 8;
+  so.max_message_bytes = std::max<int64_t>(int64_t{16} << 20, param_bytes + (int64_t{1} << 20));
+  limits_.max_frame_bytes = static_cast<size_t>(so.max_message_bytes);
+  server_ = std::make_unique<net::Server>(ctx, so);
+  endpoint_ = server_->endpoint();
+  state_ = std::make_unique<HubState>(cfg_, store_, run_id_, Clock::now(), ho);
+  std::vector<std::string> ids;
+  for (const auto& p : cfg_.hub.parties) ids.push_back(p.id);
+  PCMOE_INFO("hub.started")
+      .kv("run_id", run_id_)
+      .kv("endpoint", endpoint_)
+      .kv("curve", ho.curve)
+      .kv("parties", ids)
+      .kv("total_steps", cfg_.train.steps)
+      .kv("steps_per_turn", cfg_.hub.steps_per_turn)
+      .kv("seed", cfg_.hub.seed)
+      .kv("model_hash", state_->model_hash())
+      .kv("out_dir", cfg_.hub.out_dir)
+      .kv("pid", static_cast<int64_t>(::getpid()));
+}
+
+HubServer::~HubServer() = default;
+
+void HubServer::deliver(const std::vector<Outgoing>& out) {
+  for (const auto& o : out) {
+    // A peer that is gone or not reading (full queue) just misses the message; liveness handles it.
+    if (!net::reply(*server_, o.peer, o.message)) ++send_failures_;
+  }
+}
+
+bool HubServer::serve_once(int timeout_ms) {
+  auto req = net::recv_request(*server_, timeout_ms, limits_);
+  if (!req) return false;
+  const TimePoint now = Clock::now();
+  if (req->message) {
+    deliver(state_->on_message(req->peer, req->curve_key, *req->message, now));
+  } else if (req->error) {
+    deliver(state_->on_decode_error(req->peer, *req->error, now));
+  }
+  return true;
+}
+
+int HubServer::run() {
+  int seen_stops = 0;
+  bool stop_requested = false;  // a requested stop always ends the process, whatever exit_when_done says
+  while (true) {
+    if (options_.use_signals && signals::stop_requested()) {
+      signals::reset();
+      stop_requests_.fetch_add(1);
+    }
+    const int stops = stop_requests_.load();
+    if (stops > seen_stops) {
+      seen_stops = stops;
+      if (stops >= 2) {
+        PCMOE_WARN("hub.exit_now").kv("reason", "second stop request").kv("step", state_->step());
+        state_->save_state(Clock::now());
+        return kExitOk;
+      }
+      stop_requested = true;
+      deliver(state_->request_stop("operator", Clock::now()));
+    }
+    // Drain what is queued (bounded, so ticks keep their pace), then tick.
+    if (serve_once(options_.poll_ms)) {
+      for (int i = 0; i < 1000 && serve_once(0); ++i) {
+      }
+    }
+    state_->note_transport(server_->bytes_received(), server_->bytes_sent(), send_failures_);
+    deliver(state_->on_tick(Clock::now()));
+    if (state_->finished() && (cfg_.hub.exit_when_done || stop_requested)) {
+      // Linger is 0: give libzmq's I/O thread time to deliver the last messages (the release)
+      // before the socket closes, still answering whatever arrives meanwhile.
+      const auto until = Clock::now() + std::chrono::milliseconds(500);
+      while (Clock::now() < until) serve_once(50);
+      return kExitOk;
+    }
+  }
+}
+
+}  // namespace pcmoe::hub

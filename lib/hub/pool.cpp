@@ -1,0 +1,87 @@
+// Snapshot rounds and the assembled expert pool (see pool.h).
+#include "hub/pool.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/log.h"
+#include "proto/wire_tensor.h"
+
+namespace pcmoe::hub {
+
+SnapshotRound::SnapshotRound(uint64_t id, const std::vector<uint32_t>& parties, TimePoint started,
+                             bool final_round)
+    : id_(id), final_(final_round), started_(started), pending_(parties.begin(), parties.end()) {}
+
+void SnapshotRound::accept(uint32_t party, proto::Snapshot s) {
+  pending_.erase(party);
+  received_[party] = std::move(s);
+}
+
+std::string ExpertPool::assemble(const SnapshotRound& round, std::map<std::string, std::string> meta,
+                                 const std::vector<std::string>& party_ids) {
+  auto out = std::make_shared<TensorFile>();
+  int64_t step = INT64_MAX;
+  std::vector<std::string> missing;
+  for (uint32_t p = 0; p < layout_.n_parties(); ++p) {
+    auto got = round.received().find(p);
+    std::vector<std::string> names = layout_.names_of(p);
+    if (got != round.received().end()) {
+      const proto::Snapshot& s = got->second;
+      step = std::min(step, s.step);
+      std::unordered_map<std::string_view, size_t> at;  // the snapshot was validated: every name is there
+      for (size_t i = 0; i < s.names.size(); ++i) at.emplace(s.names[i], i);
+      for (const auto& name : names) {
+        const proto::WireTensor& t = s.tensors.at(at.at(name));
+        RawTensor r;
+        r.name = name;
+        r.dtype = t.dtype;
+        r.shape = t.shape;
+        r.bytes.assign(reinterpret_cast<const char*>(t.data.data), t.data.size);
+        out->tensors.push_back(std::move(r));
+      }
+    } else if (file_ != nullptr && !names.empty()) {
+      // A party lost before answering: its experts as of the previous pool.
+      step = std::min(step, step_);
+      for (const auto& name : names) {
+        const RawTensor* r = file_->find(name);
+        if (r == nullptr) {
+          missing.push_back(p < party_ids.size() ? party_ids[p] : std::to_string(p));
+          break;
+        }
+        out->tensors.push_back(*r);
+      }
+    } else if (!names.empty()) {
+      missing.push_back(p < party_ids.size() ? party_ids[p] : std::to_string(p));
+    }
+  }
+  if (!missing.empty()) {
+    return fmt::format("no snapshot and no earlier pool for the experts of {}", fmt::join(missing, ", "));
+  }
+  if (step == INT64_MAX) step = 0;  // a model without experts: nothing to wait for
+  meta["step"] = std::to_string(step);
+  meta["created"] = log::utc_timestamp();
+  meta["kind"] = "expert_pool";
+  meta["snapshot_id"] = std::to_string(round.id());
+  out->meta = std::move(meta);
+  file_ = std::move(out);
+  step_ = step;
+  return "";
+}
+
+proto::Pool ExpertPool::message() const {
+  proto::Pool m;
+  if (file_ == nullptr) return m;
+  m.step = step_;
+  for (const auto& t : file_->tensors) {
+    m.names.push_back(t.name);
+    // The bytes stay owned by the immutable pool; the message only references them.
+    m.tensors.push_back(proto::wrap_tensor(t.dtype, t.shape, file_, t.bytes.data(), t.bytes.size()));
+  }
+  return m;
+}
+
+}  // namespace pcmoe::hub
