@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <set>
 
@@ -361,6 +362,22 @@ int Daemon::run() {
   links_ = std::make_unique<PeerLinks>(ctx_, lo);
   links_->set_idle_hook([this] { service_hub(true); });
   trainer_ = std::make_unique<PartyTrainer>(cfg_, seed_, placement, *links_);
+  {
+    const model::Footprint fp = trainer_->footprint();
+    PCMOE_INFO("party.footprint").kv("total_bytes", fp.total()).kv("minimum_bytes", fp.minimum())
+        .kv("backbone_state_bytes", fp.backbone_state).kv("expert_state_bytes", fp.expert_state)
+        .kv("activations_bytes", fp.activations).kv("remote_stash_bytes", fp.remote_stash)
+        .kv("limit_bytes", cfg_.party.memory_limit_mb << 20);
+    std::fprintf(stderr, "pcmoe-party %s: memory footprint estimate\n%s\n", cfg_.party.id.c_str(), fp.table().c_str());
+    try {
+      trainer_->apply_memory_limit(cfg_.party.memory_limit_mb << 20);
+    } catch (const ConfigError&) {
+      proto::Bye bye;
+      bye.reason = "memory limit too small";
+      send_hub(bye);
+      throw;
+    }
+  }
   trainer_->restore_checkpoint(checkpoint_path_);
   apply_directory(w.directory);
   server_->install(&trainer_->host());
@@ -397,6 +414,11 @@ int Daemon::run() {
       if (m) {
         last_hub_msg_ = Clock::now();
         handle_hub(*m);
+      }
+      if (finished_ && ms_since(last_hub_msg_) > 5 * cfg_.party.heartbeat_ms) {
+        // Our bye is in and the hub went quiet: it finished (its release may have been lost).
+        PCMOE_INFO("party.hub_gone_after_bye").kv("silent_ms", ms_since(last_hub_msg_));
+        break;
       }
       service_hub(false);
     }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "common/error.h"
 #include "model/compat.h"
@@ -168,6 +169,7 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
     req.expert_ids = ids_to_wire(expert_sorted.index_select(0, idx), cfg_.n_experts);
     req.rows = to_wire(x_h, opt_.wire_dtype);
     link_.send(host, req);
+    call->requests.push_back(req);
     if (train) hosts_called_.insert(host);
     call->hosts.push_back(host);
     call->request_ids.push_back(req.request_id);
@@ -212,7 +214,28 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
 torch::Tensor FederatedDispatcher::wait_forward(const Call& call, torch::ScalarType dtype) {
   std::vector<torch::Tensor> outs;
   for (size_t i = 0; i < call.hosts.size(); ++i) {
-    auto reply = expect_reply(call.hosts[i], proto::MsgType::expert_forward_reply, call.request_ids[i]);
+    // A host short of memory answers `busy`: ask again with back-off (its stash drains as other
+    // requests' backward passes arrive), up to busy_retry_ms.
+    const auto t0 = Clock::now();
+    int backoff_ms = 20;
+    proto::Message reply;
+    while (true) {
+      reply = link_.wait(call.hosts[i], proto::MsgType::expert_forward_reply, call.request_ids[i]);
+      auto* err = std::get_if<proto::ErrorMsg>(&reply);
+      if (!err || err->code != static_cast<uint16_t>(proto::ErrorCode::busy) ||
+          std::chrono::duration<double, std::milli>(Clock::now() - t0).count() > opt_.busy_retry_ms) {
+        break;
+      }
+      stats_.busy_retries++;
+      std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+      backoff_ms = std::min(backoff_ms * 2, 1000);
+      link_.send(call.hosts[i], call.requests[i]);
+    }
+    if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) {
+      throw HostError(call.hosts[i], fmt::format("host party {} refused request {}: {} ({})", call.hosts[i],
+                                                 call.request_ids[i], err->reason,
+                                                 proto::error_code_name(static_cast<proto::ErrorCode>(err->code))));
+    }
     const auto& r = std::get<proto::ExpertForwardReply>(reply);
     if (r.outputs.shape != std::vector<int64_t>{call.rows[i], cfg_.d_model}) {
       throw ProtocolError(fmt::format("host party {} answered request {} with outputs {} (expected [{}, {}])", call.hosts[i],

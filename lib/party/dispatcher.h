@@ -43,10 +43,12 @@ struct DispatchOptions {
   double row_noise_std = 0.0;
   std::vector<int> local_only_layers;
   uint64_t shuffle_seed = 0;  // private: draws the row permutations and the noise
+  int busy_retry_ms = 30000;  // a host answering `busy` (memory) is asked again for this long
 };
 
 struct DispatchStats {
   uint64_t requests = 0;
+  uint64_t busy_retries = 0;
   uint64_t rows_sent = 0;
   uint64_t rows_local = 0;
   double wait_ms = 0;  // time blocked on host replies (forward and backward)
@@ -79,6 +81,7 @@ class FederatedDispatcher : public model::ExpertDispatcher {
     std::vector<uint32_t> hosts;
     std::vector<uint64_t> request_ids;
     std::vector<int64_t> rows;
+    std::vector<proto::ExpertForward> requests;  // kept to ask again after a `busy`
     torch::Device device = torch::kCPU;
   };
   torch::Tensor wait_forward(const Call& call, torch::ScalarType dtype);

@@ -40,6 +40,11 @@ void ExpertHost::set_known_parties(std::set<std::string> ids) {
   known_ = std::move(ids);
 }
 
+void ExpertHost::set_max_stash_bytes(uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  opt_s_.max_stash_bytes = bytes;
+}
+
 HostStats ExpertHost::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
@@ -166,7 +171,13 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
     }
   }
   const bool train = req.mode == proto::ExpertMode::train;
-  const uint64_t bytes = static_cast<uint64_t>(rows) * model_.d_model * 4 * 2;
+  // Bytes a train request keeps until its backward: everything autograd saves, or (recompute)
+  // only the fp32 input rows.
+  const double e = opt_s_.bf16 ? 2.0 : 4.0;
+  const uint64_t full_bytes = static_cast<uint64_t>(
+      static_cast<double>(rows) * (4.0 * model_.d_model + e * (2.0 * model_.d_model + 4.0 * model_.d_ff)));
+  const uint64_t min_bytes = static_cast<uint64_t>(rows) * 4 * model_.d_model;
+  bool recompute = false;
   if (train) {
     std::lock_guard<std::mutex> lock(mu_);
     std::string why;
@@ -174,23 +185,29 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
     if (stash_.count(req.request_id)) {
       return error_reply(proto::ErrorCode::out_of_order, fmt::format("request id {} already in use", req.request_id), type, req.request_id);
     }
-    if (opt_s_.max_stash_bytes > 0 && stats_.stash_bytes + bytes > opt_s_.max_stash_bytes) {
-      return error_reply(proto::ErrorCode::busy, fmt::format("stash for backward would exceed {} bytes", opt_s_.max_stash_bytes), type, req.request_id);
+    const uint64_t cap = opt_s_.max_stash_bytes;
+    if (cap > 0 && stats_.stash_bytes + full_bytes > cap) {
+      if (stats_.stash_bytes + min_bytes > cap) {
+        stats_.busy++;
+        return error_reply(proto::ErrorCode::busy,
+                           fmt::format("rows kept for backward would exceed the memory limit ({} of {} bytes in use)",
+                                       stats_.stash_bytes, cap),
+                           type, req.request_id);
+      }
+      recompute = true;
     }
   }
-  const auto compute_dtype = torch::kFloat32;
-  auto x = from_wire(req.rows, opt_s_.device, compute_dtype);
+  auto x = from_wire(req.rows, opt_s_.device, torch::kFloat32);
   auto dev_ids = ids.to(opt_s_.device);
   torch::Tensor y;
   {
     std::shared_lock<std::shared_mutex> r(shard_mu_);
-    if (train) {
+    model::AutocastGuard autocast(opt_s_.bf16, opt_s_.device);
+    if (train && !recompute) {
       x.requires_grad_(true);
-      model::AutocastGuard autocast(opt_s_.bf16, opt_s_.device);
       y = shard_.run(layer, x, dev_ids);
     } else {
       torch::NoGradGuard no_grad;
-      model::AutocastGuard autocast(opt_s_.bf16, opt_s_.device);
       y = shard_.run(layer, x, dev_ids);
     }
   }
@@ -200,9 +217,21 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
   std::lock_guard<std::mutex> lock(mu_);
   stats_.rows_forward += static_cast<uint64_t>(rows);
   if (train) {
-    Entry e{requester, req.step, layer, x, y, distinct, bytes};
-    stash_.emplace(req.request_id, std::move(e));
-    stats_.stash_bytes += bytes;
+    Entry en;
+    en.requester = requester;
+    en.step = req.step;
+    en.layer = layer;
+    en.x = x;
+    en.experts = distinct;
+    en.bytes = recompute ? min_bytes : full_bytes;
+    if (recompute) {
+      en.ids = dev_ids;
+      stats_.recomputed++;
+    } else {
+      en.y = y;
+    }
+    stats_.stash_bytes += en.bytes;
+    stash_.emplace(req.request_id, std::move(en));
     open_touched_ = Clock::now();
   }
   return out;
@@ -218,7 +247,7 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
       return error_reply(proto::ErrorCode::unknown_request,
                          fmt::format("no train-mode forward with request id {} is waiting for backward", req.request_id), type, req.request_id);
     }
-    if (req.grad_outputs.shape != it->second.y.sizes().vec()) {
+    if (req.grad_outputs.shape != it->second.x.sizes().vec()) {
       return error_reply(proto::ErrorCode::bad_shape, "grad_outputs shape differs from the forward's outputs", type, req.request_id);
     }
     e = std::move(it->second);
@@ -226,10 +255,15 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
     stats_.stash_bytes -= std::min(stats_.stash_bytes, e.bytes);
     open_touched_ = Clock::now();
   }
-  auto grad = from_wire(req.grad_outputs, opt_s_.device, e.y.scalar_type());
   double sq = 0;
   {
     std::shared_lock<std::shared_mutex> r(shard_mu_);
+    if (!e.y.defined()) {  // recompute mode: run the experts again, this time keeping the graph
+      e.x.requires_grad_(true);
+      model::AutocastGuard autocast(opt_s_.bf16, opt_s_.device);
+      e.y = shard_.run(e.layer, e.x, e.ids);
+    }
+    auto grad = from_wire(req.grad_outputs, opt_s_.device, e.y.scalar_type());
     torch::autograd::backward({e.y}, {grad});
     std::vector<torch::Tensor> touched;
     for (int64_t id : e.experts) {

@@ -32,7 +32,9 @@ struct HostOptions {
   torch::Device device = torch::kCPU;
   bool bf16 = false;          // autocast expert compute on CUDA
   int stale_ms = 120000;      // an open step untouched this long may be aborted by another requester
-  uint64_t max_stash_bytes = 0;  // 0 = unlimited; else train forwards beyond it get `busy`
+  // Memory for rows kept for backward; 0 = unlimited. Past it a train forward keeps only its
+  // input rows and recomputes the experts in backward; when even those do not fit: `busy`.
+  uint64_t max_stash_bytes = 0;
 };
 
 struct HostStats {
@@ -43,6 +45,8 @@ struct HostStats {
   uint64_t steps_applied = 0;
   double compute_ms = 0;
   uint64_t stash_bytes = 0;
+  uint64_t recomputed = 0;  // requests served in recompute mode (memory limit)
+  uint64_t busy = 0;        // train forwards refused for memory
 };
 
 class ExpertHost {
@@ -56,6 +60,8 @@ class ExpertHost {
   // the transport cannot authenticate; then the request's own requester field is used).
   proto::Message handle(const std::string& sender, const proto::Message& request);
   HostStats stats() const;
+  // Memory for rows kept for backward (see HostOptions::max_stash_bytes). Thread-safe.
+  void set_max_stash_bytes(uint64_t bytes);
 
  private:
   struct Entry {
@@ -63,7 +69,8 @@ class ExpertHost {
     int64_t step = 0;
     int layer = 0;
     torch::Tensor x;  // leaf with requires_grad
-    torch::Tensor y;
+    torch::Tensor y;  // undefined in recompute mode
+    torch::Tensor ids;  // recompute mode: the expert ids on the device
     std::vector<int64_t> experts;  // distinct expert ids of the request
     uint64_t bytes = 0;
   };

@@ -343,3 +343,37 @@ void PartyTrainer::update_balance_bias(const std::vector<std::vector<double>>& l
 }
 
 }  // namespace pcmoe::party
+
+namespace pcmoe::party {
+
+model::Footprint PartyTrainer::footprint() const {
+  model::FootprintInput in;
+  in.backbone_params = backbone_->parameter_count();
+  in.hosted_expert_params = shard_->parameter_count();
+  std::map<int, int> per_layer;
+  for (const auto& [key, ex] : shard_->experts()) per_layer[key.first]++;
+  for (const auto& [layer, n] : per_layer) in.hosted_experts_per_layer = std::max(in.hosted_experts_per_layer, n);
+  in.n_parties = static_cast<int>(placement_.n_parties);
+  in.bf16 = bf16_;
+  in.wire_bytes = static_cast<int>(dtype_size(resolve_wire_dtype(cfg_.party.wire_dtype, device_)));
+  return model::estimate_footprint(cfg_.model, cfg_.train, in);
+}
+
+void PartyTrainer::apply_memory_limit(uint64_t limit) {
+  if (limit == 0) return;
+  const model::Footprint f = footprint();
+  if (f.minimum() > limit) {
+    throw ConfigError(fmt::format(
+        "party.memory_limit_mb = {} MiB is below this party's minimum footprint of {:.0f} MiB:\n{}\n"
+        "raise the limit, add parties (fewer experts each), or lower train.batch_size / use a smaller preset",
+        limit >> 20, static_cast<double>(f.minimum()) / (1 << 20), f.table()));
+  }
+  model::set_memory_limit(device_, limit);
+  const uint64_t fixed = f.total() - f.remote_stash;
+  host_->set_max_stash_bytes(limit > fixed ? limit - fixed : f.remote_stash_min);
+  PCMOE_INFO("party.memory_limit").kv("limit_bytes", limit).kv("estimate_bytes", f.total())
+      .kv("minimum_bytes", f.minimum()).kv("stash_budget_bytes", limit > fixed ? limit - fixed : f.remote_stash_min)
+      .kv("recompute_possible", f.total() > limit);
+}
+
+}  // namespace pcmoe::party

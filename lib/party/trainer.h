@@ -21,6 +21,7 @@
 #include "data/loader.h"
 #include "model/backbone.h"
 #include "model/expert.h"
+#include "model/footprint.h"
 #include "model/optim.h"
 #include "party/dispatcher.h"
 #include "party/expert_host.h"
@@ -70,6 +71,12 @@ class PartyTrainer {
   int64_t backbone_params() const { return backbone_->parameter_count(); }
   int64_t expert_params() const { return shard_->parameter_count(); }
   void update_balance_bias(const std::vector<std::vector<double>>& load);
+  // This party's memory footprint from the model config and its placement (footprint.h).
+  model::Footprint footprint() const;
+  // Applies party.memory_limit_mb: throws ConfigError (with the breakdown) if even the minimum
+  // footprint does not fit; else caps the CUDA allocator and gives the expert host what is left
+  // for rows kept for backward (beyond it the host recomputes, then answers busy).
+  void apply_memory_limit(uint64_t limit_bytes);
 
  private:
   PartyConfig cfg_;

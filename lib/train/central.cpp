@@ -13,6 +13,7 @@
 #include "model/backbone.h"
 #include "model/compat.h"
 #include "model/expert.h"
+#include "model/footprint.h"
 #include "model/optim.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
@@ -98,6 +99,7 @@ TrainSummary run_central(const CentralConfig& cfg) {
   fs::make_dirs(cfg.run.out_dir);
   CentralState st(cfg);
   const bool bf16 = cfg.train.dtype == "bf16";
+  uint64_t sum_footprint = 0;
   if (cfg.run.resume && fs::exists(st.checkpoint_path())) {
     st.restore(st.checkpoint_path());
   } else if (!cfg.run.init_from.empty()) {
@@ -117,6 +119,17 @@ TrainSummary run_central(const CentralConfig& cfg) {
       .kv("steps", cfg.train.steps)
       .kv("config_hash", model_config_hash(cfg.model, cfg.train));
 
+  {
+    model::FootprintInput in;
+    in.backbone_params = st.backbone->parameter_count();
+    in.hosted_expert_params = st.experts.parameter_count();
+    in.hosted_experts_per_layer = cfg.model.n_experts;
+    in.bf16 = bf16 && st.device.is_cuda();
+    auto fp = model::estimate_footprint(cfg.model, cfg.train, in);
+    sum_footprint = fp.total();
+    PCMOE_INFO("train.footprint").kv("estimate_bytes", fp.total()).kv("backbone_state_bytes", fp.backbone_state)
+        .kv("expert_state_bytes", fp.expert_state).kv("activations_bytes", fp.activations);
+  }
   std::vector<torch::Tensor> all_params = st.opt->tensors();
   Progress progress(cfg.run.progress, cfg.train.steps);
   TrainSummary sum;
@@ -221,6 +234,8 @@ TrainSummary run_central(const CentralConfig& cfg) {
   export_model(sum.export_path, cfg.model, st.backbone, st.experts,
                {{"step", std::to_string(st.step)}, {"source", "pcmoe-central"}});
   sum.peak_memory_bytes = model::peak_memory(st.device).allocated_bytes;
+  sum.peak_reserved_bytes = model::peak_memory(st.device).reserved_bytes;
+  sum.footprint_estimate_bytes = sum_footprint;
   PCMOE_INFO("train.done")
       .kv("step", st.step)
       .kv("interrupted", sum.interrupted)

@@ -20,6 +20,8 @@ struct TrainSummary {
   double wall_s = 0;          // training wall-clock time
   double tokens_per_s = 0;    // mean training throughput
   uint64_t peak_memory_bytes = 0;
+  uint64_t peak_reserved_bytes = 0;
+  uint64_t footprint_estimate_bytes = 0;  // model/footprint.h, for comparison with the measured peak
   bool interrupted = false;   // stopped by a signal (checkpoint written)
   std::string checkpoint_path;
   std::string export_path;
