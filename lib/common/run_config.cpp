@@ -46,7 +46,10 @@ CentralConfig load_central_config(const std::string& path, const std::vector<std
   config::Origins origins;
   auto schema = central_schema();
   schema.load_file(path, c, &origins);
-  for (const auto& o : overrides) schema.apply_override(o, c, &origins);
+  for (const auto& o : overrides) {
+    schema.apply_override(o, c, &origins);
+    if (o.rfind("model.", 0) == 0 || o.rfind("train.", 0) == 0) c.shared_overrides.push_back(o);
+  }
   validate(c.model, origins);
   validate(c.train, origins);
   if (c.mode == "central") validate(c.data, origins);

@@ -44,6 +44,9 @@ struct CentralConfig {
   RunConfig run;
   std::string mode = "central";  // central | protocol
   ProtocolConfig protocol;
+  // Not a YAML key: the --set overrides of model.* and train.*, which mode protocol applies to
+  // the party configs too (every participant shares them).
+  std::vector<std::string> shared_overrides;
 };
 
 config::Schema<RunConfig> run_schema();

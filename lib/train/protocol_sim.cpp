@@ -49,7 +49,7 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
   std::vector<SimParty> parties;
   for (const auto& path : cfg.protocol.party_configs) {
     SimParty p;
-    p.cfg = load_party_config(path, {});
+    p.cfg = load_party_config(path, cfg.shared_overrides);
     if (model_config_hash(p.cfg.model, p.cfg.train) != hash) {
       throw ConfigError(fmt::format("{}: its preset differs from this config's model/train (hash {} vs {})", path,
                                     model_config_hash(p.cfg.model, p.cfg.train), hash));
