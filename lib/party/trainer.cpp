@@ -186,6 +186,9 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
   steps_done_ += 1;
   last_step_ = step;
   tokens_done_ += out.tokens;
+  // Training traffic only; the evaluation's forward-only calls are counted apart.
+  r.bytes_sent = link_.bytes_sent() - sent0;
+  r.bytes_received = link_.bytes_received() - recv0;
   if (cfg_.train.eval_every > 0 && (step + 1) / cfg_.train.eval_every > last_eval_bucket_) {
     last_eval_bucket_ = (step + 1) / cfg_.train.eval_every;
     auto [loss, bpb] = evaluate();
@@ -194,8 +197,6 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
     o.evaluated = true;
   }
   r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  r.bytes_sent = link_.bytes_sent() - sent0;
-  r.bytes_received = link_.bytes_received() - recv0;
   auto mem = model::peak_memory(device_);
   r.peak_memory_bytes = mem.allocated_bytes;
 
@@ -204,6 +205,11 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
   rec.add("loss", r.loss).add("aux_loss", r.aux_loss).add("lr", lr).add("grad_norm", grad_norm);
   rec.add("tokens_per_s", static_cast<double>(r.tokens) / std::max(r.step_ms / 1e3, 1e-9)).add("step_ms", r.step_ms);
   rec.add("bytes_sent", r.bytes_sent).add("bytes_received", r.bytes_received);
+  rec.add("rows_sent_total", dispatcher_->stats().rows_sent);
+  if (o.evaluated) {
+    rec.add("eval_bytes_sent", link_.bytes_sent() - sent0 - r.bytes_sent);
+    rec.add("eval_bytes_received", link_.bytes_received() - recv0 - r.bytes_received);
+  }
   rec.add("remote_wait_ms", dispatcher_->stats().wait_ms);
   if (o.evaluated) rec.add("eval_loss", r.eval_loss).add("eval_bpb", o.eval_bpb);
   rec.add("peak_memory_bytes", mem.allocated_bytes).add("peak_reserved_bytes", mem.reserved_bytes);

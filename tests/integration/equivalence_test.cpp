@@ -111,7 +111,14 @@ TEST_CASE("3-party federation over real sockets equals the single-process model 
   }
   CHECK(rel_err(out_f.loss, out_c.loss) < 1e-6);
   CHECK(disp.hosts_called() == std::set<uint32_t>{1, 2});
-  CHECK(links.bytes_sent() > 0);
+  // Wire efficiency: what left the requester is the routed rows (forward) and their gradients
+  // (backward), plus expert ids and headers: within 10% of that minimum.
+  const double min_sent = static_cast<double>(disp.stats().rows_sent) * m.d_model * 4 * 2;
+  INFO("bytes sent " << links.bytes_sent() << ", minimum " << min_sent);
+  CHECK(static_cast<double>(links.bytes_sent()) >= min_sent);
+  CHECK(static_cast<double>(links.bytes_sent()) < 1.1 * min_sent);
+  CHECK(static_cast<double>(links.bytes_received()) >= min_sent);
+  CHECK(static_cast<double>(links.bytes_received()) < 1.1 * min_sent);
   for (auto& item : central->named_parameters()) {
     INFO(item.key());
     CHECK(rel_err(fed->named_parameters()[item.key()].grad(), item.value().grad()) < 1e-5);
