@@ -17,12 +17,14 @@
 
 namespace pcmoe::model {
 
+// Turns are sequential: a party never trains and keeps other parties' rows at the same time, so
+// the peak is the state plus the larger of its own step and what it keeps as a host.
 uint64_t Footprint::total() const {
-  return backbone_state + expert_state + weight_casts + activations + backward_peak + remote_stash;
+  return backbone_state + expert_state + weight_casts + std::max(activations + backward_peak, remote_stash);
 }
 
 uint64_t Footprint::minimum() const {
-  return backbone_state + expert_state + weight_casts + activations + backward_peak + remote_stash_min;
+  return backbone_state + expert_state + weight_casts + std::max(activations + backward_peak, remote_stash_min);
 }
 
 std::string Footprint::table() const {

@@ -31,9 +31,10 @@ struct Footprint {
   uint64_t remote_stash = 0;     // worst case of other parties' rows kept here (full saved tensors)
   uint64_t remote_stash_min = 0; // the same in recompute mode (only the input rows kept)
 
-  // Peak with the full remote stash (what the party normally runs with).
+  // Peak: the state plus the larger of this party's own step (activations + backward transient)
+  // and the worst-case rows it keeps as a host (turns are sequential: never both at once).
   uint64_t total() const;
-  // Peak when the host recomputes expert forwards in backward (the minimum it can run with).
+  // The same when the host recomputes expert forwards in backward (the minimum it can run with).
   uint64_t minimum() const;
   // Human-readable table, one line per term, MiB.
   std::string table() const;

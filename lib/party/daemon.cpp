@@ -278,8 +278,15 @@ void Daemon::finish(const std::string& reason) {
   } else {
     PCMOE_WARN("party.no_pool").kv("reason", "the hub had no complete expert-pool snapshot; model not exported");
   }
+  const auto mem = model::peak_memory(trainer_->device());
+  const auto& ds = trainer_->dispatcher().stats();
+  const HostStats hs = trainer_->host().stats();
   PCMOE_INFO("party.done").kv("steps_done", trainer_->steps_done()).kv("eval_loss", loss).kv("eval_bpb", bpb)
-      .kv("model", pool ? out : std::string()).kv("peak_memory_bytes", model::peak_memory(trainer_->device()).allocated_bytes);
+      .kv("model", pool ? out : std::string()).kv("peak_memory_bytes", mem.allocated_bytes)
+      .kv("peak_reserved_bytes", mem.reserved_bytes).kv("remote_requests", ds.requests).kv("rows_sent", ds.rows_sent)
+      .kv("remote_wait_ms", ds.wait_ms).kv("serialize_ms", ds.serialize_ms).kv("busy_retries", ds.busy_retries)
+      .kv("host_requests", hs.requests).kv("host_compute_ms", hs.compute_ms).kv("host_recomputed", hs.recomputed)
+      .kv("host_busy", hs.busy).kv("bytes_sent", links_->bytes_sent()).kv("bytes_received", links_->bytes_received());
   proto::Bye bye;
   bye.reason = reason;
   send_hub(bye);

@@ -166,8 +166,10 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
     req.step = step_;
     req.layer = static_cast<uint32_t>(layer);
     req.mode = train ? proto::ExpertMode::train : proto::ExpertMode::eval;
+    const auto ts = Clock::now();
     req.expert_ids = ids_to_wire(expert_sorted.index_select(0, idx), cfg_.n_experts);
     req.rows = to_wire(x_h, opt_.wire_dtype);
+    stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
     link_.send(host, req);
     call->requests.push_back(req);
     if (train) hosts_called_.insert(host);
@@ -241,7 +243,9 @@ torch::Tensor FederatedDispatcher::wait_forward(const Call& call, torch::ScalarT
       throw ProtocolError(fmt::format("host party {} answered request {} with outputs {} (expected [{}, {}])", call.hosts[i],
                                       call.request_ids[i], proto::describe_tensor(r.outputs), call.rows[i], cfg_.d_model));
     }
+    const auto ts = Clock::now();
     outs.push_back(from_wire(r.outputs, call.device, dtype));
+    stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
   }
   return outs.size() == 1 ? outs[0] : torch::cat(outs, 0);
 }
@@ -252,7 +256,9 @@ torch::Tensor FederatedDispatcher::run_backward(const Call& call, const torch::T
   for (size_t i = 0; i < call.hosts.size(); ++i) {
     proto::ExpertBackward req;
     req.request_id = call.request_ids[i];
+    const auto ts = Clock::now();
     req.grad_outputs = to_wire(g.narrow(0, off, call.rows[i]), opt_.wire_dtype);
+    stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
     link_.send(call.hosts[i], req);
     off += call.rows[i];
   }
@@ -265,7 +271,9 @@ torch::Tensor FederatedDispatcher::run_backward(const Call& call, const torch::T
                                       call.request_ids[i], proto::describe_tensor(r.grad_inputs)));
     }
     remote_grad_sq_ += r.grad_sq_norm;
+    const auto ts = Clock::now();
     outs.push_back(from_wire(r.grad_inputs, call.device, grad.scalar_type()));
+    stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
   }
   return outs.size() == 1 ? outs[0] : torch::cat(outs, 0);
 }

@@ -51,7 +51,8 @@ struct DispatchStats {
   uint64_t busy_retries = 0;
   uint64_t rows_sent = 0;
   uint64_t rows_local = 0;
-  double wait_ms = 0;  // time blocked on host replies (forward and backward)
+  double wait_ms = 0;       // time blocked on host replies (forward and backward)
+  double serialize_ms = 0;  // rows/gradients to wire tensors and replies back to the device
 };
 
 class FederatedDispatcher : public model::ExpertDispatcher {

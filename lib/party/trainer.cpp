@@ -210,7 +210,9 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
     rec.add("eval_bytes_sent", link_.bytes_sent() - sent0 - r.bytes_sent);
     rec.add("eval_bytes_received", link_.bytes_received() - recv0 - r.bytes_received);
   }
-  rec.add("remote_wait_ms", dispatcher_->stats().wait_ms);
+  rec.add("remote_wait_ms", dispatcher_->stats().wait_ms).add("serialize_ms", dispatcher_->stats().serialize_ms);
+  const HostStats hs = host_->stats();
+  rec.add("host_compute_ms", hs.compute_ms).add("host_rows_forward", hs.rows_forward);
   if (o.evaluated) rec.add("eval_loss", r.eval_loss).add("eval_bpb", o.eval_bpb);
   rec.add("peak_memory_bytes", mem.allocated_bytes).add("peak_reserved_bytes", mem.reserved_bytes);
   metrics_->write(rec);
@@ -375,10 +377,13 @@ void PartyTrainer::apply_memory_limit(uint64_t limit) {
         limit >> 20, static_cast<double>(f.minimum()) / (1 << 20), f.table()));
   }
   model::set_memory_limit(device_, limit);
-  const uint64_t fixed = f.total() - f.remote_stash;
-  host_->set_max_stash_bytes(limit > fixed ? limit - fixed : f.remote_stash_min);
+  // What the host may keep for other parties' backward: the limit minus the state (its own step
+  // never overlaps with hosting).
+  const uint64_t fixed = f.backbone_state + f.expert_state + f.weight_casts;
+  const uint64_t stash_budget = std::max<uint64_t>(limit > fixed ? limit - fixed : 0, f.remote_stash_min);
+  host_->set_max_stash_bytes(stash_budget);
   PCMOE_INFO("party.memory_limit").kv("limit_bytes", limit).kv("estimate_bytes", f.total())
-      .kv("minimum_bytes", f.minimum()).kv("stash_budget_bytes", limit > fixed ? limit - fixed : f.remote_stash_min)
+      .kv("minimum_bytes", f.minimum()).kv("stash_budget_bytes", stash_budget)
       .kv("recompute_possible", f.total() > limit);
 }
 
