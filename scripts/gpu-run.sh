@@ -31,7 +31,7 @@ build() {
 run_tests() {
   (cd "$BUILD" && ctest -L gpu --output-on-failure 2>&1 | tee "$OUT/ctest-gpu.log" | tail -25)
   "$BUILD/tests/pcmoe_tests_torch" "[gpu]" --durations yes >"$OUT/gpu-tests.txt" 2>&1
-  tail -5 "$OUT/gpu-tests.txt"
+  grep -E "^footprint|FAILED|with expansion|passed|failed" "$OUT/gpu-tests.txt" | head -30
 }
 
 for s in "${steps[@]}"; do

@@ -20,18 +20,21 @@ namespace pcmoe::model {
 // Turns are sequential: a party never trains and keeps other parties' rows at the same time, so
 // the peak is the state plus the larger of its own step and what it keeps as a host.
 uint64_t Footprint::total() const {
-  return backbone_state + expert_state + weight_casts + std::max(activations + backward_peak, remote_stash);
+  const uint64_t own = std::max(activations + backward_peak, gradients + last_layer_activations);
+  return backbone_state + expert_state + weight_casts + std::max(own, host_gradients + remote_stash);
 }
 
 uint64_t Footprint::minimum() const {
-  return backbone_state + expert_state + weight_casts + std::max(activations + backward_peak, remote_stash_min);
+  const uint64_t own = std::max(activations + backward_peak, gradients + last_layer_activations);
+  return backbone_state + expert_state + weight_casts + std::max(own, host_gradients + remote_stash_min);
 }
 
 std::string Footprint::table() const {
   auto mib = [](uint64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
   std::string s;
-  s += fmt::format("  backbone weights+grads+AdamW   {:>10.1f} MiB\n", mib(backbone_state));
-  s += fmt::format("  experts  weights+grads+AdamW   {:>10.1f} MiB\n", mib(expert_state));
+  s += fmt::format("  backbone weights+AdamW         {:>10.1f} MiB\n", mib(backbone_state));
+  s += fmt::format("  experts  weights+AdamW         {:>10.1f} MiB\n", mib(expert_state));
+  s += fmt::format("  gradients (built in backward)  {:>10.1f} MiB\n", mib(gradients));
   s += fmt::format("  bf16 weight copies (autocast)  {:>10.1f} MiB\n", mib(weight_casts));
   s += fmt::format("  activations (own batch)        {:>10.1f} MiB\n", mib(activations));
   s += fmt::format("  backward transient             {:>10.1f} MiB\n", mib(backward_peak));
@@ -50,20 +53,23 @@ Footprint estimate_footprint(const ModelConfig& m, const TrainConfig& t, const F
   const double moe_layers = static_cast<double>(m.moe_layer_indices().size());
   const double dense_layers = layers - moe_layers;
 
-  f.backbone_state = static_cast<uint64_t>(16.0 * static_cast<double>(in.backbone_params));
-  f.expert_state = static_cast<uint64_t>(16.0 * static_cast<double>(in.hosted_expert_params));
+  f.backbone_state = static_cast<uint64_t>(12.0 * static_cast<double>(in.backbone_params));
+  f.expert_state = static_cast<uint64_t>(12.0 * static_cast<double>(in.hosted_expert_params));
+  f.gradients = static_cast<uint64_t>(4.0 * static_cast<double>(in.backbone_params + in.hosted_expert_params));
+  f.host_gradients = static_cast<uint64_t>(4.0 * static_cast<double>(in.hosted_expert_params));
   if (in.bf16) {
     f.weight_casts = static_cast<uint64_t>(2.0 * static_cast<double>(in.backbone_params + in.hosted_expert_params));
   }
 
   const double norm = 8 * d + e * d;
-  const double attention = 3 * d * e + 2 * d * e + d * e + d * e + 4 * d;
+  const double attention = 3 * d * e + 2 * d * e + d * e + d * e;
   const double per_block = 2 * norm + attention;
-  const double moe = 20 * ex + k * (e * d + 4 * e * ff + 4 * d) + 4 * d;
+  const double moe = 20 * ex + k * (e * d + 4 * e * ff + 4 * d);
   const double dense_ffn = e * d + 4 * e * m.d_ff_dense;
-  const double head = V * e + 4 * V + norm;
+  const double head = 4 * V + norm;
   const double per_token = layers * per_block + moe_layers * moe + dense_layers * dense_ffn + head;
   f.activations = static_cast<uint64_t>(n_tokens * per_token);
+  f.last_layer_activations = static_cast<uint64_t>(n_tokens * (per_block + (moe_layers > 0 ? moe : dense_ffn)));
   // Backward transient: the activation gradients of one MoE layer, or the head's, or the grouped
   // GEMM's fp32 + bf16 copies of one layer's stacked expert weights and their gradients.
   const double expert_layer_params = moe_layers > 0 ? static_cast<double>(in.hosted_expert_params) / moe_layers : 0;

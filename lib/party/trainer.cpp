@@ -379,7 +379,7 @@ void PartyTrainer::apply_memory_limit(uint64_t limit) {
   model::set_memory_limit(device_, limit);
   // What the host may keep for other parties' backward: the limit minus the state (its own step
   // never overlaps with hosting).
-  const uint64_t fixed = f.backbone_state + f.expert_state + f.weight_casts;
+  const uint64_t fixed = f.backbone_state + f.expert_state + f.weight_casts + f.host_gradients;
   const uint64_t stash_budget = std::max<uint64_t>(limit > fixed ? limit - fixed : 0, f.remote_stash_min);
   host_->set_max_stash_bytes(stash_budget);
   PCMOE_INFO("party.memory_limit").kv("limit_bytes", limit).kv("estimate_bytes", f.total())

@@ -5,6 +5,11 @@
 
 #include "model/backbone.h"
 #include "model/compat.h"
+#include "model/footprint.h"
+#include "model/optim.h"
+#include "party/wire.h"
+
+#include <cstdio>
 #include "party/party_test_util.h"
 
 using namespace pcmoe;
@@ -151,4 +156,110 @@ TEST_CASE("grouped-GEMM experts equal the per-expert loop (bf16 autocast, forwar
   auto g_ref = torch::autograd::grad({(y_ref * up).sum()}, {x, shard.get(0, 5)->w1()}, {}, true);
   CHECK(rel_err(g[0], g_ref[0]) < 3e-2);
   CHECK(rel_err(g[1], g_ref[1]) < 3e-2);
+}
+
+namespace {
+// Peak allocated bytes of a few training steps of the whole model on `cuda` with random tokens.
+uint64_t measured_peak(const ModelConfig& m, const TrainConfig& t, const torch::Device& cuda, uint64_t* estimate) {
+  model::Backbone bb(m, 1);
+  model::ExpertShard ex(m, 2, [](int, int) { return true; });
+  bb->to(cuda);
+  ex.to(cuda);
+  model::LocalDispatcher local(ex);
+  std::vector<model::NamedParam> params;
+  for (auto& p : bb->named_parameters()) params.push_back({p.key(), p.value()});
+  for (auto& [n, p] : ex.named_expert_params()) params.push_back({n, p});
+  model::AdamW opt(params, t);
+  const bool bf16 = t.dtype == "bf16";
+  torch::cuda::synchronize();
+  model::reset_peak_memory(cuda);
+  const uint64_t before = model::peak_memory(cuda).allocated_bytes;
+  for (int s = 0; s < 3; ++s) {
+    auto tokens = torch::randint(0, 259, {t.batch_size, m.seq_len + 1}, torch::kLong).to(cuda);
+    model::ForwardResult out;
+    {
+      model::AutocastGuard ac(bf16, cuda);
+      out = bb->forward(tokens, local);
+    }
+    out.loss.backward();
+    opt.step(1e-3, model::clip_scale_tensor(model::grad_norm_tensor(opt.tensors()), 1.0));
+  }
+  torch::cuda::synchronize();
+  model::FootprintInput in;
+  in.backbone_params = bb->parameter_count();
+  in.hosted_expert_params = ex.parameter_count();
+  in.hosted_experts_per_layer = m.n_experts;
+  in.bf16 = bf16;
+  *estimate = model::estimate_footprint(m, t, in).total();
+  return model::peak_memory(cuda).allocated_bytes - before;
+}
+}  // namespace
+
+TEST_CASE("the footprint estimate is within 15% of the measured peak", "[gpu]") {
+  if (!torch::cuda::is_available()) FAIL("no CUDA device");
+  const torch::Device cuda(torch::kCUDA, 0);
+  struct Case {
+    const char* name;
+    int d, layers, experts, d_ff, seq, batch;
+    std::string dtype;
+  };
+  // Activation-heavy and parameter-heavy shapes, bf16 and fp32.
+  for (const Case& c : {Case{"activations", 512, 4, 8, 1024, 512, 16, "bf16"},
+                        Case{"parameters", 512, 4, 64, 2048, 256, 4, "bf16"},
+                        Case{"fp32", 256, 4, 8, 512, 256, 16, "fp32"}}) {
+    ModelConfig m;
+    m.d_model = c.d;
+    m.n_layers = c.layers;
+    m.n_heads = 8;
+    m.n_experts = c.experts;
+    m.d_ff = c.d_ff;
+    m.seq_len = c.seq;
+    TrainConfig t;
+    t.batch_size = c.batch;
+    t.dtype = c.dtype;
+    uint64_t est = 0;
+    const uint64_t peak = measured_peak(m, t, cuda, &est);
+    const double ratio = static_cast<double>(est) / static_cast<double>(peak);
+    INFO(c.name << ": estimate " << (est >> 20) << " MiB, measured peak " << (peak >> 20) << " MiB, ratio " << ratio);
+    std::printf("footprint %s: estimate %llu MiB, measured %llu MiB, ratio %.3f\n", c.name,
+                static_cast<unsigned long long>(est >> 20), static_cast<unsigned long long>(peak >> 20), ratio);
+    CHECK(ratio > 0.85);
+    CHECK(ratio < 1.15);
+  }
+}
+
+TEST_CASE("an out-of-memory on one expert request fails that request, not the host", "[gpu]") {
+  if (!torch::cuda::is_available()) FAIL("no CUDA device");
+  const torch::Device cuda(torch::kCUDA, 0);
+  ModelConfig m = gpu_model();
+  TrainConfig t;
+  model::ExpertShard shard(m, 3, [](int, int) { return true; });
+  shard.to(cuda);
+  std::vector<model::NamedParam> params;
+  for (auto& [n, p] : shard.named_expert_params()) params.push_back({n, p});
+  model::AdamW opt(params, t);
+  std::shared_mutex mu;
+  party::HostOptions ho;
+  ho.self_id = "h";
+  ho.device = cuda;
+  party::ExpertHost host(m, t, shard, opt, mu, ho);
+  torch::cuda::synchronize();
+  // Cap this process's allocator just above what is in use, then ask for far more.
+  const uint64_t in_use = model::peak_memory(cuda).allocated_bytes;
+  model::set_memory_limit(cuda, in_use + (64ull << 20));
+  auto request = [&](int64_t rows, uint64_t id) {
+    proto::ExpertForward f;
+    f.request_id = id;
+    f.requester = "r";
+    f.mode = proto::ExpertMode::eval;
+    f.rows = party::to_wire(torch::randn({rows, m.d_model}), DType::f32);
+    f.expert_ids = party::ids_to_wire(torch::zeros({rows}, torch::kLong), m.n_experts);
+    return host.handle("r", f);
+  };
+  auto big = request(int64_t{4} << 20, 1);  // 4M rows: GiBs of activations
+  REQUIRE(std::holds_alternative<proto::ErrorMsg>(big));
+  CHECK(std::get<proto::ErrorMsg>(big).code == static_cast<uint16_t>(proto::ErrorCode::out_of_memory));
+  auto small = request(8, 2);
+  CHECK(std::holds_alternative<proto::ExpertForwardReply>(small));
+  model::set_memory_limit(cuda, model::device_total_memory(cuda));  // restore for later tests
 }

@@ -1,0 +1,110 @@
+// A real federation of pcmoe-hub and pcmoe-party processes for tests (see federation.h).
+#include "federation.h"
+
+#include <chrono>
+
+#include "common/fs.h"
+
+namespace pcmoe::test {
+
+std::vector<std::string> tiny_overrides(int steps, int eval_every) {
+  return {"train.steps=" + std::to_string(steps),
+          "train.warmup_steps=2",
+          "train.eval_every=" + std::to_string(eval_every),
+          "train.eval_batches=1",
+          "train.batch_size=4",
+          "model.seq_len=64"};
+}
+
+namespace {
+void add_sets(std::vector<std::string>& argv, const std::vector<std::string>& sets) {
+  for (const auto& s : sets) {
+    argv.push_back("--set");
+    argv.push_back(s);
+  }
+}
+}  // namespace
+
+Federation::Federation(std::string root, FederationOptions options)
+    : root_(std::move(root)), options_(std::move(options)) {}
+
+bool Federation::start_hub(int timeout_ms) {
+  std::vector<std::string> argv = {app("pcmoe-hub"), "--config", config("hub.yaml")};
+  add_sets(argv, options_.shared);
+  add_sets(argv, {"hub.bind=tcp://127.0.0.1:*", "hub.out_dir=" + hub_dir(), "hub.log_file=" + hub_log()});
+  add_sets(argv, options_.hub);
+  hub_ = std::make_unique<Process>(argv, root_ + "/hub.out", root_ + "/hub.err");
+  // The hub logs the endpoint it bound (the ephemeral port resolved) in hub.started.
+  wait_until(
+      [&] {
+        auto started = log_events(hub_log(), "hub.started");
+        if (!started.empty()) endpoint_ = json_string(started.back(), "endpoint").value_or("");
+        return !endpoint_.empty() || !hub_->running();
+      },
+      timeout_ms);
+  return !endpoint_.empty();
+}
+
+void Federation::start_party(const std::string& id, const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {app("pcmoe-party"), "--config", config("party-" + id + ".yaml")};
+  add_sets(argv, options_.shared);
+  add_sets(argv, {"party.hub=" + endpoint_, "run.out_dir=" + party_dir(id), "run.log_file=" + party_log(id)});
+  add_sets(argv, options_.party);
+  add_sets(argv, extra);
+  const std::string base = root_ + "/party-" + id;
+  parties_[id] = std::make_unique<Process>(argv, base + ".out", base + ".err");
+}
+
+void Federation::start_parties() {
+  for (const auto& id : options_.ids) start_party(id);
+}
+
+std::optional<proto::Status> Federation::wait_status(const std::function<bool(const proto::Status&)>& pred,
+                                                     int timeout_ms) {
+  std::optional<proto::Status> last;
+  bool ok = wait_until(
+      [&] {
+        auto s = status();
+        if (s) last = s;
+        return s && pred(*s);
+      },
+      timeout_ms, 25);
+  return ok ? last : std::nullopt;
+}
+
+int64_t Federation::step() const {
+  auto s = status();
+  return s ? s->step : -1;
+}
+
+bool Federation::wait_all(int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  auto left = [&] {
+    return static_cast<int>(std::max<int64_t>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count()));
+  };
+  bool all = true;
+  for (auto& [id, p] : parties_) all = p->wait(left()).has_value() && all;
+  if (hub_) all = hub_->wait(left()).has_value() && all;
+  return all;
+}
+
+std::string Federation::report() const {
+  std::string out = tail(hub_log()) + tail(root_ + "/hub.err", 5);
+  for (const auto& [id, p] : parties_) out += tail(party_log(id)) + tail(root_ + "/party-" + id + ".err", 5);
+  return out;
+}
+
+const proto::PartyStatus* find_party(const proto::Status& s, const std::string& id) {
+  for (const auto& p : s.parties) {
+    if (p.party_id == id) return &p;
+  }
+  return nullptr;
+}
+
+bool alive_in(const proto::Status& s, const std::string& id) {
+  const auto* p = find_party(s, id);
+  return p != nullptr && p->alive;
+}
+
+}  // namespace pcmoe::test

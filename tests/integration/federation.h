@@ -1,0 +1,93 @@
+// A real federation for integration tests: pcmoe-hub from configs/hub.yaml bound to
+// tcp://127.0.0.1:* (its endpoint read from its hub.started log line, so there is no port race)
+// and pcmoe-party processes from configs/party-<id>.yaml, each with its out_dir, log file and
+// stdout/stderr files under one directory, started and restarted individually. Every process is
+// a test::Process: the Federation's destruction SIGKILLs whatever still runs.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "process.h"
+#include "proto/messages.h"
+
+namespace pcmoe::test {
+
+struct FederationOptions {
+  std::vector<std::string> shared;  // --set for every participant (model.* and train.*)
+  std::vector<std::string> hub;     // --set for the hub only
+  std::vector<std::string> party;   // --set for every party
+  std::vector<std::string> ids = {"a", "b", "c"};
+};
+
+// Small and fast: 4 x 64-token sequences per step; the SAME on every participant (the hub
+// compares the preset hash).
+std::vector<std::string> tiny_overrides(int steps, int eval_every);
+
+class Federation {
+ public:
+  Federation(std::string root, FederationOptions options);
+
+  // Starts the hub and waits (up to timeout_ms) for its endpoint; false if it did not come up.
+  bool start_hub(int timeout_ms = 30000);
+  // Starts (or restarts, once the previous one has exited) party `id`, with extra --set values.
+  void start_party(const std::string& id, const std::vector<std::string>& extra = {});
+  void start_parties();
+
+  Process& hub() { return *hub_; }
+  Process& party(const std::string& id) { return *parties_.at(id); }
+  const std::string& endpoint() const { return endpoint_; }
+  const std::vector<std::string>& ids() const { return options_.ids; }
+
+  std::string hub_dir() const { return root_ + "/hub"; }
+  std::string hub_log() const { return root_ + "/hub.log"; }
+  std::string party_dir(const std::string& id) const { return root_ + "/party-" + id; }
+  std::string party_log(const std::string& id) const { return root_ + "/party-" + id + ".log"; }
+  std::string metrics(const std::string& id) const { return party_dir(id) + "/metrics.jsonl"; }
+
+  std::optional<proto::Status> status() const { return hub_status(endpoint_); }
+  // Polls the hub's status until pred holds; the last status seen (or nullopt) otherwise.
+  std::optional<proto::Status> wait_status(const std::function<bool(const proto::Status&)>& pred, int timeout_ms);
+  // Global step from the hub (-1 if it does not answer).
+  int64_t step() const;
+  // Waits for every process to exit; true if all did within timeout_ms.
+  bool wait_all(int timeout_ms);
+  // The tail of every log and stderr file, for failure messages.
+  std::string report() const;
+
+ private:
+  std::string root_;
+  FederationOptions options_;
+  std::string endpoint_;
+  std::unique_ptr<Process> hub_;
+  std::map<std::string, std::unique_ptr<Process>> parties_;
+};
+
+// The record of party `id` in a status (nullptr if absent); whether it is alive there.
+const proto::PartyStatus* find_party(const proto::Status& s, const std::string& id);
+bool alive_in(const proto::Status& s, const std::string& id);
+
+}  // namespace pcmoe::test
+
+// REQUIRE / CHECK that print the tail of every log of `fed` when they fail (the condition is
+// evaluated again then, so it must have no side effects).
+#define FED_REQUIRE(fed, ...)           \
+  do {                                  \
+    if (!static_cast<bool>(__VA_ARGS__)) { \
+      INFO((fed).report());             \
+      REQUIRE(__VA_ARGS__);             \
+    }                                   \
+  } while (0)
+#define FED_CHECK(fed, ...)             \
+  do {                                  \
+    if (!static_cast<bool>(__VA_ARGS__)) { \
+      INFO((fed).report());             \
+      CHECK(__VA_ARGS__);               \
+    }                                   \
+  } while (0)
