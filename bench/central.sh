@@ -25,6 +25,7 @@ run:
   resume: false
   log_level: warn
   progress: "off"
+  save_on_exit: false
 YAML
 "$BUILD/apps/pcmoe-central" --config "$OUT/central-bench.yaml" --set train.steps=$STEPS --set train.warmup_steps=10 \
   --set train.eval_every=0 --set train.eval_batches=1 >"$OUT/central-bench.json" 2>"$OUT/central-bench.log" \

@@ -60,14 +60,14 @@ def main():
         f.write(f"preset: {preset}\nhub:\n  bind: {hub_ep}\n  parties:\n")
         for i in ids:
             f.write(f"    - id: {i}\n")
-        f.write(f"  out_dir: {a.out}/hub\n  log_file: {a.out}/hub.log\n  party_timeout_ms: 60000\n")
+        f.write(f"  out_dir: {a.out}/hub\n  log_file: {a.out}/hub.log\n  party_timeout_ms: 60000\n  final_snapshot: false\n")
     for n, i in enumerate(ids):
         with open(f"{a.out}/{i}.yaml", "w") as f:
             f.write(f"preset: {preset}\nparty:\n  id: {i}\n  hub: {hub_ep}\n  expert_bind: tcp://127.0.0.1:*\n"
                     f"  request_timeout_ms: 120000\n  hub_timeout_ms: 300000\n"
                     f"data:\n  sources:\n    - path: {a.corpus}\n      format: {a.format}\n"
                     f"run:\n  out_dir: {a.out}/{i}\n  device: {devices[n % len(devices)]}\n  seed: {1000 + n}\n"
-                    f"  threads: {a.threads}\n  log_file: {a.out}/{i}.log\n  resume: false\n")
+                    f"  threads: {a.threads}\n  log_file: {a.out}/{i}.log\n  resume: false\n  save_on_exit: false\n")
     shared = [f"--set=train.steps={a.steps}"] + [f"--set={s}" for s in a.sets]
     env = dict(os.environ)
     procs = []
@@ -95,9 +95,13 @@ def main():
             bad = [p for p in procs if p.poll() not in (None, 0)]
             if bad:
                 print(f"federation.py: a process exited with {bad[0].returncode}; see {a.out}/*.out", file=sys.stderr)
-                stop_all()
-                time.sleep(5)
                 stop_all(signal.SIGKILL)
+                for name in ["hub"] + ids:
+                    for ext in ("out", "log"):
+                        path = f"{a.out}/{name}.{ext}"
+                        if os.path.exists(path):
+                            lines = open(path, errors="replace").read().splitlines()[-6:]
+                            print(f"--- {path}\n" + "\n".join(l[:400] for l in lines), file=sys.stderr)
                 break
             time.sleep(0.5)
         wall = time.time() - t0

@@ -29,6 +29,7 @@ run:
   resume: false
   log_level: warn
   progress: "off"
+  save_on_exit: false
 YAML
 "$BUILD/apps/pcmoe-central" --config "$OUT/memory/central.yaml" --set train.steps=4 "${SETS[@]}" \
   >"$OUT/memory/central.json" 2>"$OUT/memory/central.log" || { tail -5 "$OUT/memory/central.log"; exit 1; }

@@ -28,6 +28,7 @@ run:
   resume: false
   log_level: warn
   progress: "off"
+  save_on_exit: false
 YAML
 "$BUILD/apps/pcmoe-central" --config "$OUT/speed-$TAG/central.yaml" --set train.steps=$STEPS --set train.warmup_steps=5 \
   --set train.eval_every=0 --set train.eval_batches=1 >"$OUT/speed-$TAG/central.json" 2>"$OUT/speed-$TAG/central.log" ||

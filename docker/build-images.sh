@@ -6,6 +6,8 @@
 #   --full-build   compile inside Docker (docker/Dockerfile: builder stage, Release, g++; ~30+ min on 2 cores)
 #   default        fast path: copy binaries already built on this Debian 12 host (docker/Dockerfile.prebuilt)
 #   --bin-dir DIR  where the prebuilt binaries are (default build/apps; built with cmake --preset default)
+#   --cuda         build only pcmoe/party:cuda (docker/Dockerfile.party-cuda): needs a reachable registry
+#                  (nvidia/cuda images, the PyTorch wheel index), so not on the development machine
 # Needs root or the docker group; debootstrap (apt) for the base image. The build context is always
 # a small staged folder or tarball (sources or binaries), never the repository with its build*/ dirs.
 # Image names: $PCMOE_BASE_IMAGE, $PCMOE_HUB_IMAGE, $PCMOE_PARTY_IMAGE. Exit: 0 ok, 1 failed, 2 usage.
@@ -15,15 +17,16 @@ BASE_IMAGE=${PCMOE_BASE_IMAGE:-pcmoe/debian:bookworm}
 HUB_IMAGE=${PCMOE_HUB_IMAGE:-pcmoe/hub:latest}
 PARTY_IMAGE=${PCMOE_PARTY_IMAGE:-pcmoe/party:cpu}
 MIRROR=${PCMOE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-FULL=0 REBUILD_BASE=0 NO_CACHE=()
+FULL=0 CUDA=0 REBUILD_BASE=0 NO_CACHE=()
 BIN_DIR=$ROOT/build/apps
 while [[ $# -gt 0 ]]; do
   case $1 in
     --full-build) FULL=1; shift ;;
+    --cuda) CUDA=1; shift ;;
     --bin-dir) BIN_DIR=$(cd "$2" && pwd); shift 2 ;;
     --rebuild-base) REBUILD_BASE=1; shift ;;
     --no-cache) NO_CACHE=(--no-cache); shift ;;
-    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "build-images: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -88,6 +91,16 @@ build() {  # target image dockerfile context-args...
   log "$image built in $((SECONDS - t0)) s"
 }
 
+if [[ $CUDA == 1 ]]; then
+  tar -C "$ROOT" -cf "$tmp/context.tar" CMakeLists.txt cmake lib apps configs docker/Dockerfile.party-cuda docker/entrypoint.sh
+  # No BASE here: the Dockerfile names its nvidia/cuda bases.
+  t0=$SECONDS
+  log "building ${PCMOE_CUDA_IMAGE:-pcmoe/party:cuda} (docker/Dockerfile.party-cuda)..."
+  "$DOCKER" build "${NO_CACHE[@]}" -t "${PCMOE_CUDA_IMAGE:-pcmoe/party:cuda}" -f docker/Dockerfile.party-cuda - \
+    <"$tmp/context.tar" || { log "building the CUDA party image failed"; exit 1; }
+  log "${PCMOE_CUDA_IMAGE:-pcmoe/party:cuda} built in $((SECONDS - t0)) s"
+  exit 0
+fi
 make_base
 if [[ $FULL == 1 ]]; then
   # Context: the sources only, streamed as a tarball (-f names the Dockerfile inside it).

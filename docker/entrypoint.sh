@@ -50,7 +50,8 @@ case $role in
         echo "pcmoe party: $KEY is mounted (CURVE on) but PCMOE_HUB_PUBLIC_KEY is empty" >&2
         exit 2
       fi
-      add --set "party.curve.secret_key_file=$KEY" --set "party.curve.hub_public_key=$PCMOE_HUB_PUBLIC_KEY"
+      # Quoted: --set parses values as YAML, and a Z85 key may start with '*', '&', '[' ...
+      add --set "party.curve.secret_key_file=$KEY" --set "party.curve.hub_public_key=\"$PCMOE_HUB_PUBLIC_KEY\""
     fi
     ;;
   eval | central) exec "$BIN/pcmoe-$role" "$@" ;;

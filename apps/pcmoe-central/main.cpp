@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
     out.add("mode", cfg.mode).add("steps", s.steps_done).add("last_loss", s.last_loss);
     out.add("eval_loss", s.eval_loss).add("eval_bpb", s.eval_bpb).add("wall_s", s.wall_s);
     out.add("tokens_per_s", s.tokens_per_s).add("peak_memory_bytes", s.peak_memory_bytes);
+    out.add("optimizer_state_params", s.optimizer_state_params);
     out.add("peak_reserved_bytes", s.peak_reserved_bytes).add("footprint_estimate_bytes", s.footprint_estimate_bytes);
     out.add("interrupted", s.interrupted).add("checkpoint", s.checkpoint_path).add("model", s.export_path);
     std::printf("%s\n", out.str().c_str());

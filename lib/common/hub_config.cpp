@@ -28,7 +28,8 @@ static config::Schema<HubSettings> hub_settings_schema() {
       .field("secret_key_file", &HubSettings::secret_key_file, "the hub's CURVE key pair file (pcmoe-ctl keygen); \"\" = CURVE off")
       .field("log_level", &HubSettings::log_level, "debug, info, warn, error or off", config::one_of({"debug", "info", "warn", "error", "off"}))
       .field("log_file", &HubSettings::log_file, "JSON-lines log file (\"\" = stderr)")
-      .field("exit_when_done", &HubSettings::exit_when_done, "exit once training has finished and every party has said bye");
+      .field("exit_when_done", &HubSettings::exit_when_done, "exit once training has finished and every party has said bye")
+      .field("final_snapshot", &HubSettings::final_snapshot, "collect the expert pool at the end, which parties export their models with (benchmarks turn it off)");
   return s;
 }
 

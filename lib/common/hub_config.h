@@ -31,6 +31,7 @@ struct HubSettings {
   std::string log_level = "info";
   std::string log_file;            // "" = stderr
   bool exit_when_done = true;      // exit after training finished and parties said bye
+  bool final_snapshot = true;      // collect the expert pool at the end (parties export with it)
 };
 
 struct HubConfig {

@@ -18,6 +18,7 @@ config::Schema<RunConfig> run_schema() {
       .field("log_every", &RunConfig::log_every, "steps between train.step log lines", config::positive<int64_t>())
       .field("max_minutes", &RunConfig::max_minutes, "wall-clock training budget in minutes; 0 = none. When spent: checkpoint, final evaluation, exit 0", config::non_negative<double>())
       .field("stop_at_step", &RunConfig::stop_at_step, "stop (checkpoint, evaluate, exit 0) once this global step is reached, to resume later; 0 = never", config::non_negative<int64_t>())
+      .field("save_on_exit", &RunConfig::save_on_exit, "write the final checkpoint and the exported model at the end; signals always checkpoint (benchmarks of large models turn this off)")
       .field("progress", &RunConfig::progress, "live progress line on stderr: auto (only on a terminal), on, off", config::one_of({"auto", "on", "off"}));
   return s;
 }

@@ -28,6 +28,7 @@ struct RunConfig {
   double max_minutes = 0;    // wall-clock training budget; 0 = none (stop, checkpoint, evaluate)
   int64_t stop_at_step = 0;  // stop (checkpoint, evaluate, exit 0) once this global step is reached; 0 = never
   std::string progress = "auto";  // live progress line: auto (when stderr is a terminal) | on | off
+  bool save_on_exit = true;  // final checkpoint and exported model at the end (benchmarks turn it off)
 };
 
 // pcmoe-central: `preset:` + data + run. mode central trains one model on all of `data`;

@@ -187,6 +187,14 @@ void reset_peak_memory(const torch::Device& device) {
 #endif
 }
 
+void empty_cache(const torch::Device& device) {
+#if PCMOE_CUDA_ALLOC
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#else
+  (void)device;
+#endif
+}
+
 void set_memory_limit(const torch::Device& device, uint64_t bytes) {
 #if PCMOE_CUDA_ALLOC
   if (device.is_cuda() && bytes > 0) {

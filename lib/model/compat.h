@@ -85,6 +85,8 @@ struct PeakMemory {
 };
 PeakMemory peak_memory(const torch::Device& device);
 void reset_peak_memory(const torch::Device& device);
+// Returns cached, unused blocks of the CUDA caching allocator to the driver (no-op on CPU).
+void empty_cache(const torch::Device& device);
 // Caps the CUDA caching allocator of `device` at `bytes` (fraction of the card); no-op on CPU.
 void set_memory_limit(const torch::Device& device, uint64_t bytes);
 // Total memory of a CUDA device (0 on CPU).

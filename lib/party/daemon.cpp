@@ -152,16 +152,18 @@ proto::Welcome Daemon::join() {
 void Daemon::apply_directory(const std::vector<proto::PartyEntry>& dir) {
   links_->update(dir);
   std::vector<bool> alive(dir.size(), true);
-  std::set<std::string> ids;
+  std::set<std::string> ids, lost;
   std::map<std::string, std::string> keys;
   for (const auto& e : dir) {
     if (e.index < alive.size()) alive[e.index] = e.alive;
     ids.insert(e.party_id);
+    if (!e.alive) lost.insert(e.party_id);
     keys[e.curve_public_key] = e.party_id;
   }
   if (trainer_) {
     trainer_->dispatcher().set_alive(alive);
     trainer_->host().set_known_parties(ids);
+    trainer_->host().set_lost_parties(lost);  // their open steps must not block the others
   }
   server_->set_parties(keys);
 }
@@ -244,12 +246,11 @@ void Daemon::finish(const std::string& reason) {
   state_ = "finishing";
   PCMOE_INFO("party.finishing").kv("reason", reason);
   auto [loss, bpb] = trainer_->evaluate();
-  checkpoint();
-  proto::PoolRequest pr;
-  send_hub(pr);
+  if (cfg_.run.save_on_exit) checkpoint();
+  if (cfg_.run.save_on_exit) send_hub(proto::PoolRequest{});
   const auto t0 = Clock::now();
   std::optional<proto::Pool> pool;
-  while (!pool && ms_since(t0) < 60000 && !released_) {
+  while (cfg_.run.save_on_exit && !pool && ms_since(t0) < 60000 && !released_) {
     std::optional<proto::Message> m;
     try {
       m = net::recv_message(*hub_, 100, limits_);
@@ -275,7 +276,7 @@ void Daemon::finish(const std::string& reason) {
     } catch (const Error& e) {
       PCMOE_ERROR("party.export_failed").kv("error", e.what());
     }
-  } else {
+  } else if (cfg_.run.save_on_exit) {
     PCMOE_WARN("party.no_pool").kv("reason", "the hub had no complete expert-pool snapshot; model not exported");
   }
   const auto mem = model::peak_memory(trainer_->device());

@@ -4,11 +4,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "common/error.h"
 #include "common/log.h"
 #include "model/compat.h"
 #include "party/wire.h"
+#include "proto/wire_tensor.h"
 
 namespace pcmoe::party {
 namespace {
@@ -38,6 +40,11 @@ ExpertHost::ExpertHost(const ModelConfig& model, const TrainConfig& train, model
 void ExpertHost::set_known_parties(std::set<std::string> ids) {
   std::lock_guard<std::mutex> lock(mu_);
   known_ = std::move(ids);
+}
+
+void ExpertHost::set_lost_parties(std::set<std::string> ids) {
+  std::lock_guard<std::mutex> lock(mu_);
+  lost_ = std::move(ids);
 }
 
 void ExpertHost::set_max_stash_bytes(uint64_t bytes) {
@@ -118,11 +125,12 @@ proto::Message ExpertHost::handle(const std::string& sender, const proto::Messag
 bool ExpertHost::open_step(const std::string& requester, int64_t step, std::string& why) {
   const auto now = Clock::now();
   if (!open_requester_.empty() && open_requester_ != requester) {
-    if (now - open_touched_ < std::chrono::milliseconds(opt_s_.stale_ms)) {
+    const bool lost = lost_.count(open_requester_) > 0;  // it will never end its step
+    if (!lost && now - open_touched_ < std::chrono::milliseconds(opt_s_.stale_ms)) {
       why = fmt::format("party '{}' holds an open step {}", open_requester_, open_step_);
       return false;
     }
-    drop_open_step_locked("stale");
+    drop_open_step_locked(lost ? "requester lost" : "stale");
   }
   if (open_requester_ == requester && open_step_ != step) drop_open_step_locked("superseded");
   open_requester_ = requester;
@@ -214,6 +222,14 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
   proto::ExpertForwardReply out;
   out.request_id = req.request_id;
   out.outputs = to_wire(y, req.rows.dtype);
+  if (proto::first_non_finite(out.outputs.dtype, out.outputs.data.data, out.outputs.data.size)) {
+    // Finite rows too large for the experts (or outputs beyond the rows' wire dtype): a reply
+    // the requester's decoder would reject, and gradients that would poison the experts.
+    return error_reply(proto::ErrorCode::non_finite,
+                       fmt::format("the experts' outputs for these rows are not finite in {} (rows too large?)",
+                                   dtype_name(out.outputs.dtype)),
+                       type, req.request_id);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   stats_.rows_forward += static_cast<uint64_t>(rows);
   if (train) {
@@ -276,6 +292,16 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
   out.grad_sq_norm = sq;
   out.grad_inputs = to_wire(e.x.grad(), req.grad_outputs.dtype);
   std::lock_guard<std::mutex> lock(mu_);
+  if (!std::isfinite(sq) ||
+      proto::first_non_finite(out.grad_inputs.dtype, out.grad_inputs.data.data, out.grad_inputs.data.size)) {
+    // The experts' gradients of this step overflowed: an optimizer step on them would turn the
+    // shared experts into NaN for every party. The whole step is dropped, its gradients with it.
+    if (open_requester_ == e.requester && open_step_ == e.step) drop_open_step_locked("non-finite gradients");
+    return error_reply(proto::ErrorCode::non_finite,
+                       "the expert gradients of this request are not finite (rows or gradients too large?): "
+                       "step dropped",
+                       type, req.request_id);
+  }
   stats_.rows_backward += static_cast<uint64_t>(e.x.size(0));
   return out;
 }

@@ -4,7 +4,9 @@
 // experts' parameter gradients and returns input gradients; step_end applies the experts'
 // optimizer for exactly the gradients of that step (scaled by the requester's clip scale) and
 // drops the stash; eval-mode forwards keep nothing. One requester may hold an open step at a
-// time (turns are sequential); a stale one is aborted after stale_ms.
+// time (turns are sequential); a stale one is aborted after stale_ms, the one of a party the hub
+// declared lost at once. Rows whose expert outputs or gradients are not finite are refused
+// (non_finite), so that no requester can poison the shared experts.
 // Thread-safety: handle() may be called from several server threads; parameter updates take the
 // shard mutex exclusively, computation takes it shared (the party's trainer does the same).
 // handle() never throws: every failure becomes an ErrorMsg reply with a reason.
@@ -56,6 +58,10 @@ class ExpertHost {
 
   // The parties allowed to send requests (from the hub's directory).
   void set_known_parties(std::set<std::string> ids);
+  // The parties the hub declared lost (from the directory): an open step of theirs no longer
+  // makes other requesters wait (see stale_ms). Takes only the host's own lock: safe from the
+  // trainer's thread in the middle of a step.
+  void set_lost_parties(std::set<std::string> ids);
   // Answers one request from `sender` (the authenticated party id of the connection, or "" when
   // the transport cannot authenticate; then the request's own requester field is used).
   proto::Message handle(const std::string& sender, const proto::Message& request);
@@ -92,6 +98,7 @@ class ExpertHost {
 
   mutable std::mutex mu_;  // guards everything below
   std::set<std::string> known_;
+  std::set<std::string> lost_;
   std::map<uint64_t, Entry> stash_;
   std::string open_requester_;
   int64_t open_step_ = -1;

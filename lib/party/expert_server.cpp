@@ -73,10 +73,14 @@ void ExpertServer::loop() {
     ExpertHost* host = host_.load();
     proto::Message reply;
     if (!host) {
+      // Joined but still building its trainer (the federation may already be training): `busy`
+      // makes the requester ask again, and the request id lets it match this answer at once.
       proto::ErrorMsg e;
-      e.code = static_cast<uint16_t>(proto::ErrorCode::unavailable);
-      e.reason = "this party has not joined the federation yet";
+      e.code = static_cast<uint16_t>(proto::ErrorCode::busy);
+      e.reason = "this party is still starting (its expert host is not ready yet); retry";
       e.in_reply_to = static_cast<uint16_t>(proto::type_of(*req->message));
+      if (const auto* f = std::get_if<proto::ExpertForward>(&*req->message)) e.request_id = f->request_id;
+      if (const auto* b = std::get_if<proto::ExpertBackward>(&*req->message)) e.request_id = b->request_id;
       reply = e;
     } else {
       std::string sender;

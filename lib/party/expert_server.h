@@ -2,8 +2,9 @@
 // thread that serves them at any time — also while this party trains — through the ExpertHost.
 // Every message is decoded defensively (proto::decode with the model's limits); a bad one gets an
 // ErrorMsg reply and one rate-limited log line; until the host is installed (after the hub's
-// welcome) requests get `unavailable`. The socket is bound in the constructor (so the endpoint
-// can go into the hello) and then owned by the service thread alone.
+// welcome, once the trainer is built) requests get `busy` (retry later). The socket is bound in
+// the constructor (so the endpoint can go into the hello) and then owned by the service thread
+// alone.
 #pragma once
 
 #include <zmq.hpp>
@@ -30,7 +31,7 @@ class ExpertServer {
   ExpertServer& operator=(const ExpertServer&) = delete;
 
   const std::string& endpoint() const { return endpoint_; }
-  // Starts serving (requests before install() get `unavailable`).
+  // Starts serving (requests before install() get `busy`).
   void start();
   // Installs the host (after the welcome). Thread-safe.
   void install(ExpertHost* host);

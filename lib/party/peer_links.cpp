@@ -12,6 +12,7 @@ namespace pcmoe::party {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr int kIdleEveryMs = 50;
 
 // Does `m` answer the request (expect, id)?
 bool matches(const proto::Message& m, proto::MsgType expect, uint64_t id) {
@@ -82,18 +83,32 @@ PeerLinks::Peer& PeerLinks::peer(uint32_t host) {
   return it->second;
 }
 
+void PeerLinks::idle() {
+  if (!idle_ || Clock::now() - last_idle_ < std::chrono::milliseconds(kIdleEveryMs)) return;
+  last_idle_ = Clock::now();
+  idle_();
+}
+
 void PeerLinks::send(uint32_t host, const proto::Message& msg) {
-  Peer& p = peer(host);
-  if (!p.alive) throw HostError(host, fmt::format("host party '{}' is marked lost", p.id));
-  if (!net::send_message(*p.client, msg, opt_.request_timeout_ms)) {
-    throw HostError(host, fmt::format("cannot send to host party '{}' at {} within {} ms", p.id, p.endpoint,
-                                      opt_.request_timeout_ms));
+  // In slices, so that a host that is gone (no connection to queue to) does not silence this
+  // party's heartbeats for request_timeout_ms: the hub would declare the requester lost too.
+  const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.request_timeout_ms);
+  while (true) {
+    Peer& p = peer(host);
+    if (!p.alive) throw HostError(host, fmt::format("host party '{}' is marked lost", p.id));
+    if (net::send_message(*p.client, msg, kIdleEveryMs)) return;
+    if (Clock::now() > deadline) {
+      throw HostError(host, fmt::format("cannot send to host party '{}' at {} within {} ms", p.id, p.endpoint,
+                                        opt_.request_timeout_ms));
+    }
+    idle();
   }
 }
 
 proto::Message PeerLinks::wait(uint32_t host, proto::MsgType expect, uint64_t request_id) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.request_timeout_ms);
   while (true) {
+    idle();  // also when replies come at once: a `busy` retry loop must not starve heartbeats
     Peer& p = peer(host);
     if (!p.alive) throw HostError(host, fmt::format("host party '{}' was lost while we waited for it", p.id));
     std::optional<proto::Message> m;
@@ -107,7 +122,6 @@ proto::Message PeerLinks::wait(uint32_t host, proto::MsgType expect, uint64_t re
       PCMOE_DEBUG("party.stale_reply").kv("peer", p.id).kv("type", std::string(proto::msg_type_name(proto::type_of(*m))));
       continue;
     }
-    if (idle_) idle_();
     if (Clock::now() > deadline) {
       throw HostError(host, fmt::format("host party '{}' did not answer {} {} within {} ms", p.id,
                                         proto::msg_type_name(expect), request_id, opt_.request_timeout_ms));

@@ -7,6 +7,7 @@
 
 #include <zmq.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -35,7 +36,8 @@ class PeerLinks : public ExpertLink {
   // Applies a directory: connects new peers, reconnects peers whose endpoint or key changed,
   // records liveness. Throws ConfigError for a bad endpoint in the directory.
   void update(const std::vector<proto::PartyEntry>& directory);
-  // Called about every 50 ms while waiting for a reply.
+  // Called about every 50 ms while send() or wait() block, also while replies keep arriving (a
+  // host answering `busy` again and again): the daemon heartbeats the hub through it.
   void set_idle_hook(std::function<void()> hook) { idle_ = std::move(hook); }
   std::string peer_id(uint32_t host) const;
 
@@ -53,11 +55,14 @@ class PeerLinks : public ExpertLink {
     std::unique_ptr<net::Client> client;
   };
   Peer& peer(uint32_t host);
+  // Runs the idle hook if it has not run for kIdleEveryMs.
+  void idle();
 
   zmq::context_t& ctx_;
   PeerLinksOptions opt_;
   std::map<uint32_t, Peer> peers_;
   std::function<void()> idle_;
+  std::chrono::steady_clock::time_point last_idle_{};
   uint64_t closed_sent_ = 0, closed_received_ = 0;  // bytes of clients replaced since
 };
 

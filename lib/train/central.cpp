@@ -220,8 +220,10 @@ TrainSummary run_central(const CentralConfig& cfg) {
   sum.wall_s = seconds_since(t0);
   sum.steps_done = st.step;
   sum.tokens_per_s = static_cast<double>(tokens_done) / std::max(sum.wall_s, 1e-9);
-  st.save();
-  sum.checkpoint_path = st.checkpoint_path();
+  if (cfg.run.save_on_exit || sum.interrupted) {
+    st.save();
+    sum.checkpoint_path = st.checkpoint_path();
+  }
   if (last_eval < 0 || sum.interrupted || st.step < cfg.train.steps) {
     auto ev = evaluate(st.backbone, st.dispatcher, st.heldout, st.device, bf16);
     last_eval = ev.loss;
@@ -230,10 +232,13 @@ TrainSummary run_central(const CentralConfig& cfg) {
   }
   sum.eval_loss = last_eval;
   sum.eval_bpb = last_bpb;
-  sum.export_path = fs::join(cfg.run.out_dir, "model.pcmoe");
-  export_model(sum.export_path, cfg.model, st.backbone, st.experts,
-               {{"step", std::to_string(st.step)}, {"source", "pcmoe-central"}});
+  if (cfg.run.save_on_exit) {
+    sum.export_path = fs::join(cfg.run.out_dir, "model.pcmoe");
+    export_model(sum.export_path, cfg.model, st.backbone, st.experts,
+                 {{"step", std::to_string(st.step)}, {"source", "pcmoe-central"}});
+  }
   sum.peak_memory_bytes = model::peak_memory(st.device).allocated_bytes;
+  sum.optimizer_state_params = st.opt->state_tensors("").size() / 3;
   sum.peak_reserved_bytes = model::peak_memory(st.device).reserved_bytes;
   sum.footprint_estimate_bytes = sum_footprint;
   PCMOE_INFO("train.done")

@@ -21,7 +21,8 @@ struct TrainSummary {
   double tokens_per_s = 0;    // mean training throughput
   uint64_t peak_memory_bytes = 0;
   uint64_t peak_reserved_bytes = 0;
-  uint64_t footprint_estimate_bytes = 0;  // model/footprint.h, for comparison with the measured peak
+  uint64_t footprint_estimate_bytes = 0;
+  uint64_t optimizer_state_params = 0;   // parameter tensors holding AdamW state at the end  // model/footprint.h, for comparison with the measured peak
   bool interrupted = false;   // stopped by a signal (checkpoint written)
   std::string checkpoint_path;
   std::string export_path;

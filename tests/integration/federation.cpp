@@ -2,6 +2,8 @@
 #include "federation.h"
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 
 #include "common/fs.h"
 
@@ -27,6 +29,17 @@ void add_sets(std::vector<std::string>& argv, const std::vector<std::string>& se
 
 Federation::Federation(std::string root, FederationOptions options)
     : root_(std::move(root)), options_(std::move(options)) {}
+
+Federation::~Federation() {
+  parties_.clear();
+  hub_.reset();
+  if (const char* keep = std::getenv("PCMOE_TEST_KEEP")) {
+    std::error_code ec;
+    const auto to = std::filesystem::path(keep) / std::filesystem::path(root_).filename();
+    std::filesystem::create_directories(to, ec);
+    std::filesystem::copy(root_, to, std::filesystem::copy_options::recursive, ec);
+  }
+}
 
 bool Federation::start_hub(int timeout_ms) {
   std::vector<std::string> argv = {app("pcmoe-hub"), "--config", config("hub.yaml")};

@@ -33,6 +33,10 @@ std::vector<std::string> tiny_overrides(int steps, int eval_every);
 class Federation {
  public:
   Federation(std::string root, FederationOptions options);
+  // Kills what still runs; with PCMOE_TEST_KEEP=DIR set, first copies root into DIR (debugging).
+  ~Federation();
+  Federation(const Federation&) = delete;
+  Federation& operator=(const Federation&) = delete;
 
   // Starts the hub and waits (up to timeout_ms) for its endpoint; false if it did not come up.
   bool start_hub(int timeout_ms = 30000);

@@ -161,6 +161,10 @@ TEST_CASE("grouped-GEMM experts equal the per-expert loop (bf16 autocast, forwar
 namespace {
 // Peak allocated bytes of a few training steps of the whole model on `cuda` with random tokens.
 uint64_t measured_peak(const ModelConfig& m, const TrainConfig& t, const torch::Device& cuda, uint64_t* estimate) {
+  torch::cuda::synchronize();
+  model::empty_cache(cuda);
+  model::reset_peak_memory(cuda);
+  const uint64_t before = model::peak_memory(cuda).allocated_bytes;  // whatever earlier tests left
   model::Backbone bb(m, 1);
   model::ExpertShard ex(m, 2, [](int, int) { return true; });
   bb->to(cuda);
@@ -171,9 +175,6 @@ uint64_t measured_peak(const ModelConfig& m, const TrainConfig& t, const torch::
   for (auto& [n, p] : ex.named_expert_params()) params.push_back({n, p});
   model::AdamW opt(params, t);
   const bool bf16 = t.dtype == "bf16";
-  torch::cuda::synchronize();
-  model::reset_peak_memory(cuda);
-  const uint64_t before = model::peak_memory(cuda).allocated_bytes;
   for (int s = 0; s < 3; ++s) {
     auto tokens = torch::randint(0, 259, {t.batch_size, m.seq_len + 1}, torch::kLong).to(cuda);
     model::ForwardResult out;
