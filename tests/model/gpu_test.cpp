@@ -175,7 +175,10 @@ uint64_t measured_peak(const ModelConfig& m, const TrainConfig& t, const torch::
   for (auto& [n, p] : ex.named_expert_params()) params.push_back({n, p});
   model::AdamW opt(params, t);
   const bool bf16 = t.dtype == "bf16";
-  for (int s = 0; s < 3; ++s) {
+  // Train until every parameter has AdamW state (early on, some experts receive no rows: the
+  // estimate is the steady state, where every expert has gradients and optimizer state).
+  const size_t n_params = params.size();
+  for (int s = 0; s < 40 && (s < 3 || opt.state_tensors("").size() / 3 < n_params); ++s) {
     auto tokens = torch::randint(0, 259, {t.batch_size, m.seq_len + 1}, torch::kLong).to(cuda);
     model::ForwardResult out;
     {

@@ -1,0 +1,170 @@
+// Signals on a running federation (hub + 3 parties from configs/, each on its corpus; small
+// timeouts). SIGTERM makes a party checkpoint, say bye and exit 0 within seconds, its last log
+// line party.exit; restarted with the same config and out_dir it restores that checkpoint
+// (party.resumed), rejoins the running hub (alive again in its status, rejoin in its log) and
+// trains on from where it stopped until the run finishes. SIGTERM to the hub runs the operator
+// end sequence: final snapshot, stop to the parties still there, which evaluate, checkpoint,
+// export and exit 0, and the hub exits 0.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "common/fs.h"
+#include "federation.h"
+#include "test_util.h"
+
+using namespace pcmoe;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+test::FederationOptions options(int steps) {
+  test::FederationOptions o;
+  o.shared = test::tiny_overrides(steps, 0);
+  o.hub = {"hub.party_timeout_ms=3000", "hub.heartbeat_ms=500", "hub.snapshot_every=4"};
+  o.party = {"party.request_timeout_ms=6000", "party.heartbeat_ms=500", "party.hub_timeout_ms=30000"};
+  return o;
+}
+
+// SIGTERM to party `id`: it must exit 0 within 5 s, with a checkpoint written after the signal
+// and party.exit (code 0) as its last log line. Returns the step of that checkpoint.
+int64_t terminate_party(test::Federation& fed, const std::string& id) {
+  INFO("party " << id);
+  const size_t checkpoints_before = test::log_events(fed.party_log(id), "party.checkpoint").size();
+  const auto t0 = Clock::now();
+  fed.party(id).signal(SIGTERM);
+  auto code = fed.party(id).wait(15000);
+  const double exit_ms = ms_since(t0);
+  FED_REQUIRE(fed, code.has_value());
+  FED_CHECK(fed, *code == 0);
+  CHECK(exit_ms < 5000);
+  std::printf("signals: party %s exited %d %.0f ms after SIGTERM\n", id.c_str(), *code, exit_ms);
+  const auto log = test::lines_with(fed.party_log(id));
+  REQUIRE(!log.empty());
+  CHECK(test::json_string(log.back(), "event") == "party.exit");
+  CHECK(test::json_number(log.back(), "code") == 0);
+  CHECK(test::log_events(fed.party_log(id), "party.signal").size() >= 1);
+  auto checkpoints = test::log_events(fed.party_log(id), "party.checkpoint");
+  REQUIRE(checkpoints.size() == checkpoints_before + 1);
+  CHECK(fs::exists(fed.party_dir(id) + "/checkpoint.pcmoe"));
+  return static_cast<int64_t>(test::json_number(checkpoints.back(), "step").value_or(-1));
+}
+
+}  // namespace
+
+TEST_CASE("signals: a SIGTERMed party checkpoints and exits 0; restarted, it resumes and rejoins the running hub",
+          "[integration][signals]") {
+  if (!test::have_demo_corpora()) {
+    WARN("the demo corpora (/usr/share/games/fortunes, /usr/include/linux) are missing: skipped");
+    return;
+  }
+  constexpr int kSteps = 60;
+  test::TempDir dir;
+  test::Federation fed(dir.path(), options(kSteps));
+  FED_REQUIRE(fed, fed.start_hub());
+  fed.start_parties();
+  FED_REQUIRE(fed, fed.wait_status([](const proto::Status& s) { return s.step >= 6; }, 60000).has_value());
+
+  const int64_t ckpt_step = terminate_party(fed, "b");
+  CHECK(ckpt_step >= 1);
+  const size_t rows_before = test::lines_with(fed.metrics("b")).size();
+  REQUIRE(rows_before >= 1);
+  const int64_t party_steps_before =
+      static_cast<int64_t>(test::json_number(test::lines_with(fed.metrics("b")).back(), "party_steps").value_or(-1));
+
+  // The hub takes it out (its bye), and the other two keep training without it.
+  auto gone = fed.wait_status([](const proto::Status& s) { return !test::alive_in(s, "b"); }, 10000);
+  FED_REQUIRE(fed, gone.has_value());
+  FED_REQUIRE(fed, fed.wait_status([&](const proto::Status& s) { return s.step >= gone->step + 3; }, 20000).has_value());
+
+  // Restarted with the same config and out_dir: it restores its checkpoint and rejoins.
+  const auto restart = Clock::now();
+  fed.start_party("b");
+  FED_REQUIRE(fed, test::wait_until([&] { return !test::log_events(fed.party_log("b"), "party.resumed").empty(); },
+                                    30000));
+  auto resumed = test::log_events(fed.party_log("b"), "party.resumed");
+  REQUIRE(resumed.size() == 1);
+  CHECK(test::json_number(resumed[0], "step") == ckpt_step);
+  CHECK(test::json_number(resumed[0], "steps_done") == party_steps_before);
+  auto back = fed.wait_status([](const proto::Status& s) { return test::alive_in(s, "b"); }, 30000);
+  FED_REQUIRE(fed, back.has_value());
+  const double rejoin_ms = ms_since(restart);
+  auto joins = test::log_events(fed.hub_log(), "hub.party_joined");
+  REQUIRE(!joins.empty());
+  CHECK_THAT(joins.back(), Catch::Contains("\"party\":\"b\"") && Catch::Contains("\"rejoin\":true") &&
+                               Catch::Contains("\"resume_step\":" + std::to_string(ckpt_step)));
+
+  // The run finishes with b back in it: everyone exits 0.
+  FED_REQUIRE(fed, fed.wait_all(120000));
+  FED_CHECK(fed, fed.hub().exit_code() == 0);
+  for (const auto& id : fed.ids()) {
+    INFO("party " << id);
+    FED_CHECK(fed, fed.party(id).exit_code() == 0);
+    CHECK(fs::exists(fed.party_dir(id) + "/model.pcmoe"));
+  }
+  auto finished = test::log_events(fed.hub_log(), "hub.finished");
+  REQUIRE(finished.size() == 1);
+  CHECK(test::json_string(finished[0], "reason") == "finished");
+  CHECK(test::json_number(finished[0], "step") == kSteps);
+  // b trained again after its restart, counting on from its checkpoint.
+  auto rows = test::lines_with(fed.metrics("b"));
+  REQUIRE(rows.size() > rows_before);
+  CHECK(test::json_number(rows[rows_before], "party_steps") == party_steps_before + 1);
+  CHECK(test::json_number(rows[rows_before], "step").value_or(0) > ckpt_step);
+  std::printf("signals: b checkpointed at step %lld, rejoined %.0f ms after its restart, trained %zu more steps\n",
+              static_cast<long long>(ckpt_step), rejoin_ms, rows.size() - rows_before);
+}
+
+TEST_CASE("signals: SIGTERM to two parties and then to the hub: every process exits 0 within seconds",
+          "[integration][signals]") {
+  if (!test::have_demo_corpora()) {
+    WARN("the demo corpora (/usr/share/games/fortunes, /usr/include/linux) are missing: skipped");
+    return;
+  }
+  test::TempDir dir;
+  test::Federation fed(dir.path(), options(1000));  // far more steps than it will run
+  FED_REQUIRE(fed, fed.start_hub());
+  fed.start_parties();
+  FED_REQUIRE(fed, fed.wait_status([](const proto::Status& s) { return s.step >= 6 && s.pool_step >= 0; }, 60000)
+                       .has_value());
+  terminate_party(fed, "a");
+  terminate_party(fed, "c");
+  auto alone = fed.wait_status(
+      [](const proto::Status& s) { return !test::alive_in(s, "a") && !test::alive_in(s, "c"); }, 10000);
+  FED_REQUIRE(fed, alone.has_value());
+  FED_REQUIRE(fed, fed.wait_status([&](const proto::Status& s) { return s.step >= alone->step + 2; }, 20000)
+                       .has_value());  // b trains on alone
+
+  // The hub: final snapshot, stop to b, b's final evaluation, checkpoint and export, bye, release.
+  const auto t0 = Clock::now();
+  fed.hub().signal(SIGTERM);
+  auto hub_code = fed.hub().wait(20000);
+  const double hub_ms = ms_since(t0);
+  FED_REQUIRE(fed, hub_code.has_value());
+  FED_CHECK(fed, *hub_code == 0);
+  auto b_code = fed.party("b").wait(10000);
+  const double b_ms = ms_since(t0);
+  FED_REQUIRE(fed, b_code.has_value());
+  FED_CHECK(fed, *b_code == 0);
+  CHECK(hub_ms < 10000);
+  std::printf("signals: hub exited %.0f ms after SIGTERM, party b %.0f ms\n", hub_ms, b_ms);
+
+  auto finished = test::log_events(fed.hub_log(), "hub.finished");
+  REQUIRE(finished.size() == 1);
+  CHECK(test::json_string(finished[0], "reason") == "operator");
+  CHECK(fs::exists(fed.hub_dir() + "/pool.pcmoe"));
+  CHECK(fs::exists(fed.hub_dir() + "/hub_state.json"));
+  const auto log = test::lines_with(fed.party_log("b"));
+  REQUIRE(!log.empty());
+  CHECK(test::json_string(log.back(), "event") == "party.exit");
+  CHECK(test::log_events(fed.party_log("b"), "party.done").size() == 1);
+  CHECK(test::log_events(fed.party_log("b"), "party.exported").size() == 1);
+  CHECK(fs::exists(fed.party_dir("b") + "/checkpoint.pcmoe"));
+  CHECK(fs::exists(fed.party_dir("b") + "/model.pcmoe"));
+}
