@@ -20,7 +20,7 @@ static config::Schema<HubSettings> hub_settings_schema() {
       .list("parties", &HubSettings::parties, hub_party_schema(), "the parties of the federation; training starts when all have joined")
       .field("steps_per_turn", &HubSettings::steps_per_turn, "optimizer steps a party takes per turn", config::in_range(1, 1000000))
       .field("seed", &HubSettings::seed, "seed of the randomised round-robin turn order (logged)")
-      .field("heartbeat_ms", &HubSettings::heartbeat_ms, "milliseconds between heartbeats", config::in_range(50, 600000))
+      .field("heartbeat_ms", &HubSettings::heartbeat_ms, "the parties' heartbeat interval this hub expects (their party.heartbeat_ms); the hub answers each heartbeat and party_timeout_ms must exceed it", config::in_range(50, 600000))
       .field("party_timeout_ms", &HubSettings::party_timeout_ms, "a party silent this long is marked lost and its experts masked", config::in_range(100, 86400000))
       .field("snapshot_every", &HubSettings::snapshot_every, "global steps between expert-pool snapshots; 0 = at the end and on request", config::non_negative<int64_t>())
       .field("load_window_steps", &HubSettings::load_window_steps, "steps in the windowed global expert load", config::in_range(1, 1000000))
@@ -44,7 +44,7 @@ config::Schema<HubConfig> hub_schema() {
 
 HubConfig load_hub_config(const std::string& path, const std::vector<std::string>& overrides) {
   HubConfig c;
-  config::Origins origins;
+  config::Origins& origins = c.origins;
   auto schema = hub_schema();
   schema.load_file(path, c, &origins);
   for (const auto& o : overrides) schema.apply_override(o, c, &origins);

@@ -25,7 +25,6 @@ static config::Schema<PartyNetConfig> party_net_schema() {
       .field("heartbeat_ms", &PartyNetConfig::heartbeat_ms, "milliseconds between heartbeats to the hub", config::in_range(50, 600000))
       .field("request_timeout_ms", &PartyNetConfig::request_timeout_ms, "milliseconds to wait for an expert host before failing the step", config::in_range(100, 3600000))
       .field("hub_timeout_ms", &PartyNetConfig::hub_timeout_ms, "milliseconds without any message from the hub before giving up (exit 3)", config::in_range(100, 86400000))
-      .field("server_threads", &PartyNetConfig::server_threads, "threads computing expert requests from other parties", config::in_range(1, 64))
       .section("curve", &PartyNetConfig::curve, curve_schema());
   return s;
 }
@@ -54,7 +53,7 @@ PartyConfig load_party_config(const std::string& path, const std::vector<std::st
   PartyConfig c;
   c.run.seed = 0;  // parties draw a private seed unless one is configured
   c.run.out_dir = "runs/party";
-  config::Origins origins;
+  config::Origins& origins = c.origins;
   auto schema = party_schema();
   schema.load_file(path, c, &origins);
   for (const auto& o : overrides) schema.apply_override(o, c, &origins);

@@ -30,7 +30,6 @@ struct PartyNetConfig {
   int heartbeat_ms = 1000;
   int request_timeout_ms = 30000;  // a host that does not answer in time fails the step
   int hub_timeout_ms = 30000;      // give up on the hub after this long without a message
-  int server_threads = 1;          // expert-service compute threads
   CurveConfig curve;
 };
 
@@ -47,6 +46,9 @@ struct PartyConfig {
   PrivacyConfig privacy;
   DataConfig data;
   RunConfig run;
+  // Not a YAML key: where each key was set ("file:line" or --set), so that a value found wrong
+  // later (an endpoint that does not parse or bind) is reported where the operator can fix it.
+  config::Origins origins;
 };
 
 config::Schema<PartyConfig> party_schema();
