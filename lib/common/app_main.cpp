@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <string_view>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -22,7 +23,9 @@ int run_main(const std::string& program, const std::function<int()>& body) {
   try {
     return body();
   } catch (const ConfigError& e) {
-    std::fprintf(stderr, "%s: configuration error:\n%s\n", program.c_str(), e.what());
+    // One problem: one line. Several (a config file with many mistakes): one per line below.
+    const bool one = std::string_view(e.what()).find('\n') == std::string_view::npos;
+    std::fprintf(stderr, "%s: configuration error:%s%s\n", program.c_str(), one ? " " : "\n", e.what());
     return kExitUsage;
   } catch (const TransportError& e) {
     report(program, "transport error: ", e.what());

@@ -38,6 +38,9 @@ struct HubConfig {
   ModelConfig model;
   TrainConfig train;
   HubSettings hub;
+  // Not a YAML key: where each key was set ("file:line" or --set), for errors found later (a
+  // hub.bind that does not parse or bind).
+  config::Origins origins;
 };
 
 config::Schema<HubConfig> hub_schema();

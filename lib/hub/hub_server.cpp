@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <string_view>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -44,7 +45,16 @@ HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions
   const int64_t param_bytes = int64_t{cfg_.model.d_ff} * cfg_.model.d_model * 8;
   so.max_message_bytes = std::max<int64_t>(int64_t{16} << 20, param_bytes + (int64_t{1} << 20));
   limits_.max_frame_bytes = static_cast<size_t>(so.max_message_bytes);
-  server_ = std::make_unique<net::Server>(ctx, so);
+  try {
+    server_ = std::make_unique<net::Server>(ctx, so);
+  } catch (const ConfigError& e) {  // reported where hub.bind was set
+    throw ConfigError(fmt::format("{}: {}", cfg_.origins.describe("hub.bind"), e.what()));
+  } catch (const TransportError& e) {
+    const bool in_use = std::string_view(e.what()).find("in use") != std::string_view::npos;
+    throw TransportError(fmt::format("{}: {} ({})", cfg_.origins.describe("hub.bind"), e.what(),
+                                     in_use ? "is another pcmoe-hub running there? stop it, or choose a free port"
+                                            : "use an address of this host and a free port"));
+  }
   endpoint_ = server_->endpoint();
   state_ = std::make_unique<HubState>(cfg_, store_, run_id_, Clock::now(), ho);
   std::vector<std::string> ids;

@@ -31,6 +31,19 @@ int64_t ms_since(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
 }
 
+// Runs f(), reporting a bad or unusable endpoint where the operator set it
+// ("party.yaml:4: key 'party.hub': bad endpoint ...").
+template <class F>
+void with_endpoint_key(const PartyConfig& cfg, const std::string& key, F&& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    throw ConfigError(fmt::format("{}: {}", cfg.origins.describe(key), e.what()));
+  } catch (const TransportError& e) {
+    throw TransportError(fmt::format("{}: {}", cfg.origins.describe(key), e.what()));
+  }
+}
+
 class Daemon {
  public:
   explicit Daemon(const PartyConfig& cfg) : cfg_(cfg), ctx_(net::default_context()) {}
@@ -39,7 +52,11 @@ class Daemon {
  private:
   void start_server();
   void connect_hub();
+  proto::Hello hello_message(int64_t resume_step) const;
   proto::Welcome join();
+  // The hub marked this party lost (silent too long) or does not know it (restarted) while it
+  // runs: say hello again (PROTOCOL.md section 8); the Welcome is handled by handle_hub.
+  void rejoin(const std::string& why);
   void apply_directory(const std::vector<proto::PartyEntry>& dir);
   void send_hub(const proto::Message& m);
   // Heartbeats and hub messages while busy (called from waits); `defer` queues what the main
@@ -64,6 +81,7 @@ class Daemon {
   std::string state_ = "connecting";
   Clock::time_point last_hb_sent_{};
   Clock::time_point last_hub_msg_ = Clock::now();
+  Clock::time_point last_rejoin_{};
   std::deque<proto::Message> deferred_;
   bool finished_ = false;   // final work done, bye sent
   bool released_ = false;   // the hub said everyone is done
@@ -79,7 +97,7 @@ void Daemon::start_server() {
     so.allowed_client_keys = {keys_->public_key};  // nobody else until the directory arrives
   }
   so.max_message_bytes = static_cast<int64_t>(limits_.max_rows) * cfg_.model.d_model * 4 + (1 << 20);
-  server_ = std::make_unique<ExpertServer>(ctx_, so, limits_);
+  with_endpoint_key(cfg_, "party.expert_bind", [&] { server_ = std::make_unique<ExpertServer>(ctx_, so, limits_); });
   server_->start();
 }
 
@@ -91,7 +109,7 @@ void Daemon::connect_hub() {
     co.server_public_key = cfg_.party.curve.hub_public_key;
   }
   co.routing_id = "party-" + cfg_.party.id;
-  hub_ = std::make_unique<net::Client>(ctx_, co);
+  with_endpoint_key(cfg_, "party.hub", [&] { hub_ = std::make_unique<net::Client>(ctx_, co); });
 }
 
 void Daemon::send_hub(const proto::Message& m) {
@@ -100,7 +118,7 @@ void Daemon::send_hub(const proto::Message& m) {
   }
 }
 
-proto::Welcome Daemon::join() {
+proto::Hello Daemon::hello_message(int64_t resume_step) const {
   proto::Hello hello;
   hello.party_id = cfg_.party.id;
   hello.model_hash = model_config_hash(cfg_.model, cfg_.train);
@@ -108,17 +126,32 @@ proto::Welcome Daemon::join() {
                                                               : cfg_.party.expert_advertise;
   hello.curve_public_key = keys_ ? keys_->public_key : "";
   hello.memory_budget_bytes = cfg_.party.memory_limit_mb << 20;
+  hello.resume_step = resume_step;
+  return hello;
+}
+
+proto::Welcome Daemon::join() {
+  int64_t resume_step = 0;
   if (fs::exists(checkpoint_path_)) {
     try {
-      hello.resume_step = std::stoll(read_tensor_file(checkpoint_path_).meta_at("step"));
+      resume_step = std::stoll(read_tensor_file(checkpoint_path_).meta_at("step"));
     } catch (const std::exception&) {
-      hello.resume_step = 0;
+      resume_step = 0;
     }
   }
+  const proto::Hello hello = hello_message(resume_step);
   const auto t0 = Clock::now();
   auto last_try = Clock::now() - std::chrono::hours(1);
   while (true) {
     if (signals::stop_requested()) throw TransportError("stopped by a signal before joining the federation");
+    if (keys_ && hub_->refused()) {
+      // The hub's key list comes from its config: asking again cannot help.
+      throw ConfigError(fmt::format(
+          "the hub at {} refused this party's CURVE key {} (party.curve.secret_key_file {}): the hub accepts only "
+          "the keys in its hub.parties[].public_key; put this public key there for party '{}', or use the key "
+          "file whose public key is listed (pcmoe-ctl keygen --out FILE makes a pair and prints its public key)",
+          cfg_.party.hub, keys_->public_key, cfg_.party.curve.secret_key_file, cfg_.party.id));
+    }
     if (ms_since(t0) > cfg_.party.hub_timeout_ms) {
       throw TransportError(fmt::format("no welcome from the hub at {} within {} ms (is pcmoe-hub running? right endpoint and keys?)",
                                        cfg_.party.hub, cfg_.party.hub_timeout_ms));
@@ -140,6 +173,10 @@ proto::Welcome Daemon::join() {
     if (auto* r = std::get_if<proto::Reject>(&*m)) {
       auto code = static_cast<proto::ErrorCode>(r->code);
       std::string msg = fmt::format("the hub refused this party ({}): {}", proto::error_code_name(code), r->reason);
+      if (code == proto::ErrorCode::unknown_party) {  // the id, or (CURVE) the key, is not the hub's
+        msg += fmt::format("; fix party.id ({}){} or the hub's hub.parties", cfg_.origins.describe("party.id"),
+                           keys_ ? " / party.curve.secret_key_file" : "");
+      }
       if (code == proto::ErrorCode::config_mismatch || code == proto::ErrorCode::unknown_party ||
           code == proto::ErrorCode::bad_version) {
         throw ConfigError(msg);
@@ -147,6 +184,13 @@ proto::Welcome Daemon::join() {
       throw TransportError(msg);
     }
   }
+}
+
+void Daemon::rejoin(const std::string& why) {
+  if (ms_since(last_rejoin_) < 1000) return;  // one hello a second, whatever the hub answers meanwhile
+  last_rejoin_ = Clock::now();
+  PCMOE_WARN("party.rejoining").kv("reason", why).kv("step", trainer_->last_step() + 1);
+  send_hub(hello_message(trainer_->last_step() + 1));
 }
 
 void Daemon::apply_directory(const std::vector<proto::PartyEntry>& dir) {
@@ -322,8 +366,23 @@ void Daemon::handle_hub(const proto::Message& m) {
       finish(st->reason);
     }
   } else if (auto* e = std::get_if<proto::ErrorMsg>(&m)) {
-    PCMOE_WARN("party.hub_error").kv("code", std::string(proto::error_code_name(static_cast<proto::ErrorCode>(e->code))))
-        .kv("reason", e->reason);
+    const auto code = static_cast<proto::ErrorCode>(e->code);
+    if (code == proto::ErrorCode::unknown_party && !finished_) {
+      rejoin(e->reason);
+    } else {
+      PCMOE_WARN("party.hub_error").kv("code", std::string(proto::error_code_name(code))).kv("reason", e->reason);
+    }
+  } else if (auto* w = std::get_if<proto::Welcome>(&m)) {
+    // The answer to rejoin(): the same place in the same federation, the experts available again.
+    PCMOE_CHECK_T(ProtocolError, w->party_index == index_ && w->placement == trainer_->dispatcher().placement().host,
+                  "the hub welcomed this party back at index {} with another placement (was index {})",
+                  w->party_index, index_);
+    apply_directory(w->directory);
+    PCMOE_INFO("party.rejoined").kv("step", w->step).kv("index", static_cast<int64_t>(w->party_index))
+        .kv("run_id", w->run_id);
+  } else if (auto* r = std::get_if<proto::Reject>(&m)) {
+    PCMOE_WARN("party.rejoin_refused").kv("code", std::string(proto::error_code_name(static_cast<proto::ErrorCode>(r->code))))
+        .kv("reason", r->reason);
   } else if (std::holds_alternative<proto::Heartbeat>(m) || std::holds_alternative<proto::Pool>(m)) {
     // liveness only / a late pool answer
   } else {

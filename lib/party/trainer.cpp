@@ -100,6 +100,9 @@ PartyTrainer::PartyTrainer(const PartyConfig& cfg, uint64_t backbone_seed, Place
     dopt.local_only_layers = probe.moe_layer_indices();
   }
   dopt.shuffle_seed = os_random_u64();  // private: row permutations must not be predictable
+  // A host keeps an abandoned open step for stale_ms before another requester may take over:
+  // a requester answered `busy` keeps asking at least that long.
+  dopt.busy_retry_ms = ho.stale_ms + 5000;
   dispatcher_ = std::make_unique<FederatedDispatcher>(cfg.model, *shard_, placement_, link_, dopt);
 
   loader_ = std::make_unique<data::BatchLoader>(cfg.data, data::Split::train, cfg.train.batch_size, cfg.model.seq_len);
@@ -132,6 +135,13 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
     throw ModelError(std::string("training step failed: ") + e.what_without_backtrace());
   }
   sq += dispatcher_->remote_grad_sq();
+  const double loss_value = out.ce_loss.item<double>();
+  if (!std::isfinite(loss_value) || !std::isfinite(sq)) {
+    // Nothing has been applied yet: abort everywhere and let the turn end with the reason.
+    const std::string why = fmt::format("non-finite training loss {} or gradient norm at step {}", loss_value, step);
+    abort_step(step, why);
+    throw ModelError(why);
+  }
   const double grad_norm = std::sqrt(sq);
   const double scale = model::clip_scale(grad_norm, cfg_.train.grad_clip);
   const double lr = model::lr_at(cfg_.train, step);
@@ -158,23 +168,11 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
     std::unique_lock<std::shared_mutex> write(shard_mu_);
     shard_opt_->step(lr, scale);
   }
-  if (cfg_.model.router.balance_bias_rate > 0 && placement_.n_parties == 1) {
-    std::vector<std::vector<double>> load;
-    for (const auto& ls : out.stats) {
-      double total = 0;
-      for (auto c : ls.counts) total += static_cast<double>(c);
-      std::vector<double> share;
-      for (auto c : ls.counts) share.push_back(total > 0 ? static_cast<double>(c) / total : 0.0);
-      load.push_back(share);
-    }
-    update_balance_bias(load);
-  }
-
   StepOutcome o;
   proto::StepReport& r = o.report;
   r.turn_id = turn_id;
   r.step = step;
-  r.loss = out.ce_loss.item<double>();
+  r.loss = loss_value;
   r.aux_loss = out.aux_loss.item<double>();
   r.tokens = static_cast<uint64_t>(out.tokens);
   r.lr = lr;
@@ -182,7 +180,6 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
     r.expert_counts.emplace_back(ls.counts.begin(), ls.counts.end());
     r.gate_mean.push_back(ls.gate_mean);
   }
-  PCMOE_CHECK_T(ModelError, std::isfinite(r.loss), "training loss became {} at step {}", r.loss, step);
   steps_done_ += 1;
   last_step_ = step;
   tokens_done_ += out.tokens;
@@ -191,10 +188,15 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
   r.bytes_received = link_.bytes_received() - recv0;
   if (cfg_.train.eval_every > 0 && (step + 1) / cfg_.train.eval_every > last_eval_bucket_) {
     last_eval_bucket_ = (step + 1) / cfg_.train.eval_every;
-    auto [loss, bpb] = evaluate();
-    r.eval_loss = loss;
-    o.eval_bpb = bpb;
-    o.evaluated = true;
+    try {
+      auto [loss, bpb] = evaluate();
+      r.eval_loss = loss;
+      o.eval_bpb = bpb;
+      o.evaluated = true;
+    } catch (const Error& e) {
+      // The step is applied everywhere already: report it; only the evaluation is lost.
+      PCMOE_WARN("party.eval_failed").kv("step", step + 1).kv("error", e.what());
+    }
   }
   r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   auto mem = model::peak_memory(device_);

@@ -1,13 +1,15 @@
-// Reliability: kill -9 one party of a running federation (hub + 3 parties on their corpora,
-// small timeouts: hub.party_timeout_ms 3000, heartbeats every 500 ms, snapshots every 4 steps).
-// The others keep training: the hub marks the party lost, the routers of the others mask its
-// experts (top-k over the live experts: no token is routed to them any more), global steps keep
-// increasing without a long stall, and the remaining parties finish, export and exit 0. At export
-// the lost party's experts come from the last pool snapshot it answered (the hub carries them
-// over: hub.pool_written carried_from_previous), so the exported models are complete.
-// Two cases: the victim dies while it holds the turn (its step stays open on the hosts it
-// called), and while another party's step is waiting for it (the requester's turn fails and
-// names it as the suspect).
+// Reliability of a running federation (hub + 3 parties on their corpora, small timeouts:
+// hub.party_timeout_ms 3000, snapshots every 4 steps).
+// kill -9 of one party: the others keep training: the hub marks the party lost, the routers of the
+// others mask its experts (top-k over the live experts: no token is routed to them any more),
+// global steps keep increasing without a long stall (a host drops the lost party's open step at
+// once), and the remaining parties finish, export and exit 0. At export the lost party's experts
+// come from the last pool snapshot it answered (the hub carries them over: hub.pool_written
+// carried_from_previous), so the exported models are complete. Two cases: the victim dies while
+// it holds the turn (its step stays open on the hosts it called), and while another party's step
+// is waiting for it (that turn fails and names it as the suspect).
+// A frozen party (SIGSTOP past party_timeout_ms, then SIGCONT): marked lost, then it joins again
+// by itself and the run finishes with every process exiting 0.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
@@ -149,4 +151,60 @@ TEST_CASE("fault: kill -9 of a party mid-run; the hub marks it lost, the others 
               static_cast<long long>(step_at_kill), detect_ms, static_cast<long long>(lost_step), resume_ms,
               test::json_number(exported[0], "pool_step") ? std::to_string(static_cast<int64_t>(
                   *test::json_number(exported[0], "pool_step"))).c_str() : "?");
+}
+
+TEST_CASE("fault: a party frozen past party_timeout_ms is marked lost, rejoins once it runs again, and finishes",
+          "[integration][fault]") {
+  if (!test::have_demo_corpora()) {
+    WARN("the demo corpora (/usr/share/games/fortunes, /usr/include/linux) are missing: skipped");
+    return;
+  }
+  // A stall (SIGSTOP: a swapping machine, a long pause, a network partition) is not a crash: the
+  // hub must declare the party lost, and the party, once it runs again and hears that from the
+  // hub (error unknown_party), must join again (PROTOCOL.md section 8) instead of lingering
+  // outside the federation until its hub_timeout_ms.
+  constexpr int kSteps = 60;
+  test::TempDir dir;
+  test::FederationOptions o;
+  o.shared = test::tiny_overrides(kSteps, 0);
+  o.hub = {"hub.party_timeout_ms=3000", "hub.heartbeat_ms=500", "hub.snapshot_every=4"};
+  o.party = {"party.request_timeout_ms=6000", "party.heartbeat_ms=500", "party.hub_timeout_ms=30000"};
+  test::Federation fed(dir.path(), o);
+  FED_REQUIRE(fed, fed.start_hub());
+  fed.start_parties();
+  FED_REQUIRE(fed, fed.wait_status([](const proto::Status& s) { return s.step >= 6; }, 60000).has_value());
+
+  fed.party("b").signal(SIGSTOP);
+  const auto stopped_at = Clock::now();
+  auto lost = fed.wait_status([](const proto::Status& s) { return !test::alive_in(s, "b"); }, 20000);
+  const double detect_ms = ms_since(stopped_at);
+  FED_REQUIRE(fed, lost.has_value());
+  FED_REQUIRE(fed, fed.wait_status([&](const proto::Status& s) { return s.step >= lost->step + 3; }, 20000).has_value());
+
+  fed.party("b").signal(SIGCONT);
+  const auto resumed_at = Clock::now();
+  const int64_t step_at_resume = fed.step();
+  auto back = fed.wait_status([](const proto::Status& s) { return test::alive_in(s, "b"); }, 15000);
+  const double rejoin_ms = ms_since(resumed_at);
+  FED_REQUIRE(fed, back.has_value());
+
+  FED_REQUIRE(fed, fed.wait_all(120000));
+  FED_CHECK(fed, fed.hub().exit_code() == 0);
+  for (const auto& id : fed.ids()) {
+    INFO("party " << id);
+    FED_CHECK(fed, fed.party(id).exit_code() == 0);
+    CHECK(fs::exists(fed.party_dir(id) + "/model.pcmoe"));
+  }
+  auto finished = test::log_events(fed.hub_log(), "hub.finished");
+  REQUIRE(finished.size() == 1);
+  CHECK(test::json_number(finished[0], "step") == kSteps);
+  CHECK_THAT(finished[0], Catch::Contains("\"no_bye\":[]"));
+  CHECK(test::log_events(fed.party_log("b"), "party.rejoined").size() >= 1);
+  // b trained again after it came back.
+  bool trained_after = false;
+  for (const auto& row : test::lines_with(fed.metrics("b"))) {
+    trained_after = trained_after || test::json_number(row, "step").value_or(0) > step_at_resume;
+  }
+  CHECK(trained_after);
+  std::printf("fault (frozen): b lost %.0f ms after SIGSTOP, alive again %.0f ms after SIGCONT\n", detect_ms, rejoin_ms);
 }
