@@ -17,19 +17,26 @@ BIN=build/apps
 mkdir -p "$OUT"
 warm=$((T / 20 > 50 ? 50 : T / 20))
 eval_every=$((T / 5))
-echo "quality: federation of 3 parties, $T global steps ($P per party)"
-bash scripts/run-federation.sh --no-setup --steps "$T" --out "$OUT/federation" >"$OUT/federation.out" 2>&1 ||
-  { tail -20 "$OUT/federation.out"; exit 1; }
+# Each stage is skipped when its model exists (delete runs/quality to start over), so an
+# interrupted run continues where it stopped. One thread each: robust on a busy machine.
+if [[ ! -f $OUT/federation/party-c/model.pcmoe ]]; then
+  echo "quality: federation of 3 parties, $T global steps ($P per party)"
+  bash scripts/run-federation.sh --no-setup --steps "$T" --out "$OUT/federation" >"$OUT/federation.out" 2>&1 ||
+    { tail -20 "$OUT/federation.out"; exit 1; }
+fi
 for p in a b c; do
+  [[ -f $OUT/isolated-$p/model.pcmoe ]] && continue
   echo "quality: isolated baseline $p, $P steps"
   "$BIN/pcmoe-central" --config "configs/isolated-$p.yaml" --set "train.steps=$P" --set "train.warmup_steps=$((warm / 3 + 1))" \
-    --set "train.eval_every=$((P / 5))" --set "run.out_dir=$OUT/isolated-$p" --set run.resume=false --set run.threads=2 \
+    --set "train.eval_every=$((P / 5))" --set "run.out_dir=$OUT/isolated-$p" --set run.resume=false --set run.threads=1 \
     --set run.progress=off --set run.log_file="$OUT/isolated-$p.log" >"$OUT/isolated-$p.json" || exit 1
 done
-echo "quality: centralised baseline on the union, $T steps"
-"$BIN/pcmoe-central" --config configs/central-union.yaml --set "train.steps=$T" --set "train.warmup_steps=$warm" \
-  --set "train.eval_every=$eval_every" --set "run.out_dir=$OUT/central" --set run.resume=false --set run.threads=2 \
-  --set run.progress=off --set run.log_file="$OUT/central.log" >"$OUT/central.json" || exit 1
+if [[ ! -f $OUT/central/model.pcmoe ]]; then
+  echo "quality: centralised baseline on the union, $T steps"
+  "$BIN/pcmoe-central" --config configs/central-union.yaml --set "train.steps=$T" --set "train.warmup_steps=$warm" \
+    --set "train.eval_every=$eval_every" --set "run.out_dir=$OUT/central" --set run.resume=false --set run.threads=1 \
+    --set run.progress=off --set run.log_file="$OUT/central.log" >"$OUT/central.json" || exit 1
+fi
 echo "quality: evaluating every model on every domain's held-out text"
 : >"$OUT/evals.jsonl"
 for model in federation/party-a federation/party-b federation/party-c isolated-a isolated-b isolated-c central; do

@@ -97,7 +97,8 @@ echo "run-federation: logs in $OUT/*.log, metrics in $OUT/party-*/metrics.jsonl;
 
 # ---- live progress ----
 ctl=("$BIN/pcmoe-ctl" --config configs/hub.yaml --endpoint "$HUB" --timeout-ms 1500)
-[[ $CURVE == 1 ]] && ctl=("$BIN/pcmoe-ctl" --config configs/hub.yaml --set "hub.bind=$HUB" --set "hub.secret_key_file=$ROOT/$OUT/keys/hub.key" --timeout-ms 1500)
+# With CURVE, pcmoe-ctl authenticates with the hub's own key pair (from the same settings).
+[[ $CURVE == 1 ]] && ctl=("$BIN/pcmoe-ctl" --config configs/hub.yaml "${hub_set[@]}" --timeout-ms 1500)
 last_step=0
 while true; do
   alive=0

@@ -160,6 +160,7 @@ class Schema {
       f.emit = [member, emit](const T& obj) { return emit(obj.*member); };
       fields_.push_back(std::move(f));
     }
+    for (const auto& [key, infos] : sub.elem_field_infos()) elem_fields_[prefix + "." + key] = infos;
     return *this;
   }
 
@@ -203,6 +204,8 @@ class Schema {
   }
 
   const std::vector<Field>& fields() const { return fields_; }
+  // Fields of the elements of each list of maps, by the list's key.
+  const std::map<std::string, std::vector<FieldInfo>>& elem_field_infos() const { return elem_fields_; }
 
   // Loads `path` into `out`. Throws ConfigError listing every problem (one per line).
   void load_file(const std::string& path, T& out, Origins* origins = nullptr) const {
@@ -222,13 +225,24 @@ class Schema {
       throw ConfigError("--set " + assignment + ": expected key=value");
     }
     std::string key = assignment.substr(0, eq);
+    const std::string raw = assignment.substr(eq + 1);
     YAML::Node value;
-    try {
-      value = YAML::Load(assignment.substr(eq + 1));
-    } catch (const YAML::Exception& e) {
-      throw ConfigError("--set " + assignment + ": value is not valid YAML: " + e.msg);
+    if (target_type(key) == "string") {
+      value = YAML::Node(raw);  // taken literally: keys and paths may hold YAML's special characters
+    } else {
+      try {
+        value = YAML::Load(raw);
+      } catch (const YAML::Exception& e) {
+        throw ConfigError("--set " + assignment + ": value is not valid YAML: " + e.msg);
+      }
+      if (!value.IsDefined() || value.IsNull()) value = YAML::Node(raw);
     }
-    if (!value.IsDefined() || value.IsNull()) value = YAML::Node(assignment.substr(eq + 1));
+    if (key.find('[') != std::string::npos) {
+      apply_list_override(key, value, out, ctx);
+      throw_if_errors(ctx);
+      if (origins) origins->set(key, "--set");
+      return;
+    }
     const Field* f = find(key);
     if (!f) {
       ctx.error(0, key, "unknown key" + suggestion(key));
@@ -362,6 +376,60 @@ class Schema {
   }
 
   void load_file_into(const std::string& path, T& out, LoadContext& ctx, int depth) const;
+
+  // The type name of the field `key` addresses ("" if none), list elements included.
+  std::string target_type(const std::string& key) const {
+    const auto lb = key.find('[');
+    if (lb == std::string::npos) {
+      const Field* f = find(key);
+      return f ? f->type : "";
+    }
+    const auto rb = key.find(']', lb);
+    auto it = elem_fields_.find(key.substr(0, lb));
+    if (it == elem_fields_.end() || rb == std::string::npos || rb + 2 > key.size()) return "";
+    for (const auto& info : it->second) {
+      if (info.key == key.substr(rb + 2)) return info.type;
+    }
+    return "";
+  }
+
+  // "list.key[i].sub.key=value": edits element i of a list of maps (i == size appends one) and
+  // loads the whole list again, so every check of the element schema applies.
+  void apply_list_override(const std::string& key, const YAML::Node& value, T& out, LoadContext& ctx) const {
+    const auto lb = key.find('[');
+    const auto rb = key.find(']', lb);
+    const std::string list_key = key.substr(0, lb);
+    const Field* f = find(list_key);
+    if (!f || f->type != "list of map" || rb == std::string::npos) {
+      ctx.error(0, key, "unknown key" + suggestion(list_key) + " (an index [i] applies to a list of maps, e.g. data.sources[0].path)");
+      return;
+    }
+    size_t index = 0;
+    const std::string digits = key.substr(lb + 1, rb - lb - 1);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 6) {
+      ctx.error(0, key, "the index must be a number, e.g. " + list_key + "[0]");
+      return;
+    }
+    index = static_cast<size_t>(std::stoul(digits));
+    if (rb + 1 >= key.size() || key[rb + 1] != '.') {
+      ctx.error(0, key, "name a key of the element, e.g. " + list_key + "[" + digits + "].path");
+      return;
+    }
+    YAML::Node list = f->emit(out);
+    if (index > list.size()) {
+      ctx.error(0, key, fmt::format("index {} is past the end: the list has {} entries (use {} to add one)", index, list.size(), list.size()));
+      return;
+    }
+    if (index == list.size()) list.push_back(YAML::Node(YAML::NodeType::Map));
+    YAML::Node cur = list[index];
+    const std::vector<std::string> parts = split(key.substr(rb + 2));
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      if (!cur[parts[i]]) cur[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      cur.reset(cur[parts[i]]);
+    }
+    cur[parts.back()] = value;
+    f->parse(out, list, ctx, list_key);
+  }
 
   static void throw_if_errors(const LoadContext& ctx) {
     if (ctx.errors.empty()) return;

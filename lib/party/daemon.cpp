@@ -78,6 +78,7 @@ class Daemon {
   uint32_t index_ = 0;
   uint64_t seed_ = 0;
   uint64_t hb_seq_ = 0;
+  int64_t global_step_ = 0;
   std::string state_ = "connecting";
   Clock::time_point last_hb_sent_{};
   Clock::time_point last_hub_msg_ = Clock::now();
@@ -278,6 +279,12 @@ void Daemon::run_turn(const proto::Turn& t) {
       td.ok = false;
       td.reason = e.what();
       break;
+    } catch (const ModelError& e) {
+      // e.g. a non-finite loss: the step was aborted everywhere before anything was applied.
+      td.ok = false;
+      td.reason = e.what();
+      PCMOE_WARN("party.turn_failed").kv("step", t.step_begin + i).kv("reason", td.reason);
+      break;
     }
   }
   td.steps_done = done;
@@ -340,6 +347,10 @@ void Daemon::finish(const std::string& reason) {
 }
 
 void Daemon::handle_hub(const proto::Message& m) {
+  // The federation's global step, as the hub last told it (turns, expert load, heartbeats).
+  if (auto* t = std::get_if<proto::Turn>(&m)) global_step_ = std::max(global_step_, t->step_begin);
+  if (auto* l = std::get_if<proto::ExpertLoad>(&m)) global_step_ = std::max(global_step_, l->step + 1);
+  if (auto* h = std::get_if<proto::Heartbeat>(&m)) global_step_ = std::max(global_step_, h->step);
   if (auto* t = std::get_if<proto::Turn>(&m)) {
     run_turn(*t);
   } else if (auto* d = std::get_if<proto::Directory>(&m)) {
@@ -358,7 +369,8 @@ void Daemon::handle_hub(const proto::Message& m) {
     }
     send_hub(done);
   } else if (auto* s = std::get_if<proto::SnapshotRequest>(&m)) {
-    send_hub(trainer_->snapshot(s->snapshot_id, trainer_->last_step() + 1));
+    // The snapshot is of the experts as they are now: at the federation's global step.
+    send_hub(trainer_->snapshot(s->snapshot_id, std::max(global_step_, trainer_->last_step() + 1)));
   } else if (auto* st = std::get_if<proto::Stop>(&m)) {
     if (st->reason == "release") {
       released_ = true;

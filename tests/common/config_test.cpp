@@ -144,3 +144,35 @@ TEST_CASE("includes load the preset first; the including file wins", "[unit][con
   auto bad = dir.write("bad.yaml", "preset: models/missing.yaml\n");
   CHECK_THROWS_WITH(schema.load_file(bad, p), Catch::Contains("models/missing.yaml: config file not found"));
 }
+
+TEST_CASE("--set reaches list elements by index, with the element's checks", "[unit][config]") {
+  test::TempDir dir;
+  DataConfig d;
+  auto s = data_schema();
+  s.apply_override("sources[0].path=" + dir.path(), d);  // index == size appends
+  REQUIRE(d.sources.size() == 1);
+  CHECK(d.sources[0].path == dir.path());
+  s.apply_override("sources[0].format=fortune", d);
+  CHECK(d.sources[0].format == "fortune");
+  CHECK(d.sources[0].path == dir.path());  // other keys of the element kept
+  CHECK_THROWS_WITH(s.apply_override("sources[0].format=bogus", d), Catch::Contains("must be one of"));
+  CHECK_THROWS_WITH(s.apply_override("sources[3].path=/x", d), Catch::Contains("past the end"));
+  CHECK_THROWS_WITH(s.apply_override("sources[x].path=/x", d), Catch::Contains("must be a number"));
+  CHECK_THROWS_WITH(s.apply_override("sources[0].nope=1", d), Catch::Contains("unknown key"));
+  CHECK_THROWS_WITH(s.apply_override("heldout_permille[0].x=1", d), Catch::Contains("unknown key"));
+  // String values are literal: a CURVE key or path may contain YAML's special characters.
+  s.apply_override("split_salt=!+X0[V8#c{x}:-%", d);
+  CHECK(d.split_salt == "!+X0[V8#c{x}:-%");
+  s.apply_override("sources[0].path=/tmp/a b#[1]", d);
+  CHECK(d.sources[0].path == "/tmp/a b#[1]");
+  // The same through a section prefix (hub.parties[i] in the hub's schema).
+  Preset p;
+  (void)p;
+  struct Outer {
+    DataConfig data;
+  } o;
+  config::Schema<Outer> outer;
+  outer.section("data", &Outer::data, data_schema());
+  outer.apply_override("data.sources[0].path=[#Zj}%w&+D", o);
+  CHECK(o.data.sources[0].path == "[#Zj}%w&+D");
+}
