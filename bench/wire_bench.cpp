@@ -38,13 +38,20 @@ int main(int argc, char** argv) {
   std::string wire_name = "bf16";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--device") device_name = v;
-    else if (k == "--d-model") d_model = std::stoi(v);
-    else if (k == "--d-ff") d_ff = std::stoi(v);
-    else if (k == "--wire") wire_name = v;
-    else if (k == "--reps") reps = std::stoi(v);
+    if (k == "--device")
+      device_name = v;
+    else if (k == "--d-model")
+      d_model = std::stoi(v);
+    else if (k == "--d-ff")
+      d_ff = std::stoi(v);
+    else if (k == "--wire")
+      wire_name = v;
+    else if (k == "--reps")
+      reps = std::stoi(v);
     else {
-      std::fprintf(stderr, "usage: pcmoe-bench-wire [--device D] [--d-model N] [--d-ff N] [--wire bf16|fp32] [--reps N]\n");
+      std::fprintf(
+          stderr,
+          "usage: pcmoe-bench-wire [--device D] [--d-model N] [--d-ff N] [--wire bf16|fp32] [--reps N]\n");
       return 2;
     }
   }
@@ -89,7 +96,8 @@ int main(int argc, char** argv) {
   const DType wire = party::resolve_wire_dtype(wire_name, device);
   std::printf("\n== remote expert call (%s, wire %s, d_model %d, d_ff %d, loopback TCP, median of %d)\n",
               device_name.c_str(), std::string(dtype_name(wire)).c_str(), d_model, d_ff, reps);
-  std::printf("%8s %14s %22s %16s %16s %8s\n", "rows", "eval fwd ms", "train fwd+bwd+end ms", "bytes/call", "minimum", "ratio");
+  std::printf("%8s %14s %22s %16s %16s %8s\n", "rows", "eval fwd ms", "train fwd+bwd+end ms", "bytes/call",
+              "minimum", "ratio");
   uint64_t req_id = 1;
   int64_t step = 0;
   for (int rows : {1, 16, 256, 4096}) {
@@ -126,7 +134,8 @@ int main(int argc, char** argv) {
       b.grad_outputs = party::to_wire(torch::ones_like(y), wire);
       links.send(1, b);
       rep = links.wait(1, proto::MsgType::expert_backward_reply, b.request_id);
-      auto g = party::from_wire(std::get<proto::ExpertBackwardReply>(rep).grad_inputs, device, torch::kFloat32);
+      auto g =
+          party::from_wire(std::get<proto::ExpertBackwardReply>(rep).grad_inputs, device, torch::kFloat32);
       proto::StepEnd se;
       se.requester = "req";
       se.step = step;

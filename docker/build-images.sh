@@ -26,7 +26,7 @@ while [[ $# -gt 0 ]]; do
     --bin-dir) BIN_DIR=$(cd "$2" && pwd); shift 2 ;;
     --rebuild-base) REBUILD_BASE=1; shift ;;
     --no-cache) NO_CACHE=(--no-cache); shift ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "build-images: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done

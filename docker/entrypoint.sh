@@ -50,12 +50,11 @@ case $role in
         echo "pcmoe party: $KEY is mounted (CURVE on) but PCMOE_HUB_PUBLIC_KEY is empty" >&2
         exit 2
       fi
-      # Quoted: --set parses values as YAML, and a Z85 key may start with '*', '&', '[' ...
-      add --set "party.curve.secret_key_file=$KEY" --set "party.curve.hub_public_key=\"$PCMOE_HUB_PUBLIC_KEY\""
+      add --set "party.curve.secret_key_file=$KEY" --set "party.curve.hub_public_key=$PCMOE_HUB_PUBLIC_KEY"
     fi
     ;;
   eval | central) exec "$BIN/pcmoe-$role" "$@" ;;
-  "" | -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+  "" | -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
   *) exec "$role" "$@" ;;
 esac
 for w in ${PCMOE_SET:-}; do add --set "$w"; done

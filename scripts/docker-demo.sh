@@ -30,7 +30,7 @@ while [[ $# -gt 0 ]]; do
     --timeout) TRAIN_TIMEOUT=$2; shift 2 ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
     --clean) CLEAN=1; shift ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "docker-demo: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -42,13 +42,15 @@ done
 
 # The run's settings. Small batches keep 300 steps within minutes on 2 shared cores. Short timeouts
 # make the loss of the killed party visible within seconds, but hub.party_timeout_ms must stay above
-# the longest silent stretch of a live party: a party heartbeats from its compute loop, so it is
-# silent for a whole turn (a step, an evaluation, and a request to a dead host until
-# party.request_timeout_ms). Pool snapshots every 50 steps keep the killed party's experts, so the
-# survivors can still export a complete model.
+# the longest silent stretch of a live party (it does not heartbeat while it computes a step or an
+# evaluation; older builds were also silent while waiting for a dead host, up to
+# party.request_timeout_ms); $PCMOE_DEMO_PARTY_TIMEOUT_MS overrides it. Pool snapshots before the
+# kill keep the killed party's experts, so the survivors can still export a complete model.
 EVAL_EVERY=$((STEPS / 6 > 0 ? STEPS / 6 : 1))
+SNAPSHOT_EVERY=$((KILL_AT / 2 < EVAL_EVERY ? KILL_AT / 2 : EVAL_EVERY))
+((SNAPSHOT_EVERY > 0)) || SNAPSHOT_EVERY=1
 export PCMOE_PRESET_SET="train.steps=$STEPS train.batch_size=8 train.warmup_steps=$((STEPS / 10)) train.eval_every=$EVAL_EVERY train.eval_batches=4"
-export PCMOE_HUB_SET="hub.party_timeout_ms=${PCMOE_DEMO_PARTY_TIMEOUT_MS:-8000} hub.heartbeat_ms=500 hub.snapshot_every=50"
+export PCMOE_HUB_SET="hub.party_timeout_ms=${PCMOE_DEMO_PARTY_TIMEOUT_MS:-5000} hub.heartbeat_ms=500 hub.snapshot_every=$SNAPSHOT_EVERY"
 export PCMOE_PARTY_SET="party.request_timeout_ms=2000 party.heartbeat_ms=500 party.hub_timeout_ms=30000"
 export PCMOE_PARTY_MEMORY=2g PCMOE_PARTY_CPUS=1.0
 PROJECT=pcmoedemo$$
@@ -84,6 +86,7 @@ table() {
     printf '%-6s %-34s %s\n' "$r" "${R_NAME[$i]}" "${R_INFO[$i]}"
   done
   if ((n_fail == 0 && ${#R_NAME[@]} > 0)); then echo "== PASS (${#R_NAME[@]} checks)"; else echo "== FAIL ($n_fail of ${#R_NAME[@]} checks failed)"; fi
+  echo "docker-demo: $((${#R_NAME[@]} - n_fail)) passed, $n_fail failed"
   return $((n_fail > 0 || ${#R_NAME[@]} == 0))
 }
 

@@ -16,7 +16,12 @@ using namespace pcmoe;
 
 int main(int argc, char** argv) {
   return run_main("pcmoe-central", [&] {
-    cli::Spec spec{"pcmoe-central", "Train an MoE language model in one process (central/isolated baseline, or the PC-MoE protocol simulated).", true, {}, {}};
+    cli::Spec spec{"pcmoe-central",
+                   "Train an MoE language model in one process (central/isolated baseline, or the PC-MoE "
+                   "protocol simulated).",
+                   true,
+                   {},
+                   {}};
     auto args = cli::parse(argc, argv, spec);
     if (args.help) {
       std::fputs(cli::usage(spec).c_str(), stdout);
@@ -35,7 +40,8 @@ int main(int argc, char** argv) {
     out.add("eval_loss", s.eval_loss).add("eval_bpb", s.eval_bpb).add("wall_s", s.wall_s);
     out.add("tokens_per_s", s.tokens_per_s).add("peak_memory_bytes", s.peak_memory_bytes);
     out.add("optimizer_state_params", s.optimizer_state_params);
-    out.add("peak_reserved_bytes", s.peak_reserved_bytes).add("footprint_estimate_bytes", s.footprint_estimate_bytes);
+    out.add("peak_reserved_bytes", s.peak_reserved_bytes)
+        .add("footprint_estimate_bytes", s.footprint_estimate_bytes);
     out.add("interrupted", s.interrupted).add("checkpoint", s.checkpoint_path).add("model", s.export_path);
     std::printf("%s\n", out.str().c_str());
     return 0;

@@ -15,20 +15,23 @@ using namespace pcmoe;
 
 int main(int argc, char** argv) {
   return run_main("pcmoe-eval", [&] {
-    cli::Spec spec{"pcmoe-eval",
-                   "Evaluate a checkpoint or exported model on held-out text: prints {loss, bpb, ...} as JSON.\n"
-                   "The model comes from the config's preset; data from the config's data block, or from --data.",
-                   true,
-                   {{"checkpoint", true, false, "checkpoint or exported model file (required)"},
-                    {"data", true, true, "a data source path (file or folder, format auto); repeatable; replaces data.sources"},
-                    {"batches", true, false, "held-out batches to evaluate (default: train.eval_batches)"}},
-                   {}};
+    cli::Spec spec{
+        "pcmoe-eval",
+        "Evaluate a checkpoint or exported model on held-out text: prints {loss, bpb, ...} as JSON.\n"
+        "The model comes from the config's preset; data from the config's data block, or from --data.",
+        true,
+        {{"checkpoint", true, false, "checkpoint or exported model file (required)"},
+         {"data", true, true,
+          "a data source path (file or folder, format auto); repeatable; replaces data.sources"},
+         {"batches", true, false, "held-out batches to evaluate (default: train.eval_batches)"}},
+        {}};
     auto args = cli::parse(argc, argv, spec);
     if (args.help) {
       std::fputs(cli::usage(spec).c_str(), stdout);
       return 0;
     }
-    if (!args.has("checkpoint")) throw ConfigError("pcmoe-eval: --checkpoint PATH is required\n" + cli::usage(spec));
+    if (!args.has("checkpoint"))
+      throw ConfigError("pcmoe-eval: --checkpoint PATH is required\n" + cli::usage(spec));
     CentralConfig cfg = load_central_config(args.config, args.sets);
     if (args.has("data")) {
       cfg.data.sources.clear();
@@ -54,7 +57,9 @@ int main(int argc, char** argv) {
       } catch (...) {
         batches = 0;
       }
-      if (batches <= 0) throw ConfigError("pcmoe-eval: --batches must be a positive integer, got '" + args.get("batches") + "'");
+      if (batches <= 0)
+        throw ConfigError("pcmoe-eval: --batches must be a positive integer, got '" + args.get("batches") +
+                          "'");
     }
     const torch::Device device = model::parse_device(cfg.run.device);
     model::Backbone backbone(cfg.model, 1);

@@ -14,7 +14,8 @@ using namespace pcmoe;
 
 int main(int argc, char** argv) {
   return run_main("pcmoe-party", [&] {
-    cli::Spec spec{"pcmoe-party", "Run one party of a PC-MoE federation (connects to pcmoe-hub).", true, {}, {}};
+    cli::Spec spec{
+        "pcmoe-party", "Run one party of a PC-MoE federation (connects to pcmoe-hub).", true, {}, {}};
     auto args = cli::parse(argc, argv, spec);
     if (args.help) {
       std::fputs(cli::usage(spec).c_str(), stdout);

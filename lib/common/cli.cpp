@@ -14,11 +14,13 @@ std::string Args::get(const std::string& flag, const std::string& fallback) cons
 }
 
 std::string usage(const Spec& spec) {
-  std::string u = fmt::format("usage: {}{}", spec.program, spec.needs_config ? " --config FILE" : " [--config FILE]");
+  std::string u =
+      fmt::format("usage: {}{}", spec.program, spec.needs_config ? " --config FILE" : " [--config FILE]");
   for (const auto& p : spec.positional) u += " [" + p + "]";
   u += " [--set key=value ...] [--print-config]";
   for (const auto& f : spec.flags) u += fmt::format(" [--{}{}]", f.name, f.takes_value ? " VALUE" : "");
-  u += "\n\n" + spec.summary + "\n\n  --config FILE        YAML configuration file\n"
+  u += "\n\n" + spec.summary +
+       "\n\n  --config FILE        YAML configuration file\n"
        "  --set key=value      override one configuration key (repeatable)\n"
        "  --print-config       print the effective configuration as YAML and exit\n";
   for (const auto& f : spec.flags) {
@@ -54,7 +56,8 @@ Args parse(int argc, char** argv, const Spec& spec) {
     }
     auto take_value = [&]() -> std::string {
       if (has_inline) return value;
-      if (i + 1 >= argc) throw ConfigError(fmt::format("{}: --{} needs a value\n{}", spec.program, name, usage(spec)));
+      if (i + 1 >= argc)
+        throw ConfigError(fmt::format("{}: --{} needs a value\n{}", spec.program, name, usage(spec)));
       return argv[++i];
     };
     if (name == "help" || name == "h") {

@@ -9,8 +9,8 @@
 namespace pcmoe::cli {
 
 struct Flag {
-  std::string name;   // without dashes, e.g. "checkpoint"
-  bool takes_value;   // --name VALUE (or --name=VALUE)
+  std::string name;  // without dashes, e.g. "checkpoint"
+  bool takes_value;  // --name VALUE (or --name=VALUE)
   bool repeatable;
   std::string help;
 };
@@ -18,8 +18,8 @@ struct Flag {
 struct Spec {
   std::string program;
   std::string summary;
-  bool needs_config = true;  // --config is required
-  std::vector<Flag> flags;   // in addition to config/set/print-config/help
+  bool needs_config = true;             // --config is required
+  std::vector<Flag> flags;              // in addition to config/set/print-config/help
   std::vector<std::string> positional;  // names of accepted positional arguments, in order
 };
 

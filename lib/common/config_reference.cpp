@@ -40,14 +40,19 @@ std::string table(const std::string& title, const config::Schema<T>& schema, con
 
 std::string config_reference_markdown() {
   std::string s;
-  s += table("Preset (`configs/models/*.yaml`): `model:` and `train:`, shared by every participant", preset_schema(), Preset{});
+  s += table("Preset (`configs/models/*.yaml`): `model:` and `train:`, shared by every participant",
+             preset_schema(), Preset{});
   PartyConfig party;
   party.run.seed = 0;
   party.run.out_dir = "runs/party";
-  s += table("Party (`configs/party-*.yaml`, `pcmoe-party`): besides `preset:`", party_schema(), party, "model.", "train.");
-  s += table("Hub (`configs/hub.yaml`, `pcmoe-hub`, `pcmoe-ctl`): besides `preset:`", hub_schema(), HubConfig{}, "model.", "train.");
-  s += table("Central (`configs/central-*.yaml`, `configs/isolated-*.yaml`, `pcmoe-central`, `pcmoe-eval`): besides `preset:`",
-             central_schema(), CentralConfig{}, "model.", "train.");
+  s += table("Party (`configs/party-*.yaml`, `pcmoe-party`): besides `preset:`", party_schema(), party,
+             "model.", "train.");
+  s += table("Hub (`configs/hub.yaml`, `pcmoe-hub`, `pcmoe-ctl`): besides `preset:`", hub_schema(),
+             HubConfig{}, "model.", "train.");
+  s += table(
+      "Central (`configs/central-*.yaml`, `configs/isolated-*.yaml`, `pcmoe-central`, `pcmoe-eval`): besides "
+      "`preset:`",
+      central_schema(), CentralConfig{}, "model.", "train.");
   return s;
 }
 

@@ -53,14 +53,38 @@ std::string scalar_text(const YAML::Node& node);
 
 template <class V>
 struct TypeName;
-template <> struct TypeName<bool> { static constexpr const char* name = "bool"; };
-template <> struct TypeName<int> { static constexpr const char* name = "int"; };
-template <> struct TypeName<int64_t> { static constexpr const char* name = "int"; };
-template <> struct TypeName<uint64_t> { static constexpr const char* name = "uint"; };
-template <> struct TypeName<double> { static constexpr const char* name = "float"; };
-template <> struct TypeName<std::string> { static constexpr const char* name = "string"; };
-template <> struct TypeName<std::vector<std::string>> { static constexpr const char* name = "list of string"; };
-template <> struct TypeName<std::vector<int>> { static constexpr const char* name = "list of int"; };
+template <>
+struct TypeName<bool> {
+  static constexpr const char* name = "bool";
+};
+template <>
+struct TypeName<int> {
+  static constexpr const char* name = "int";
+};
+template <>
+struct TypeName<int64_t> {
+  static constexpr const char* name = "int";
+};
+template <>
+struct TypeName<uint64_t> {
+  static constexpr const char* name = "uint";
+};
+template <>
+struct TypeName<double> {
+  static constexpr const char* name = "float";
+};
+template <>
+struct TypeName<std::string> {
+  static constexpr const char* name = "string";
+};
+template <>
+struct TypeName<std::vector<std::string>> {
+  static constexpr const char* name = "list of string";
+};
+template <>
+struct TypeName<std::vector<int>> {
+  static constexpr const char* name = "list of int";
+};
 
 template <class V>
 YAML::Node to_node(const V& v) {
@@ -358,14 +382,17 @@ class Schema {
       }
       std::string rel = rel_prefix.empty() ? name : rel_prefix + "." + name;
       std::string shown = key_prefix_display + rel;
-      if (rel_prefix.empty() && !include_key_.empty() && name == include_key_) continue;  // handled by load_file
+      if (rel_prefix.empty() && !include_key_.empty() && name == include_key_)
+        continue;  // handled by load_file
       if (const Field* f = find(rel)) {
         f->parse(out, kv.second, ctx, shown);
-        if (ctx.origins) ctx.origins->set(shown, ctx.file + ":" + std::to_string(detail::node_line(kv.second)));
+        if (ctx.origins)
+          ctx.origins->set(shown, ctx.file + ":" + std::to_string(detail::node_line(kv.second)));
       } else if (is_section(rel)) {
         if (kv.second.IsNull()) continue;  // an empty section keeps its defaults
         if (!kv.second.IsMap()) {
-          ctx.error(detail::node_line(kv.second), shown, "expected a map (a section), found " + detail::node_kind(kv.second));
+          ctx.error(detail::node_line(kv.second), shown,
+                    "expected a map (a section), found " + detail::node_kind(kv.second));
           continue;
         }
         walk(kv.second, out, ctx, display_prefix, key_prefix_display, rel);
@@ -401,7 +428,9 @@ class Schema {
     const std::string list_key = key.substr(0, lb);
     const Field* f = find(list_key);
     if (!f || f->type != "list of map" || rb == std::string::npos) {
-      ctx.error(0, key, "unknown key" + suggestion(list_key) + " (an index [i] applies to a list of maps, e.g. data.sources[0].path)");
+      ctx.error(0, key,
+                "unknown key" + suggestion(list_key) +
+                    " (an index [i] applies to a list of maps, e.g. data.sources[0].path)");
       return;
     }
     size_t index = 0;
@@ -417,7 +446,9 @@ class Schema {
     }
     YAML::Node list = f->emit(out);
     if (index > list.size()) {
-      ctx.error(0, key, fmt::format("index {} is past the end: the list has {} entries (use {} to add one)", index, list.size(), list.size()));
+      ctx.error(0, key,
+                fmt::format("index {} is past the end: the list has {} entries (use {} to add one)", index,
+                            list.size(), list.size()));
       return;
     }
     if (index == list.size()) list.push_back(YAML::Node(YAML::NodeType::Map));
@@ -458,12 +489,14 @@ void Schema<T>::load_file_into(const std::string& path, T& out, LoadContext& ctx
   YAML::Node root = read_yaml_file(path, ctx);
   if (root.IsDefined() && !root.IsNull()) {
     if (!root.IsMap()) {
-      ctx.error(detail::node_line(root), "(top level)", "expected a map of keys, found " + detail::node_kind(root));
+      ctx.error(detail::node_line(root), "(top level)",
+                "expected a map of keys, found " + detail::node_kind(root));
     } else {
       if (!include_key_.empty() && root[include_key_]) {
         YAML::Node inc = root[include_key_];
         if (!inc.IsScalar()) {
-          ctx.error(detail::node_line(inc), include_key_, "expected a file path, found " + detail::node_kind(inc));
+          ctx.error(detail::node_line(inc), include_key_,
+                    "expected a file path, found " + detail::node_kind(inc));
         } else if (depth >= 4) {
           ctx.error(detail::node_line(inc), include_key_, "includes nested too deeply (a cycle?)");
         } else {
@@ -488,9 +521,8 @@ std::function<std::string(const V&)> non_negative() {
 }
 template <class V>
 std::function<std::string(const V&)> in_range(V lo, V hi) {
-  return [lo, hi](const V& v) {
-    return (v >= lo && v <= hi) ? "" : fmt::format("must be in [{}, {}]", lo, hi);
-  };
+  return
+      [lo, hi](const V& v) { return (v >= lo && v <= hi) ? "" : fmt::format("must be in [{}, {}]", lo, hi); };
 }
 std::function<std::string(const std::string&)> one_of(std::vector<std::string> choices);
 std::function<std::string(const std::string&)> non_empty();

@@ -9,9 +9,11 @@ namespace pcmoe {
 
 config::Schema<DataSource> data_source_schema() {
   config::Schema<DataSource> s;
-  s.field("path", &DataSource::path, "a text file (plain or gzip/dictzip) or a directory of them", config::non_empty())
+  s.field("path", &DataSource::path, "a text file (plain or gzip/dictzip) or a directory of them",
+          config::non_empty())
       .field("format", &DataSource::format,
-             "document boundaries: text (a file is a document), fortune ('%' lines separate documents), lines (a line is a document), auto (fortune if the file has '%' separator lines, else text)",
+             "document boundaries: text (a file is a document), fortune ('%' lines separate documents), "
+             "lines (a line is a document), auto (fortune if the file has '%' separator lines, else text)",
              config::one_of({"auto", "text", "fortune", "lines"}))
       .field("include", &DataSource::include, "file-name globs to take, e.g. ['*.h'] (empty: all files)")
       .field("exclude", &DataSource::exclude, "file-name globs to skip, e.g. ['*.dat', '*.u8']")
@@ -26,7 +28,8 @@ config::Schema<DataConfig> data_schema() {
              "documents whose salted content hash mod 1000 is below this are held out (never trained on)",
              config::in_range(0, 999))
       .field("split_salt", &DataConfig::split_salt, "salt of the held-out split hash")
-      .field("shuffle_buffer", &DataConfig::shuffle_buffer, "packed sequences kept in the shuffle buffer", config::positive<int>())
+      .field("shuffle_buffer", &DataConfig::shuffle_buffer, "packed sequences kept in the shuffle buffer",
+             config::positive<int>())
       .field("seed", &DataConfig::seed, "seed of the file and sequence order");
   return s;
 }
@@ -34,7 +37,8 @@ config::Schema<DataConfig> data_schema() {
 void validate(const DataConfig& d, const config::Origins& o, const std::string& prefix) {
   std::string errors;
   if (d.sources.empty()) {
-    errors = fmt::format("{}: no data sources (add at least one entry with a path)", o.describe(prefix + ".sources"));
+    errors = fmt::format("{}: no data sources (add at least one entry with a path)",
+                         o.describe(prefix + ".sources"));
   }
   for (size_t i = 0; i < d.sources.size(); ++i) {
     const auto& src = d.sources[i];

@@ -11,8 +11,8 @@
 namespace pcmoe {
 
 struct DataSource {
-  std::string path;             // a file or a directory
-  std::string format = "auto";  // auto | text | fortune | lines
+  std::string path;                  // a file or a directory
+  std::string format = "auto";       // auto | text | fortune | lines
   std::vector<std::string> include;  // file-name globs to take (empty: every file)
   std::vector<std::string> exclude;  // file-name globs to skip
   bool recursive = true;             // descend into sub-directories
@@ -20,10 +20,10 @@ struct DataSource {
 
 struct DataConfig {
   std::vector<DataSource> sources;
-  int heldout_permille = 50;          // documents whose hash falls below this (per mille) are held out
+  int heldout_permille = 50;  // documents whose hash falls below this (per mille) are held out
   std::string split_salt = "pcmoe-split-v1";
-  int shuffle_buffer = 512;           // sequences kept for shuffling
-  uint64_t seed = 1;                  // order of files and sequences
+  int shuffle_buffer = 512;  // sequences kept for shuffling
+  uint64_t seed = 1;         // order of files and sequences
 };
 
 config::Schema<DataSource> data_source_schema();

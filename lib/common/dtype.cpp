@@ -5,16 +5,26 @@ namespace pcmoe {
 
 std::string_view dtype_name(DType d) {
   switch (d) {
-    case DType::f32: return "fp32";
-    case DType::f16: return "fp16";
-    case DType::bf16: return "bf16";
-    case DType::f64: return "fp64";
-    case DType::i64: return "int64";
-    case DType::i32: return "int32";
-    case DType::i16: return "int16";
-    case DType::u8: return "uint8";
-    case DType::i8: return "int8";
-    case DType::boolean: return "bool";
+    case DType::f32:
+      return "fp32";
+    case DType::f16:
+      return "fp16";
+    case DType::bf16:
+      return "bf16";
+    case DType::f64:
+      return "fp64";
+    case DType::i64:
+      return "int64";
+    case DType::i32:
+      return "int32";
+    case DType::i16:
+      return "int16";
+    case DType::u8:
+      return "uint8";
+    case DType::i8:
+      return "int8";
+    case DType::boolean:
+      return "bool";
   }
   return "?";
 }

@@ -25,16 +25,26 @@ constexpr int kNumDTypes = 10;
 
 constexpr size_t dtype_size(DType d) {
   switch (d) {
-    case DType::f32: return 4;
-    case DType::f16: return 2;
-    case DType::bf16: return 2;
-    case DType::f64: return 8;
-    case DType::i64: return 8;
-    case DType::i32: return 4;
-    case DType::i16: return 2;
-    case DType::u8: return 1;
-    case DType::i8: return 1;
-    case DType::boolean: return 1;
+    case DType::f32:
+      return 4;
+    case DType::f16:
+      return 2;
+    case DType::bf16:
+      return 2;
+    case DType::f64:
+      return 8;
+    case DType::i64:
+      return 8;
+    case DType::i32:
+      return 4;
+    case DType::i16:
+      return 2;
+    case DType::u8:
+      return 1;
+    case DType::i8:
+      return 1;
+    case DType::boolean:
+      return 1;
   }
   return 0;
 }

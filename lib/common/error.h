@@ -58,13 +58,12 @@ enum ExitCode : int {
 
 // PCMOE_CHECK(cond, "format {}", args...): throws pcmoe::Error with the message and file:line.
 // PCMOE_CHECK_T(Type, cond, ...): the same with a specific error type.
-#define PCMOE_CHECK_T(Type, cond, ...)                                                          \
-  do {                                                                                          \
-    if (!(cond)) {                                                                              \
-      throw Type(fmt::format(__VA_ARGS__) + fmt::format(" [{}:{}]", ::pcmoe::detail::basename( \
-                                                                         __FILE__),            \
-                                                        __LINE__));                             \
-    }                                                                                           \
+#define PCMOE_CHECK_T(Type, cond, ...)                                                    \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
+      throw Type(fmt::format(__VA_ARGS__) +                                               \
+                 fmt::format(" [{}:{}]", ::pcmoe::detail::basename(__FILE__), __LINE__)); \
+    }                                                                                     \
   } while (0)
 #define PCMOE_CHECK(cond, ...) PCMOE_CHECK_T(::pcmoe::Error, cond, __VA_ARGS__)
 

@@ -24,7 +24,9 @@ constexpr uint64_t splitmix64(uint64_t x) {
 }
 
 // Mixes several values into one seed (order matters).
-constexpr uint64_t mix_seed(uint64_t a, uint64_t b) { return splitmix64(a ^ splitmix64(b + 0x632be59bd9b4e019ULL)); }
+constexpr uint64_t mix_seed(uint64_t a, uint64_t b) {
+  return splitmix64(a ^ splitmix64(b + 0x632be59bd9b4e019ULL));
+}
 
 // xoshiro256** seeded by splitmix64: fast, portable, reproducible.
 class Rng {

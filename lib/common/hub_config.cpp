@@ -9,27 +9,46 @@ namespace pcmoe {
 
 static config::Schema<HubPartyEntry> hub_party_schema() {
   config::Schema<HubPartyEntry> s;
-  s.field("id", &HubPartyEntry::id, "party id (must match party.id in that party's config)", config::non_empty())
-      .field("public_key", &HubPartyEntry::public_key, "the party's CURVE public key (Z85); required when the hub has a secret_key_file");
+  s.field("id", &HubPartyEntry::id, "party id (must match party.id in that party's config)",
+          config::non_empty())
+      .field("public_key", &HubPartyEntry::public_key,
+             "the party's CURVE public key (Z85); required when the hub has a secret_key_file");
   return s;
 }
 
 static config::Schema<HubSettings> hub_settings_schema() {
   config::Schema<HubSettings> s;
-  s.field("bind", &HubSettings::bind, "control endpoint the hub binds (parties and pcmoe-ctl connect here)", config::non_empty())
-      .list("parties", &HubSettings::parties, hub_party_schema(), "the parties of the federation; training starts when all have joined")
-      .field("steps_per_turn", &HubSettings::steps_per_turn, "optimizer steps a party takes per turn", config::in_range(1, 1000000))
+  s.field("bind", &HubSettings::bind, "control endpoint the hub binds (parties and pcmoe-ctl connect here)",
+          config::non_empty())
+      .list("parties", &HubSettings::parties, hub_party_schema(),
+            "the parties of the federation; training starts when all have joined")
+      .field("steps_per_turn", &HubSettings::steps_per_turn, "optimizer steps a party takes per turn",
+             config::in_range(1, 1000000))
       .field("seed", &HubSettings::seed, "seed of the randomised round-robin turn order (logged)")
-      .field("heartbeat_ms", &HubSettings::heartbeat_ms, "the parties' heartbeat interval this hub expects (their party.heartbeat_ms); the hub answers each heartbeat and party_timeout_ms must exceed it", config::in_range(50, 600000))
-      .field("party_timeout_ms", &HubSettings::party_timeout_ms, "a party silent this long is marked lost and its experts masked", config::in_range(100, 86400000))
-      .field("snapshot_every", &HubSettings::snapshot_every, "global steps between expert-pool snapshots; 0 = at the end and on request", config::non_negative<int64_t>())
-      .field("load_window_steps", &HubSettings::load_window_steps, "steps in the windowed global expert load", config::in_range(1, 1000000))
-      .field("out_dir", &HubSettings::out_dir, "directory for pool snapshots, router statistics and the hub's state", config::non_empty())
-      .field("secret_key_file", &HubSettings::secret_key_file, "the hub's CURVE key pair file (pcmoe-ctl keygen); \"\" = CURVE off")
-      .field("log_level", &HubSettings::log_level, "debug, info, warn, error or off", config::one_of({"debug", "info", "warn", "error", "off"}))
+      .field("heartbeat_ms", &HubSettings::heartbeat_ms,
+             "the parties' heartbeat interval this hub expects (their party.heartbeat_ms); the hub answers "
+             "each heartbeat and party_timeout_ms must exceed it",
+             config::in_range(50, 600000))
+      .field("party_timeout_ms", &HubSettings::party_timeout_ms,
+             "a party silent this long is marked lost and its experts masked",
+             config::in_range(100, 86400000))
+      .field("snapshot_every", &HubSettings::snapshot_every,
+             "global steps between expert-pool snapshots; 0 = at the end and on request",
+             config::non_negative<int64_t>())
+      .field("load_window_steps", &HubSettings::load_window_steps, "steps in the windowed global expert load",
+             config::in_range(1, 1000000))
+      .field("out_dir", &HubSettings::out_dir,
+             "directory for pool snapshots, router statistics and the hub's state", config::non_empty())
+      .field("secret_key_file", &HubSettings::secret_key_file,
+             "the hub's CURVE key pair file (pcmoe-ctl keygen); \"\" = CURVE off")
+      .field("log_level", &HubSettings::log_level, "debug, info, warn, error or off",
+             config::one_of({"debug", "info", "warn", "error", "off"}))
       .field("log_file", &HubSettings::log_file, "JSON-lines log file (\"\" = stderr)")
-      .field("exit_when_done", &HubSettings::exit_when_done, "exit once training has finished and every party has said bye")
-      .field("final_snapshot", &HubSettings::final_snapshot, "collect the expert pool at the end, which parties export their models with (benchmarks turn it off)");
+      .field("exit_when_done", &HubSettings::exit_when_done,
+             "exit once training has finished and every party has said bye")
+      .field("final_snapshot", &HubSettings::final_snapshot,
+             "collect the expert pool at the end, which parties export their models with (benchmarks turn it "
+             "off)");
   return s;
 }
 
@@ -51,25 +70,31 @@ HubConfig load_hub_config(const std::string& path, const std::vector<std::string
   validate(c.model, origins);
   validate(c.train, origins);
   if (c.hub.parties.empty()) {
-    throw ConfigError(origins.describe("hub.parties") + ": no parties listed (add one entry per party: {id: a})");
+    throw ConfigError(origins.describe("hub.parties") +
+                      ": no parties listed (add one entry per party: {id: a})");
   }
   std::set<std::string> ids;
   for (size_t i = 0; i < c.hub.parties.size(); ++i) {
     const auto& p = c.hub.parties[i];
     if (!ids.insert(p.id).second) {
-      throw ConfigError(fmt::format("{}: party id '{}' listed twice", origins.describe(fmt::format("hub.parties[{}].id", i)), p.id));
+      throw ConfigError(fmt::format("{}: party id '{}' listed twice",
+                                    origins.describe(fmt::format("hub.parties[{}].id", i)), p.id));
     }
     if (!c.hub.secret_key_file.empty() && p.public_key.size() != 40) {
-      throw ConfigError(fmt::format("{}: CURVE is on (hub.secret_key_file is set) but party '{}' has {} public key (expected 40 Z85 characters from `pcmoe-ctl keygen`)",
-                                    origins.describe(fmt::format("hub.parties[{}].public_key", i)), p.id,
-                                    p.public_key.empty() ? "no" : "a malformed"));
+      throw ConfigError(
+          fmt::format("{}: CURVE is on (hub.secret_key_file is set) but party '{}' has {} public key "
+                      "(expected 40 Z85 characters from `pcmoe-ctl keygen`)",
+                      origins.describe(fmt::format("hub.parties[{}].public_key", i)), p.id,
+                      p.public_key.empty() ? "no" : "a malformed"));
     }
   }
   if (c.hub.party_timeout_ms <= c.hub.heartbeat_ms) {
     throw ConfigError(fmt::format("{}: party_timeout_ms ({}) must exceed heartbeat_ms ({})",
-                                  origins.describe("hub.party_timeout_ms"), c.hub.party_timeout_ms, c.hub.heartbeat_ms));
+                                  origins.describe("hub.party_timeout_ms"), c.hub.party_timeout_ms,
+                                  c.hub.heartbeat_ms));
   }
-  if (!c.hub.secret_key_file.empty()) c.hub.secret_key_file = config::resolve_relative(path, c.hub.secret_key_file);
+  if (!c.hub.secret_key_file.empty())
+    c.hub.secret_key_file = config::resolve_relative(path, c.hub.secret_key_file);
   return c;
 }
 

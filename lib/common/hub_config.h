@@ -21,17 +21,17 @@ struct HubSettings {
   std::string bind = "tcp://127.0.0.1:5555";
   std::vector<HubPartyEntry> parties;  // the federation: training starts when all have joined
   int steps_per_turn = 1;
-  uint64_t seed = 42;              // seed of the randomised round-robin turn order
+  uint64_t seed = 42;  // seed of the randomised round-robin turn order
   int heartbeat_ms = 1000;
-  int party_timeout_ms = 10000;    // a party silent this long is marked lost
-  int64_t snapshot_every = 0;      // steps between expert-pool snapshots; 0 = at the end and on request
-  int load_window_steps = 50;      // window of the windowed global expert load
+  int party_timeout_ms = 10000;  // a party silent this long is marked lost
+  int64_t snapshot_every = 0;    // steps between expert-pool snapshots; 0 = at the end and on request
+  int load_window_steps = 50;    // window of the windowed global expert load
   std::string out_dir = "runs/hub";
-  std::string secret_key_file;     // the hub's CURVE key pair file; "" = CURVE off
+  std::string secret_key_file;  // the hub's CURVE key pair file; "" = CURVE off
   std::string log_level = "info";
-  std::string log_file;            // "" = stderr
-  bool exit_when_done = true;      // exit after training finished and parties said bye
-  bool final_snapshot = true;      // collect the expert pool at the end (parties export with it)
+  std::string log_file;        // "" = stderr
+  bool exit_when_done = true;  // exit after training finished and parties said bye
+  bool final_snapshot = true;  // collect the expert pool at the end (parties export with it)
 };
 
 struct HubConfig {

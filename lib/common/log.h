@@ -50,7 +50,7 @@ std::string utc_timestamp();
 
 // A for statement runs the body once when the level is enabled: the macro is one statement with
 // no else, so `if (x) PCMOE_INFO(...).kv(...);` is safe, and nothing is formatted when disabled.
-#define PCMOE_LOG(level, event)                                                   \
+#define PCMOE_LOG(level, event)                                                                 \
   for (bool pcmoe_log_on_ = ::pcmoe::log::enabled(level); pcmoe_log_on_; pcmoe_log_on_ = false) \
   ::pcmoe::log::Line(level, event)
 #define PCMOE_DEBUG(event) PCMOE_LOG(::pcmoe::log::Level::debug, event)

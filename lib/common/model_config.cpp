@@ -17,53 +17,80 @@ using config::positive;
 
 config::Schema<RouterConfig> router_schema() {
   config::Schema<RouterConfig> s;
-  s.field("aux_loss_coef", &RouterConfig::aux_loss_coef, "weight of the Switch/GShard load-balancing loss", non_negative<double>())
-      .field("z_loss_coef", &RouterConfig::z_loss_coef, "weight of the router z-loss (mean squared logsumexp of router logits)", non_negative<double>())
-      .field("normalize_topk", &RouterConfig::normalize_topk, "renormalise the top-k gate probabilities to sum to 1")
-      .field("capacity_factor", &RouterConfig::capacity_factor, "0 = dropless; else each expert takes at most ceil(cf*tokens*k/experts) rows per layer and drops the rest", non_negative<double>())
-      .field("balance_bias_rate", &RouterConfig::balance_bias_rate, "0 = off; else each step every expert's selection bias moves by this much towards balancing the hub's global expert load (selection only, not gate values)", non_negative<double>());
+  s.field("aux_loss_coef", &RouterConfig::aux_loss_coef, "weight of the Switch/GShard load-balancing loss",
+          non_negative<double>())
+      .field("z_loss_coef", &RouterConfig::z_loss_coef,
+             "weight of the router z-loss (mean squared logsumexp of router logits)", non_negative<double>())
+      .field("normalize_topk", &RouterConfig::normalize_topk,
+             "renormalise the top-k gate probabilities to sum to 1")
+      .field("capacity_factor", &RouterConfig::capacity_factor,
+             "0 = dropless; else each expert takes at most ceil(cf*tokens*k/experts) rows per layer and "
+             "drops the rest",
+             non_negative<double>())
+      .field("balance_bias_rate", &RouterConfig::balance_bias_rate,
+             "0 = off; else each step every expert's selection bias moves by this much towards balancing the "
+             "hub's global expert load (selection only, not gate values)",
+             non_negative<double>());
   return s;
 }
 
 config::Schema<ModelConfig> model_schema() {
   config::Schema<ModelConfig> s;
-  s.field("tokenizer", &ModelConfig::tokenizer, "tokenizer: byte (256 byte ids + BOS, EOS, PAD)", one_of({"byte"}))
-      .field("vocab_size", &ModelConfig::vocab_size, "embedding rows; >= the tokenizer's size (byte: 259)", positive<int>())
-      .field("seq_len", &ModelConfig::seq_len, "tokens per training sequence (context length)", in_range(2, 1 << 20))
+  s.field("tokenizer", &ModelConfig::tokenizer, "tokenizer: byte (256 byte ids + BOS, EOS, PAD)",
+          one_of({"byte"}))
+      .field("vocab_size", &ModelConfig::vocab_size, "embedding rows; >= the tokenizer's size (byte: 259)",
+             positive<int>())
+      .field("seq_len", &ModelConfig::seq_len, "tokens per training sequence (context length)",
+             in_range(2, 1 << 20))
       .field("d_model", &ModelConfig::d_model, "hidden size", positive<int>())
       .field("n_layers", &ModelConfig::n_layers, "transformer blocks", in_range(1, 1024))
       .field("n_heads", &ModelConfig::n_heads, "attention heads; must divide d_model", positive<int>())
       .field("d_ff", &ModelConfig::d_ff, "hidden size of each expert FFN", positive<int>())
-      .field("d_ff_dense", &ModelConfig::d_ff_dense, "hidden size of the dense FFN in non-MoE layers", positive<int>())
+      .field("d_ff_dense", &ModelConfig::d_ff_dense, "hidden size of the dense FFN in non-MoE layers",
+             positive<int>())
       .field("n_experts", &ModelConfig::n_experts, "experts per MoE layer (m)", in_range(1, 4096))
       .field("top_k", &ModelConfig::top_k, "experts each token is routed to", positive<int>())
-      .field("moe_layers", &ModelConfig::moe_layers, "which blocks are MoE: all, odd, even, or a comma list such as 1,3 (0-based)")
-      .field("activation", &ModelConfig::activation, "FFN activation: swiglu or gelu", one_of({"swiglu", "gelu"}))
-      .field("norm", &ModelConfig::norm, "normalisation: rmsnorm or layernorm (pre-norm)", one_of({"rmsnorm", "layernorm"}))
-      .field("pos_encoding", &ModelConfig::pos_encoding, "positions: rope or learned", one_of({"rope", "learned"}))
+      .field("moe_layers", &ModelConfig::moe_layers,
+             "which blocks are MoE: all, odd, even, or a comma list such as 1,3 (0-based)")
+      .field("activation", &ModelConfig::activation, "FFN activation: swiglu or gelu",
+             one_of({"swiglu", "gelu"}))
+      .field("norm", &ModelConfig::norm, "normalisation: rmsnorm or layernorm (pre-norm)",
+             one_of({"rmsnorm", "layernorm"}))
+      .field("pos_encoding", &ModelConfig::pos_encoding, "positions: rope or learned",
+             one_of({"rope", "learned"}))
       .field("rope_theta", &ModelConfig::rope_theta, "RoPE base frequency", positive<double>())
       .field("norm_eps", &ModelConfig::norm_eps, "epsilon of the norms", positive<double>())
       .field("tie_embeddings", &ModelConfig::tie_embeddings, "share the token embedding with the LM head")
-      .field("init_std", &ModelConfig::init_std, "std of the normal weight init (output projections scaled by 1/sqrt(2*n_layers))", positive<double>())
+      .field("init_std", &ModelConfig::init_std,
+             "std of the normal weight init (output projections scaled by 1/sqrt(2*n_layers))",
+             positive<double>())
       .section("router", &ModelConfig::router, router_schema());
   return s;
 }
 
 config::Schema<TrainConfig> train_schema() {
   config::Schema<TrainConfig> s;
-  s.field("steps", &TrainConfig::steps, "total optimizer steps (federation: global steps over all parties)", positive<int64_t>())
+  s.field("steps", &TrainConfig::steps, "total optimizer steps (federation: global steps over all parties)",
+          positive<int64_t>())
       .field("batch_size", &TrainConfig::batch_size, "sequences per step", positive<int>())
       .field("lr", &TrainConfig::lr, "peak learning rate (AdamW)", positive<double>())
-      .field("min_lr_ratio", &TrainConfig::min_lr_ratio, "final LR of the cosine decay as a fraction of lr", in_range(0.0, 1.0))
+      .field("min_lr_ratio", &TrainConfig::min_lr_ratio, "final LR of the cosine decay as a fraction of lr",
+             in_range(0.0, 1.0))
       .field("warmup_steps", &TrainConfig::warmup_steps, "linear warmup steps", non_negative<int64_t>())
-      .field("weight_decay", &TrainConfig::weight_decay, "AdamW decoupled weight decay (matrices only; not norms or biases)", non_negative<double>())
+      .field("weight_decay", &TrainConfig::weight_decay,
+             "AdamW decoupled weight decay (matrices only; not norms or biases)", non_negative<double>())
       .field("beta1", &TrainConfig::beta1, "AdamW beta1", in_range(0.0, 0.999999))
       .field("beta2", &TrainConfig::beta2, "AdamW beta2", in_range(0.0, 0.999999))
       .field("adam_eps", &TrainConfig::adam_eps, "AdamW epsilon", positive<double>())
-      .field("grad_clip", &TrainConfig::grad_clip, "clip the global gradient norm to this; 0 disables", non_negative<double>())
-      .field("expert_seed", &TrainConfig::expert_seed, "seed of the shared experts' initialisation (shared on purpose)")
-      .field("dtype", &TrainConfig::dtype, "compute dtype: fp32, or bf16 (autocast on CUDA with fp32 master weights)", one_of({"fp32", "bf16"}))
-      .field("eval_every", &TrainConfig::eval_every, "held-out evaluation every N steps; 0 = only at the end", non_negative<int64_t>())
+      .field("grad_clip", &TrainConfig::grad_clip, "clip the global gradient norm to this; 0 disables",
+             non_negative<double>())
+      .field("expert_seed", &TrainConfig::expert_seed,
+             "seed of the shared experts' initialisation (shared on purpose)")
+      .field("dtype", &TrainConfig::dtype,
+             "compute dtype: fp32, or bf16 (autocast on CUDA with fp32 master weights)",
+             one_of({"fp32", "bf16"}))
+      .field("eval_every", &TrainConfig::eval_every, "held-out evaluation every N steps; 0 = only at the end",
+             non_negative<int64_t>())
       .field("eval_batches", &TrainConfig::eval_batches, "held-out batches per evaluation", positive<int>());
   return s;
 }
@@ -78,7 +105,8 @@ std::vector<int> ModelConfig::moe_layer_indices() const {
   std::vector<int> out;
   if (moe_layers == "all" || moe_layers == "odd" || moe_layers == "even") {
     for (int i = 0; i < n_layers; ++i) {
-      if (moe_layers == "all" || (moe_layers == "odd" && i % 2 == 1) || (moe_layers == "even" && i % 2 == 0)) {
+      if (moe_layers == "all" || (moe_layers == "odd" && i % 2 == 1) ||
+          (moe_layers == "even" && i % 2 == 0)) {
         out.push_back(i);
       }
     }
@@ -98,7 +126,10 @@ std::vector<int> ModelConfig::moe_layer_indices() const {
       v = -1;
     }
     if (v < 0 || v >= n_layers) {
-      throw ConfigError(fmt::format("model.moe_layers: '{}' is not a layer index in [0, {}) (expected all, odd, even, none or a list like 1,3)", item, n_layers));
+      throw ConfigError(
+          fmt::format("model.moe_layers: '{}' is not a layer index in [0, {}) (expected all, odd, even, none "
+                      "or a list like 1,3)",
+                      item, n_layers));
     }
     if (std::find(out.begin(), out.end(), v) == out.end()) out.push_back(v);
   }
@@ -115,15 +146,18 @@ void validate(const ModelConfig& m, const config::Origins& o, const std::string&
   std::vector<std::string> errors;
   auto key = [&](const char* k) { return o.describe(p + "." + k); };
   if (m.d_model % m.n_heads != 0) {
-    errors.push_back(fmt::format("{}: d_model {} is not divisible by n_heads {}", key("n_heads"), m.d_model, m.n_heads));
+    errors.push_back(
+        fmt::format("{}: d_model {} is not divisible by n_heads {}", key("n_heads"), m.d_model, m.n_heads));
   } else if (m.pos_encoding == "rope" && m.head_dim() % 2 != 0) {
-    errors.push_back(fmt::format("{}: RoPE needs an even head size, d_model/n_heads = {}", key("n_heads"), m.head_dim()));
+    errors.push_back(
+        fmt::format("{}: RoPE needs an even head size, d_model/n_heads = {}", key("n_heads"), m.head_dim()));
   }
   if (m.top_k > m.n_experts) {
     errors.push_back(fmt::format("{}: top_k {} exceeds n_experts {}", key("top_k"), m.top_k, m.n_experts));
   }
   if (m.tokenizer == "byte" && m.vocab_size < 259) {
-    errors.push_back(fmt::format("{}: the byte tokenizer needs vocab_size >= 259, found {}", key("vocab_size"), m.vocab_size));
+    errors.push_back(fmt::format("{}: the byte tokenizer needs vocab_size >= 259, found {}",
+                                 key("vocab_size"), m.vocab_size));
   }
   try {
     m.moe_layer_indices();
@@ -139,7 +173,8 @@ void validate(const ModelConfig& m, const config::Origins& o, const std::string&
 
 void validate(const TrainConfig& t, const config::Origins& o, const std::string& p) {
   if (t.warmup_steps > t.steps) {
-    throw ConfigError(fmt::format("{}: warmup_steps {} exceeds steps {}", o.describe(p + ".warmup_steps"), t.warmup_steps, t.steps));
+    throw ConfigError(fmt::format("{}: warmup_steps {} exceeds steps {}", o.describe(p + ".warmup_steps"),
+                                  t.warmup_steps, t.steps));
   }
 }
 

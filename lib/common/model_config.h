@@ -12,11 +12,11 @@
 namespace pcmoe {
 
 struct RouterConfig {
-  double aux_loss_coef = 0.01;    // Switch/GShard load-balancing loss weight
-  double z_loss_coef = 0.001;     // router z-loss weight
-  bool normalize_topk = false;    // renormalise the k gate values to sum to 1
-  double capacity_factor = 0.0;   // 0: dropless; else each expert takes at most cf*T*k/m rows
-  double balance_bias_rate = 0.0; // >0: per-expert selection bias nudged by the global expert load
+  double aux_loss_coef = 0.01;     // Switch/GShard load-balancing loss weight
+  double z_loss_coef = 0.001;      // router z-loss weight
+  bool normalize_topk = false;     // renormalise the k gate values to sum to 1
+  double capacity_factor = 0.0;    // 0: dropless; else each expert takes at most cf*T*k/m rows
+  double balance_bias_rate = 0.0;  // >0: per-expert selection bias nudged by the global expert load
 };
 
 struct ModelConfig {
@@ -56,7 +56,7 @@ struct TrainConfig {
   double beta1 = 0.9;
   double beta2 = 0.95;
   double adam_eps = 1e-8;
-  double grad_clip = 1.0;  // global-norm clipping; 0 disables
+  double grad_clip = 1.0;       // global-norm clipping; 0 disables
   uint64_t expert_seed = 1234;  // initialises the shared experts (shared by design)
   std::string dtype = "fp32";   // fp32 | bf16 (bf16 autocast on CUDA, fp32 master weights)
   int64_t eval_every = 100;

@@ -21,12 +21,12 @@ struct CurveConfig {
 };
 
 struct PartyNetConfig {
-  std::string id;                                // unique party id, e.g. "a"
-  std::string hub = "tcp://127.0.0.1:5555";      // the hub's control endpoint
-  std::string expert_bind = "tcp://127.0.0.1:*"; // where this party's expert service binds
-  std::string expert_advertise;                  // endpoint the others connect to ("" = the bound one)
-  uint64_t memory_limit_mb = 0;                  // device memory budget; 0 = no limit
-  std::string wire_dtype = "auto";               // activations/gradients on the wire: auto|fp32|bf16|fp16
+  std::string id;                                 // unique party id, e.g. "a"
+  std::string hub = "tcp://127.0.0.1:5555";       // the hub's control endpoint
+  std::string expert_bind = "tcp://127.0.0.1:*";  // where this party's expert service binds
+  std::string expert_advertise;                   // endpoint the others connect to ("" = the bound one)
+  uint64_t memory_limit_mb = 0;                   // device memory budget; 0 = no limit
+  std::string wire_dtype = "auto";                // activations/gradients on the wire: auto|fp32|bf16|fp16
   int heartbeat_ms = 1000;
   int request_timeout_ms = 30000;  // a host that does not answer in time fails the step
   int hub_timeout_ms = 30000;      // give up on the hub after this long without a message
@@ -34,9 +34,9 @@ struct PartyNetConfig {
 };
 
 struct PrivacyConfig {
-  double row_noise_std = 0.0;        // Gaussian noise (std, relative to each row's RMS) added to rows sent to hosts
-  std::string local_only_layers;     // MoE layers that route only to this party's own experts ("1,3")
-  bool shared_init = false;          // set when the backbone starts from a shared public checkpoint (warns loudly)
+  double row_noise_std = 0.0;  // Gaussian noise (std, relative to each row's RMS) added to rows sent to hosts
+  std::string local_only_layers;  // MoE layers that route only to this party's own experts ("1,3")
+  bool shared_init = false;  // set when the backbone starts from a shared public checkpoint (warns loudly)
 };
 
 struct PartyConfig {

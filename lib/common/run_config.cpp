@@ -5,28 +5,48 @@ namespace pcmoe {
 
 config::Schema<RunConfig> run_schema() {
   config::Schema<RunConfig> s;
-  s.field("out_dir", &RunConfig::out_dir, "directory for checkpoints, metrics and the exported model", config::non_empty())
+  s.field("out_dir", &RunConfig::out_dir, "directory for checkpoints, metrics and the exported model",
+          config::non_empty())
       .field("device", &RunConfig::device, "compute device: cpu, cuda or cuda:N")
-      .field("threads", &RunConfig::threads, "CPU threads for libtorch; 0 = all cores", config::non_negative<int>())
+      .field("threads", &RunConfig::threads, "CPU threads for libtorch; 0 = all cores",
+             config::non_negative<int>())
       .field("seed", &RunConfig::seed, "backbone initialisation seed (private: never share it)")
-      .field("checkpoint_every", &RunConfig::checkpoint_every, "steps between checkpoints; 0 = at the end and on SIGINT/SIGTERM only", config::non_negative<int64_t>())
+      .field("checkpoint_every", &RunConfig::checkpoint_every,
+             "steps between checkpoints; 0 = at the end and on SIGINT/SIGTERM only",
+             config::non_negative<int64_t>())
       .field("resume", &RunConfig::resume, "continue from <out_dir>/checkpoint.pcmoe when it exists")
-      .field("init_from", &RunConfig::init_from, "start from the weights of an exported model file (\"\" = fresh init)")
-      .field("log_level", &RunConfig::log_level, "debug, info, warn, error or off", config::one_of({"debug", "info", "warn", "error", "off"}))
+      .field("init_from", &RunConfig::init_from,
+             "start from the weights of an exported model file (\"\" = fresh init)")
+      .field("log_level", &RunConfig::log_level, "debug, info, warn, error or off",
+             config::one_of({"debug", "info", "warn", "error", "off"}))
       .field("log_file", &RunConfig::log_file, "JSON-lines log file (\"\" = stderr)")
       .field("metrics_file", &RunConfig::metrics_file, "JSONL metrics file (\"\" = <out_dir>/metrics.jsonl)")
-      .field("log_every", &RunConfig::log_every, "steps between train.step log lines", config::positive<int64_t>())
-      .field("max_minutes", &RunConfig::max_minutes, "wall-clock training budget in minutes; 0 = none. When spent: checkpoint, final evaluation, exit 0", config::non_negative<double>())
-      .field("stop_at_step", &RunConfig::stop_at_step, "stop (checkpoint, evaluate, exit 0) once this global step is reached, to resume later; 0 = never", config::non_negative<int64_t>())
-      .field("save_on_exit", &RunConfig::save_on_exit, "write the final checkpoint and the exported model at the end; signals always checkpoint (benchmarks of large models turn this off)")
-      .field("progress", &RunConfig::progress, "live progress line on stderr: auto (only on a terminal), on, off", config::one_of({"auto", "on", "off"}));
+      .field("log_every", &RunConfig::log_every, "steps between train.step log lines",
+             config::positive<int64_t>())
+      .field(
+          "max_minutes", &RunConfig::max_minutes,
+          "wall-clock training budget in minutes; 0 = none. When spent: checkpoint, final evaluation, exit 0",
+          config::non_negative<double>())
+      .field(
+          "stop_at_step", &RunConfig::stop_at_step,
+          "stop (checkpoint, evaluate, exit 0) once this global step is reached, to resume later; 0 = never",
+          config::non_negative<int64_t>())
+      .field("save_on_exit", &RunConfig::save_on_exit,
+             "write the final checkpoint and the exported model at the end; signals always checkpoint "
+             "(benchmarks of large models turn this off)")
+      .field("progress", &RunConfig::progress,
+             "live progress line on stderr: auto (only on a terminal), on, off",
+             config::one_of({"auto", "on", "off"}));
   return s;
 }
 
 static config::Schema<ProtocolConfig> protocol_schema() {
   config::Schema<ProtocolConfig> s;
-  s.field("party_configs", &ProtocolConfig::party_configs, "mode protocol: the party YAML files whose data and backbone seeds to simulate (paths relative to this file)")
-      .field("hub_config", &ProtocolConfig::hub_config, "mode protocol: the hub YAML whose turn seed and steps per turn to use");
+  s.field("party_configs", &ProtocolConfig::party_configs,
+          "mode protocol: the party YAML files whose data and backbone seeds to simulate (paths relative to "
+          "this file)")
+      .field("hub_config", &ProtocolConfig::hub_config,
+             "mode protocol: the hub YAML whose turn seed and steps per turn to use");
   return s;
 }
 
@@ -36,7 +56,9 @@ config::Schema<CentralConfig> central_schema() {
       .section("train", &CentralConfig::train, train_schema())
       .section("data", &CentralConfig::data, data_schema())
       .section("run", &CentralConfig::run, run_schema())
-      .field("mode", &CentralConfig::mode, "central: one model on all of data; protocol: the PC-MoE protocol simulated in one process", config::one_of({"central", "protocol"}))
+      .field("mode", &CentralConfig::mode,
+             "central: one model on all of data; protocol: the PC-MoE protocol simulated in one process",
+             config::one_of({"central", "protocol"}))
       .section("protocol", &CentralConfig::protocol, protocol_schema())
       .include_key("preset");
   return s;
@@ -55,9 +77,11 @@ CentralConfig load_central_config(const std::string& path, const std::vector<std
   validate(c.train, origins);
   if (c.mode == "central") validate(c.data, origins);
   for (auto& p : c.protocol.party_configs) p = config::resolve_relative(path, p);
-  if (!c.protocol.hub_config.empty()) c.protocol.hub_config = config::resolve_relative(path, c.protocol.hub_config);
+  if (!c.protocol.hub_config.empty())
+    c.protocol.hub_config = config::resolve_relative(path, c.protocol.hub_config);
   if (c.mode == "protocol" && c.protocol.party_configs.empty()) {
-    throw ConfigError(origins.describe("protocol.party_configs") + ": mode protocol needs at least one party config");
+    throw ConfigError(origins.describe("protocol.party_configs") +
+                      ": mode protocol needs at least one party config");
   }
   return c;
 }

@@ -26,9 +26,10 @@ struct RunConfig {
   std::string metrics_file;  // JSONL metrics; "" = <out_dir>/metrics.jsonl
   int64_t log_every = 10;    // steps between train.step log lines
   double max_minutes = 0;    // wall-clock training budget; 0 = none (stop, checkpoint, evaluate)
-  int64_t stop_at_step = 0;  // stop (checkpoint, evaluate, exit 0) once this global step is reached; 0 = never
+  int64_t stop_at_step =
+      0;  // stop (checkpoint, evaluate, exit 0) once this global step is reached; 0 = never
   std::string progress = "auto";  // live progress line: auto (when stderr is a terminal) | on | off
-  bool save_on_exit = true;  // final checkpoint and exported model at the end (benchmarks turn it off)
+  bool save_on_exit = true;       // final checkpoint and exported model at the end (benchmarks turn it off)
 };
 
 // pcmoe-central: `preset:` + data + run. mode central trains one model on all of `data`;

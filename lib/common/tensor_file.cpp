@@ -145,7 +145,8 @@ TensorFile decode_tensor_file(const std::string& buf, const std::string& what) {
   }
   Reader r{buf, sizeof kMagic, buf.size() - 8, what};
   uint64_t header_bytes = r.get<uint64_t>();
-  if (header_bytes > kMaxHeader || header_bytes > r.end - r.pos) throw DataError(what + ": header size out of range");
+  if (header_bytes > kMaxHeader || header_bytes > r.end - r.pos)
+    throw DataError(what + ": header size out of range");
   size_t header_end = r.pos + header_bytes;
   size_t data_start = padded(header_end);
   if (data_start > r.end) throw DataError(what + ": truncated before data");
@@ -170,7 +171,8 @@ TensorFile decode_tensor_file(const std::string& buf, const std::string& what) {
     uint8_t ndim = r.get<uint8_t>();
     for (uint8_t d = 0; d < ndim; ++d) {
       int64_t v = r.get<int64_t>();
-      if (v < 0 || v > (int64_t{1} << 40)) throw DataError(what + ": tensor '" + t.name + "' has a bad dimension");
+      if (v < 0 || v > (int64_t{1} << 40))
+        throw DataError(what + ": tensor '" + t.name + "' has a bad dimension");
       t.shape.push_back(v);
     }
     uint64_t off = r.get<uint64_t>();

@@ -43,7 +43,8 @@ void HubState::advance_stop(TimePoint now) {
         PCMOE_INFO("hub.snapshot_superseded").kv("snapshot", round_->id());
         round_.reset();
       }
-      if (cfg_.hub.final_snapshot && start_snapshot_round(true, now)) return;  // end_snapshot_round() comes back here
+      if (cfg_.hub.final_snapshot && start_snapshot_round(true, now))
+        return;  // end_snapshot_round() comes back here
       [[fallthrough]];
     case StopStage::final_snapshot: {
       if (round_) return;

@@ -51,9 +51,10 @@ HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions
     throw ConfigError(fmt::format("{}: {}", cfg_.origins.describe("hub.bind"), e.what()));
   } catch (const TransportError& e) {
     const bool in_use = std::string_view(e.what()).find("in use") != std::string_view::npos;
-    throw TransportError(fmt::format("{}: {} ({})", cfg_.origins.describe("hub.bind"), e.what(),
-                                     in_use ? "is another pcmoe-hub running there? stop it, or choose a free port"
-                                            : "use an address of this host and a free port"));
+    throw TransportError(
+        fmt::format("{}: {} ({})", cfg_.origins.describe("hub.bind"), e.what(),
+                    in_use ? "is another pcmoe-hub running there? stop it, or choose a free port"
+                           : "use an address of this host and a free port"));
   }
   endpoint_ = server_->endpoint();
   state_ = std::make_unique<HubState>(cfg_, store_, run_id_, Clock::now(), ho);

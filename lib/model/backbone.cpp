@@ -23,7 +23,8 @@ BlockImpl::BlockImpl(const ModelConfig& cfg, int layer, at::Generator& gen)
   }
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x, Rotary& rope, ExpertDispatcher& experts, ForwardResult& out) {
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, Rotary& rope, ExpertDispatcher& experts,
+                                 ForwardResult& out) {
   auto h = x + attn_->forward(norm1_->forward(x), rope);
   auto n = norm2_->forward(h);
   if (!moe_) return h + ffn_->forward(n);
@@ -70,7 +71,8 @@ BackboneImpl::BackboneImpl(const ModelConfig& cfg, uint64_t seed) : cfg_(cfg) {
 ForwardResult BackboneImpl::forward(const torch::Tensor& tokens, ExpertDispatcher& experts) {
   PCMOE_CHECK_T(ModelError, tokens.dim() == 2 && tokens.size(1) >= 2, "tokens must be [B, T+1] with T >= 1");
   const int64_t t = tokens.size(1) - 1;
-  PCMOE_CHECK_T(ModelError, t <= cfg_.seq_len, "sequence length {} exceeds model.seq_len {}", t, cfg_.seq_len);
+  PCMOE_CHECK_T(ModelError, t <= cfg_.seq_len, "sequence length {} exceeds model.seq_len {}", t,
+                cfg_.seq_len);
   auto ids = tokens.to(torch::kLong);
   auto inputs = ids.narrow(1, 0, t);
   auto targets = ids.narrow(1, 1, t);
@@ -83,8 +85,8 @@ ForwardResult BackboneImpl::forward(const torch::Tensor& tokens, ExpertDispatche
   auto logits = torch::linear(x, head_.defined() ? head_ : tok_emb_);
   {
     NoAutocastGuard fp32(logits.device());
-    out.ce_loss = torch::cross_entropy_loss(upcast(logits.reshape({-1, logits.size(-1)})),
-                                            targets.reshape({-1}));
+    out.ce_loss =
+        torch::cross_entropy_loss(upcast(logits.reshape({-1, logits.size(-1)})), targets.reshape({-1}));
   }
   if (!out.aux_loss.defined()) out.aux_loss = torch::zeros({}, out.ce_loss.options());
   out.loss = out.ce_loss + out.aux_loss;

@@ -17,9 +17,9 @@
 namespace pcmoe::model {
 
 struct ForwardResult {
-  torch::Tensor loss;      // ce_loss + aux_loss: what backward() uses
-  torch::Tensor ce_loss;   // mean cross-entropy over all targets (nats/token)
-  torch::Tensor aux_loss;  // sum over MoE layers of aux_coef*balance + z_coef*z
+  torch::Tensor loss;             // ce_loss + aux_loss: what backward() uses
+  torch::Tensor ce_loss;          // mean cross-entropy over all targets (nats/token)
+  torch::Tensor aux_loss;         // sum over MoE layers of aux_coef*balance + z_coef*z
   std::vector<LayerStats> stats;  // one per MoE layer, in layer order
   int64_t tokens = 0;             // targets in the batch
 };

@@ -137,7 +137,8 @@ torch::Device parse_device(const std::string& name) {
   }
   if (dev.is_cuda()) {
     if (!torch::cuda::is_available()) {
-      throw ConfigError("device '" + name + "' asked for, but this libtorch build or machine has no CUDA (use device: cpu)");
+      throw ConfigError("device '" + name +
+                        "' asked for, but this libtorch build or machine has no CUDA (use device: cpu)");
     }
     if (dev.has_index() && dev.index() >= static_cast<int>(torch::cuda::device_count())) {
       throw ConfigError("device '" + name + "' does not exist: this machine has " +

@@ -25,8 +25,8 @@ bool parse_expert_param(const std::string& name, int& layer, int& expert, std::s
 
 ExpertImpl::ExpertImpl(const ModelConfig& cfg, uint64_t expert_seed, int layer, int expert)
     : swiglu_(cfg.activation == "swiglu") {
-  at::Generator gen = make_cpu_generator(mix_seed(mix_seed(expert_seed, static_cast<uint64_t>(layer)),
-                                                  static_cast<uint64_t>(expert)));
+  at::Generator gen = make_cpu_generator(
+      mix_seed(mix_seed(expert_seed, static_cast<uint64_t>(layer)), static_cast<uint64_t>(expert)));
   const double out_std = cfg.init_std / std::sqrt(2.0 * cfg.n_layers);
   w1_ = register_parameter("w1", normal_init({cfg.d_ff, cfg.d_model}, cfg.init_std, gen));
   if (swiglu_) w3_ = register_parameter("w3", normal_init({cfg.d_ff, cfg.d_model}, cfg.init_std, gen));
@@ -43,9 +43,11 @@ ExpertShard::ExpertShard(const ModelConfig& cfg, uint64_t expert_seed, const Hos
     std::shared_ptr<torch::nn::Module> container;
     for (int e = 0; e < cfg.n_experts; ++e) {
       if (!hosted(layer, e)) continue;
-      if (!container) container = register_module("l" + std::to_string(layer), std::make_shared<torch::nn::Module>());
-      experts_.emplace(std::make_pair(layer, e),
-                       container->register_module("e" + std::to_string(e), Expert(cfg, expert_seed, layer, e)));
+      if (!container)
+        container = register_module("l" + std::to_string(layer), std::make_shared<torch::nn::Module>());
+      experts_.emplace(
+          std::make_pair(layer, e),
+          container->register_module("e" + std::to_string(e), Expert(cfg, expert_seed, layer, e)));
     }
   }
 }
@@ -58,8 +60,10 @@ Expert& ExpertShard::get(int layer, int expert) {
   return it->second;
 }
 
-torch::Tensor ExpertShard::run_grouped(int layer, const torch::Tensor& x, const std::vector<int64_t>& counts) {
-  if (!grouped_mm_available(x.device()) || !(cuda_autocast_enabled() || x.scalar_type() == torch::kBFloat16)) {
+torch::Tensor ExpertShard::run_grouped(int layer, const torch::Tensor& x,
+                                       const std::vector<int64_t>& counts) {
+  if (!grouped_mm_available(x.device()) ||
+      !(cuda_autocast_enabled() || x.scalar_type() == torch::kBFloat16)) {
     return {};
   }
   std::vector<torch::Tensor> w1, w3, w2;
@@ -94,9 +98,10 @@ torch::Tensor ExpertShard::run_grouped(int layer, const torch::Tensor& x, const 
   }
 }
 
-torch::Tensor ExpertShard::run_sorted(int layer, const torch::Tensor& x_sorted, const std::vector<int64_t>& counts) {
-  PCMOE_CHECK_T(ModelError, static_cast<int>(counts.size()) == n_experts_, "counts has {} entries, expected {}",
-                counts.size(), n_experts_);
+torch::Tensor ExpertShard::run_sorted(int layer, const torch::Tensor& x_sorted,
+                                      const std::vector<int64_t>& counts) {
+  PCMOE_CHECK_T(ModelError, static_cast<int>(counts.size()) == n_experts_,
+                "counts has {} entries, expected {}", counts.size(), n_experts_);
   if (x_sorted.is_cuda()) {
     auto y = run_grouped(layer, x_sorted, counts);
     if (y.defined()) return y;
@@ -120,8 +125,8 @@ torch::Tensor ExpertShard::run(int layer, const torch::Tensor& x, const torch::T
   if (rows == 0) return torch::zeros_like(x);
   auto ids = expert_ids.to(torch::kLong);
   auto lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
-  PCMOE_CHECK_T(ModelError, lo >= 0 && hi < n_experts_, "expert ids must be in [0, {}), found [{}, {}]", n_experts_,
-                lo, hi);
+  PCMOE_CHECK_T(ModelError, lo >= 0 && hi < n_experts_, "expert ids must be in [0, {}), found [{}, {}]",
+                n_experts_, lo, hi);
   auto sorted = torch::sort(ids, /*stable=*/true, /*dim=*/0, /*descending=*/false);
   auto order = std::get<1>(sorted);
   auto counts_t = torch::bincount(ids, /*weights=*/{}, n_experts_).to(torch::kCPU);

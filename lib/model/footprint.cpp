@@ -40,7 +40,8 @@ std::string Footprint::table() const {
   s += fmt::format("  backward transient             {:>10.1f} MiB\n", mib(backward_peak));
   s += fmt::format("  remote rows kept for backward  {:>10.1f} MiB (worst case; {:.1f} MiB if recomputed)\n",
                    mib(remote_stash), mib(remote_stash_min));
-  s += fmt::format("  total                          {:>10.1f} MiB (minimum {:.1f} MiB)", mib(total()), mib(minimum()));
+  s += fmt::format("  total                          {:>10.1f} MiB (minimum {:.1f} MiB)", mib(total()),
+                   mib(minimum()));
   return s;
 }
 
@@ -55,10 +56,12 @@ Footprint estimate_footprint(const ModelConfig& m, const TrainConfig& t, const F
 
   f.backbone_state = static_cast<uint64_t>(12.0 * static_cast<double>(in.backbone_params));
   f.expert_state = static_cast<uint64_t>(12.0 * static_cast<double>(in.hosted_expert_params));
-  f.gradients = static_cast<uint64_t>(4.0 * static_cast<double>(in.backbone_params + in.hosted_expert_params));
+  f.gradients =
+      static_cast<uint64_t>(4.0 * static_cast<double>(in.backbone_params + in.hosted_expert_params));
   f.host_gradients = static_cast<uint64_t>(4.0 * static_cast<double>(in.hosted_expert_params));
   if (in.bf16) {
-    f.weight_casts = static_cast<uint64_t>(2.0 * static_cast<double>(in.backbone_params + in.hosted_expert_params));
+    f.weight_casts =
+        static_cast<uint64_t>(2.0 * static_cast<double>(in.backbone_params + in.hosted_expert_params));
   }
 
   const double norm = 8 * d + e * d;
@@ -69,12 +72,15 @@ Footprint estimate_footprint(const ModelConfig& m, const TrainConfig& t, const F
   const double head = 4 * V + norm;
   const double per_token = layers * per_block + moe_layers * moe + dense_layers * dense_ffn + head;
   f.activations = static_cast<uint64_t>(n_tokens * per_token);
-  f.last_layer_activations = static_cast<uint64_t>(n_tokens * (per_block + (moe_layers > 0 ? moe : dense_ffn)));
+  f.last_layer_activations =
+      static_cast<uint64_t>(n_tokens * (per_block + (moe_layers > 0 ? moe : dense_ffn)));
   // Backward transient: the activation gradients of one MoE layer, or the head's, or the grouped
   // GEMM's fp32 + bf16 copies of one layer's stacked expert weights and their gradients.
-  const double expert_layer_params = moe_layers > 0 ? static_cast<double>(in.hosted_expert_params) / moe_layers : 0;
-  f.backward_peak = static_cast<uint64_t>(
-      std::max({n_tokens * k * (4 * 4 * ff + 2 * 4 * d), n_tokens * 2 * 4 * V, (in.bf16 ? 8.0 : 0.0) * expert_layer_params}));
+  const double expert_layer_params =
+      moe_layers > 0 ? static_cast<double>(in.hosted_expert_params) / moe_layers : 0;
+  f.backward_peak =
+      static_cast<uint64_t>(std::max({n_tokens * k * (4 * 4 * ff + 2 * 4 * d), n_tokens * 2 * 4 * V,
+                                      (in.bf16 ? 8.0 : 0.0) * expert_layer_params}));
 
   if (in.n_parties > 1 && in.hosted_experts_per_layer > 0) {
     // Worst case: every row of a requester's batch routed to experts hosted here, in every MoE

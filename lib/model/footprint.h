@@ -23,16 +23,16 @@ struct FootprintInput {
 };
 
 struct Footprint {
-  uint64_t backbone_state = 0;   // weights + AdamW m, v (fp32)
-  uint64_t expert_state = 0;     // the same for the hosted experts
-  uint64_t gradients = 0;        // fp32 gradients of backbone and hosted experts (built in backward)
-  uint64_t weight_casts = 0;     // bf16 copies of weights kept for backward under autocast
-  uint64_t activations = 0;      // this process's own batch, forward kept for backward
-  uint64_t backward_peak = 0;    // transient gradients of the largest layer during backward
+  uint64_t backbone_state = 0;          // weights + AdamW m, v (fp32)
+  uint64_t expert_state = 0;            // the same for the hosted experts
+  uint64_t gradients = 0;               // fp32 gradients of backbone and hosted experts (built in backward)
+  uint64_t weight_casts = 0;            // bf16 copies of weights kept for backward under autocast
+  uint64_t activations = 0;             // this process's own batch, forward kept for backward
+  uint64_t backward_peak = 0;           // transient gradients of the largest layer during backward
   uint64_t last_layer_activations = 0;  // one block's activations (still alive as backward ends)
-  uint64_t host_gradients = 0;   // hosted experts' gradients while serving a requester
-  uint64_t remote_stash = 0;     // worst case of other parties' rows kept here (full saved tensors)
-  uint64_t remote_stash_min = 0; // the same in recompute mode (only the input rows kept)
+  uint64_t host_gradients = 0;          // hosted experts' gradients while serving a requester
+  uint64_t remote_stash = 0;            // worst case of other parties' rows kept here (full saved tensors)
+  uint64_t remote_stash_min = 0;        // the same in recompute mode (only the input rows kept)
 
   // Peak: the state plus the larger of this party's own step and what it keeps as a host (turns
   // are sequential: never both at once). Own step: activations + backward transient at the start

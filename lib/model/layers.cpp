@@ -33,7 +33,8 @@ torch::Tensor NormImpl::forward(const torch::Tensor& x) {
 // ---- Rotary ----
 RotaryImpl::RotaryImpl(const ModelConfig& cfg) {
   const int64_t half = cfg.head_dim() / 2;
-  auto inv_freq = torch::pow(cfg.rope_theta, -torch::arange(0, half, torch::kFloat64) / static_cast<double>(half));
+  auto inv_freq =
+      torch::pow(cfg.rope_theta, -torch::arange(0, half, torch::kFloat64) / static_cast<double>(half));
   auto pos = torch::arange(0, cfg.seq_len, torch::kFloat64);
   auto angles = torch::outer(pos, inv_freq);
   cos_ = register_buffer("cos", angles.cos().to(torch::kFloat32));

@@ -80,7 +80,8 @@ int AdamW::step(double lr, const torch::Tensor& clip) {
   torch::NoGradGuard no_grad;
   bool fused = true;
   for (const auto& p : params_) {
-    if (p.param.grad().defined() && (!p.param.is_cuda() || p.param.scalar_type() != torch::kFloat32)) fused = false;
+    if (p.param.grad().defined() && (!p.param.is_cuda() || p.param.scalar_type() != torch::kFloat32))
+      fused = false;
   }
   if (fused) {
     std::vector<torch::Tensor> p[2], g[2], m[2], v[2], st[2];
@@ -89,7 +90,8 @@ int AdamW::step(double lr, const torch::Tensor& clip) {
       init_state(i);
       State& s = state_[i];
       if (!s.step_t.defined()) {
-        s.step_t = torch::full({}, static_cast<double>(s.step), params_[i].param.options().dtype(torch::kFloat32));
+        s.step_t =
+            torch::full({}, static_cast<double>(s.step), params_[i].param.options().dtype(torch::kFloat32));
       }
       s.step += 1;
       const int k = decay_[i] ? 1 : 0;
@@ -105,8 +107,9 @@ int AdamW::step(double lr, const torch::Tensor& clip) {
     for (int k = 0; k < 2; ++k) {
       if (p[k].empty()) continue;
       at::_foreach_add_(st[k], 1.0);
-      at::_fused_adamw_(p[k], g[k], m[k], v[k], {}, st[k], lr, cfg_.beta1, cfg_.beta2, k ? cfg_.weight_decay : 0.0,
-                        cfg_.adam_eps, /*amsgrad=*/false, /*maximize=*/false, inv, c10::nullopt);
+      at::_fused_adamw_(p[k], g[k], m[k], v[k], {}, st[k], lr, cfg_.beta1, cfg_.beta2,
+                        k ? cfg_.weight_decay : 0.0, cfg_.adam_eps, /*amsgrad=*/false, /*maximize=*/false,
+                        inv, c10::nullopt);
       updated += static_cast<int>(p[k].size());
     }
     zero_grad();
@@ -170,7 +173,8 @@ std::vector<std::pair<std::string, torch::Tensor>> AdamW::state_tensors(const st
   return out;
 }
 
-void AdamW::load_state(const std::function<torch::Tensor(const std::string&)>& find, const std::string& prefix) {
+void AdamW::load_state(const std::function<torch::Tensor(const std::string&)>& find,
+                       const std::string& prefix) {
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string base = prefix + params_[i].name;
@@ -184,7 +188,8 @@ void AdamW::load_state(const std::function<torch::Tensor(const std::string&)>& f
     }
     const auto& p = params_[i].param;
     PCMOE_CHECK_T(ModelError, m.sizes() == p.sizes() && v.sizes() == p.sizes(),
-                  "optimizer state '{}' has shape {} but the parameter has {}", base, shape_str(m), shape_str(p));
+                  "optimizer state '{}' has shape {} but the parameter has {}", base, shape_str(m),
+                  shape_str(p));
     s.exp_avg = m.to(p.device(), p.scalar_type()).clone();
     s.exp_avg_sq = v.to(p.device(), p.scalar_type()).clone();
     s.step = st.item<int64_t>();

@@ -23,13 +23,15 @@ Routing route(const torch::Tensor& logits_in, const ModelConfig& cfg, const torc
   auto logits = upcast(logits_in);
   r.z_loss = torch::logsumexp(logits, -1).pow(2).mean();
   if (available.defined()) {
-    logits = logits.masked_fill(available.logical_not().unsqueeze(0), -std::numeric_limits<float>::infinity());
+    logits =
+        logits.masked_fill(available.logical_not().unsqueeze(0), -std::numeric_limits<float>::infinity());
   }
   r.probs = torch::softmax(logits, -1);
   torch::Tensor scores = r.probs;
   if (bias.defined()) scores = scores + bias.unsqueeze(0);
   if (available.defined() && bias.defined()) {
-    scores = scores.masked_fill(available.logical_not().unsqueeze(0), -std::numeric_limits<float>::infinity());
+    scores =
+        scores.masked_fill(available.logical_not().unsqueeze(0), -std::numeric_limits<float>::infinity());
   }
   r.expert_idx = std::get<1>(torch::topk(scores.detach(), k, -1, /*largest=*/true, /*sorted=*/true));
   r.gates = r.probs.gather(1, r.expert_idx);

@@ -11,32 +11,53 @@ namespace pcmoe::model {
 
 DType to_dtype(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32: return DType::f32;
-    case torch::kFloat16: return DType::f16;
-    case torch::kBFloat16: return DType::bf16;
-    case torch::kFloat64: return DType::f64;
-    case torch::kInt64: return DType::i64;
-    case torch::kInt32: return DType::i32;
-    case torch::kInt16: return DType::i16;
-    case torch::kUInt8: return DType::u8;
-    case torch::kInt8: return DType::i8;
-    case torch::kBool: return DType::boolean;
-    default: throw ModelError(fmt::format("tensor dtype {} has no pcmoe dtype code", c10::toString(t)));
+    case torch::kFloat32:
+      return DType::f32;
+    case torch::kFloat16:
+      return DType::f16;
+    case torch::kBFloat16:
+      return DType::bf16;
+    case torch::kFloat64:
+      return DType::f64;
+    case torch::kInt64:
+      return DType::i64;
+    case torch::kInt32:
+      return DType::i32;
+    case torch::kInt16:
+      return DType::i16;
+    case torch::kUInt8:
+      return DType::u8;
+    case torch::kInt8:
+      return DType::i8;
+    case torch::kBool:
+      return DType::boolean;
+    default:
+      throw ModelError(fmt::format("tensor dtype {} has no pcmoe dtype code", c10::toString(t)));
   }
 }
 
 torch::ScalarType to_scalar_type(DType d) {
   switch (d) {
-    case DType::f32: return torch::kFloat32;
-    case DType::f16: return torch::kFloat16;
-    case DType::bf16: return torch::kBFloat16;
-    case DType::f64: return torch::kFloat64;
-    case DType::i64: return torch::kInt64;
-    case DType::i32: return torch::kInt32;
-    case DType::i16: return torch::kInt16;
-    case DType::u8: return torch::kUInt8;
-    case DType::i8: return torch::kInt8;
-    case DType::boolean: return torch::kBool;
+    case DType::f32:
+      return torch::kFloat32;
+    case DType::f16:
+      return torch::kFloat16;
+    case DType::bf16:
+      return torch::kBFloat16;
+    case DType::f64:
+      return torch::kFloat64;
+    case DType::i64:
+      return torch::kInt64;
+    case DType::i32:
+      return torch::kInt32;
+    case DType::i16:
+      return torch::kInt16;
+    case DType::u8:
+      return torch::kUInt8;
+    case DType::i8:
+      return torch::kInt8;
+    case DType::boolean:
+      return torch::kBool;
   }
   throw ModelError("unknown dtype code");
 }
@@ -63,7 +84,9 @@ torch::Tensor tensor_from_bytes(DType dtype, const std::vector<int64_t>& shape, 
   return t;
 }
 
-torch::Tensor from_raw(const RawTensor& raw) { return tensor_from_bytes(raw.dtype, raw.shape, raw.bytes.data()); }
+torch::Tensor from_raw(const RawTensor& raw) {
+  return tensor_from_bytes(raw.dtype, raw.shape, raw.bytes.data());
+}
 
 NamedTensors module_state(const torch::nn::Module& m, const std::string& prefix) {
   NamedTensors out;

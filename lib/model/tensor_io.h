@@ -16,7 +16,7 @@
 
 namespace pcmoe::model {
 
-DType to_dtype(torch::ScalarType t);       // throws ModelError for types without a code
+DType to_dtype(torch::ScalarType t);  // throws ModelError for types without a code
 torch::ScalarType to_scalar_type(DType d);
 std::string shape_str(const torch::Tensor& t);  // "[2, 3]"
 
@@ -33,7 +33,8 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 NamedTensors module_state(const torch::nn::Module& m, const std::string& prefix);
 // Copies tensors named prefix+<param/buffer name> from `file` into the module. With `strict`,
 // every parameter and buffer must be present. Throws ModelError on a missing or mis-shaped tensor.
-void load_module_state(torch::nn::Module& m, const TensorFile& file, const std::string& prefix, bool strict = true);
+void load_module_state(torch::nn::Module& m, const TensorFile& file, const std::string& prefix,
+                       bool strict = true);
 
 // Finds a tensor in `file` by name and returns it as a CPU tensor (undefined if absent).
 torch::Tensor find_tensor(const TensorFile& file, const std::string& name);

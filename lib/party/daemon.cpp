@@ -84,8 +84,8 @@ class Daemon {
   Clock::time_point last_hub_msg_ = Clock::now();
   Clock::time_point last_rejoin_{};
   std::deque<proto::Message> deferred_;
-  bool finished_ = false;   // final work done, bye sent
-  bool released_ = false;   // the hub said everyone is done
+  bool finished_ = false;  // final work done, bye sent
+  bool released_ = false;  // the hub said everyone is done
   int64_t steps_since_ckpt_ = 0;
   std::string checkpoint_path_;
 };
@@ -98,7 +98,8 @@ void Daemon::start_server() {
     so.allowed_client_keys = {keys_->public_key};  // nobody else until the directory arrives
   }
   so.max_message_bytes = static_cast<int64_t>(limits_.max_rows) * cfg_.model.d_model * 4 + (1 << 20);
-  with_endpoint_key(cfg_, "party.expert_bind", [&] { server_ = std::make_unique<ExpertServer>(ctx_, so, limits_); });
+  with_endpoint_key(cfg_, "party.expert_bind",
+                    [&] { server_ = std::make_unique<ExpertServer>(ctx_, so, limits_); });
   server_->start();
 }
 
@@ -147,15 +148,19 @@ proto::Welcome Daemon::join() {
     if (signals::stop_requested()) throw TransportError("stopped by a signal before joining the federation");
     if (keys_ && hub_->refused()) {
       // The hub's key list comes from its config: asking again cannot help.
-      throw ConfigError(fmt::format(
-          "the hub at {} refused this party's CURVE key {} (party.curve.secret_key_file {}): the hub accepts only "
-          "the keys in its hub.parties[].public_key; put this public key there for party '{}', or use the key "
-          "file whose public key is listed (pcmoe-ctl keygen --out FILE makes a pair and prints its public key)",
-          cfg_.party.hub, keys_->public_key, cfg_.party.curve.secret_key_file, cfg_.party.id));
+      throw ConfigError(
+          fmt::format("the hub at {} refused this party's CURVE key {} (party.curve.secret_key_file {}): the "
+                      "hub accepts only "
+                      "the keys in its hub.parties[].public_key; put this public key there for party '{}', "
+                      "or use the key "
+                      "file whose public key is listed (pcmoe-ctl keygen --out FILE makes a pair and prints "
+                      "its public key)",
+                      cfg_.party.hub, keys_->public_key, cfg_.party.curve.secret_key_file, cfg_.party.id));
     }
     if (ms_since(t0) > cfg_.party.hub_timeout_ms) {
-      throw TransportError(fmt::format("no welcome from the hub at {} within {} ms (is pcmoe-hub running? right endpoint and keys?)",
-                                       cfg_.party.hub, cfg_.party.hub_timeout_ms));
+      throw TransportError(fmt::format(
+          "no welcome from the hub at {} within {} ms (is pcmoe-hub running? right endpoint and keys?)",
+          cfg_.party.hub, cfg_.party.hub_timeout_ms));
     }
     if (ms_since(last_try) > 2000) {
       last_try = Clock::now();
@@ -173,10 +178,11 @@ proto::Welcome Daemon::join() {
     if (auto* w = std::get_if<proto::Welcome>(&*m)) return *w;
     if (auto* r = std::get_if<proto::Reject>(&*m)) {
       auto code = static_cast<proto::ErrorCode>(r->code);
-      std::string msg = fmt::format("the hub refused this party ({}): {}", proto::error_code_name(code), r->reason);
+      std::string msg =
+          fmt::format("the hub refused this party ({}): {}", proto::error_code_name(code), r->reason);
       if (code == proto::ErrorCode::unknown_party) {  // the id, or (CURVE) the key, is not the hub's
-        msg += fmt::format("; fix party.id ({}){} or the hub's hub.parties", cfg_.origins.describe("party.id"),
-                           keys_ ? " / party.curve.secret_key_file" : "");
+        msg += fmt::format("; fix party.id ({}){} or the hub's hub.parties",
+                           cfg_.origins.describe("party.id"), keys_ ? " / party.curve.secret_key_file" : "");
       }
       if (code == proto::ErrorCode::config_mismatch || code == proto::ErrorCode::unknown_party ||
           code == proto::ErrorCode::bad_version) {
@@ -240,7 +246,8 @@ void Daemon::service_hub(bool defer) {
     }
   }
   if (ms_since(last_hub_msg_) > cfg_.party.hub_timeout_ms) {
-    throw TransportError(fmt::format("lost the hub at {}: nothing heard for {} ms", cfg_.party.hub, cfg_.party.hub_timeout_ms));
+    throw TransportError(fmt::format("lost the hub at {}: nothing heard for {} ms", cfg_.party.hub,
+                                     cfg_.party.hub_timeout_ms));
   }
 }
 
@@ -269,7 +276,10 @@ void Daemon::run_turn(const proto::Turn& t) {
       td.ok = false;
       td.reason = e.what();
       td.suspect_party = links_->peer_id(e.host());
-      PCMOE_WARN("party.turn_failed").kv("step", t.step_begin + i).kv("suspect", td.suspect_party).kv("reason", td.reason);
+      PCMOE_WARN("party.turn_failed")
+          .kv("step", t.step_begin + i)
+          .kv("suspect", td.suspect_party)
+          .kv("reason", td.reason);
       break;
     } catch (const TransportError& e) {
       td.ok = false;
@@ -328,17 +338,30 @@ void Daemon::finish(const std::string& reason) {
       PCMOE_ERROR("party.export_failed").kv("error", e.what());
     }
   } else if (cfg_.run.save_on_exit) {
-    PCMOE_WARN("party.no_pool").kv("reason", "the hub had no complete expert-pool snapshot; model not exported");
+    PCMOE_WARN("party.no_pool")
+        .kv("reason", "the hub had no complete expert-pool snapshot; model not exported");
   }
   const auto mem = model::peak_memory(trainer_->device());
   const auto& ds = trainer_->dispatcher().stats();
   const HostStats hs = trainer_->host().stats();
-  PCMOE_INFO("party.done").kv("steps_done", trainer_->steps_done()).kv("eval_loss", loss).kv("eval_bpb", bpb)
-      .kv("model", pool ? out : std::string()).kv("peak_memory_bytes", mem.allocated_bytes)
-      .kv("peak_reserved_bytes", mem.reserved_bytes).kv("remote_requests", ds.requests).kv("rows_sent", ds.rows_sent)
-      .kv("remote_wait_ms", ds.wait_ms).kv("serialize_ms", ds.serialize_ms).kv("busy_retries", ds.busy_retries)
-      .kv("host_requests", hs.requests).kv("host_compute_ms", hs.compute_ms).kv("host_recomputed", hs.recomputed)
-      .kv("host_busy", hs.busy).kv("bytes_sent", links_->bytes_sent()).kv("bytes_received", links_->bytes_received());
+  PCMOE_INFO("party.done")
+      .kv("steps_done", trainer_->steps_done())
+      .kv("eval_loss", loss)
+      .kv("eval_bpb", bpb)
+      .kv("model", pool ? out : std::string())
+      .kv("peak_memory_bytes", mem.allocated_bytes)
+      .kv("peak_reserved_bytes", mem.reserved_bytes)
+      .kv("remote_requests", ds.requests)
+      .kv("rows_sent", ds.rows_sent)
+      .kv("remote_wait_ms", ds.wait_ms)
+      .kv("serialize_ms", ds.serialize_ms)
+      .kv("busy_retries", ds.busy_retries)
+      .kv("host_requests", hs.requests)
+      .kv("host_compute_ms", hs.compute_ms)
+      .kv("host_recomputed", hs.recomputed)
+      .kv("host_busy", hs.busy)
+      .kv("bytes_sent", links_->bytes_sent())
+      .kv("bytes_received", links_->bytes_received());
   proto::Bye bye;
   bye.reason = reason;
   send_hub(bye);
@@ -382,23 +405,30 @@ void Daemon::handle_hub(const proto::Message& m) {
     if (code == proto::ErrorCode::unknown_party && !finished_) {
       rejoin(e->reason);
     } else {
-      PCMOE_WARN("party.hub_error").kv("code", std::string(proto::error_code_name(code))).kv("reason", e->reason);
+      PCMOE_WARN("party.hub_error")
+          .kv("code", std::string(proto::error_code_name(code)))
+          .kv("reason", e->reason);
     }
   } else if (auto* w = std::get_if<proto::Welcome>(&m)) {
     // The answer to rejoin(): the same place in the same federation, the experts available again.
-    PCMOE_CHECK_T(ProtocolError, w->party_index == index_ && w->placement == trainer_->dispatcher().placement().host,
+    PCMOE_CHECK_T(ProtocolError,
+                  w->party_index == index_ && w->placement == trainer_->dispatcher().placement().host,
                   "the hub welcomed this party back at index {} with another placement (was index {})",
                   w->party_index, index_);
     apply_directory(w->directory);
-    PCMOE_INFO("party.rejoined").kv("step", w->step).kv("index", static_cast<int64_t>(w->party_index))
+    PCMOE_INFO("party.rejoined")
+        .kv("step", w->step)
+        .kv("index", static_cast<int64_t>(w->party_index))
         .kv("run_id", w->run_id);
   } else if (auto* r = std::get_if<proto::Reject>(&m)) {
-    PCMOE_WARN("party.rejoin_refused").kv("code", std::string(proto::error_code_name(static_cast<proto::ErrorCode>(r->code))))
+    PCMOE_WARN("party.rejoin_refused")
+        .kv("code", std::string(proto::error_code_name(static_cast<proto::ErrorCode>(r->code))))
         .kv("reason", r->reason);
   } else if (std::holds_alternative<proto::Heartbeat>(m) || std::holds_alternative<proto::Pool>(m)) {
     // liveness only / a late pool answer
   } else {
-    PCMOE_WARN("party.unexpected_hub_message").kv("type", std::string(proto::msg_type_name(proto::type_of(m))));
+    PCMOE_WARN("party.unexpected_hub_message")
+        .kv("type", std::string(proto::msg_type_name(proto::type_of(m))));
   }
 }
 
@@ -410,13 +440,18 @@ int Daemon::run() {
   limits_.max_rows = static_cast<int64_t>(cfg_.train.batch_size) * cfg_.model.seq_len * cfg_.model.top_k;
   std::string seed_source;
   seed_ = private_backbone_seed(cfg_, &seed_source);
-  PCMOE_INFO("party.start").kv("party", cfg_.party.id).kv("device", cfg_.run.device).kv("torch", model::torch_version())
-      .kv("seed_source", seed_source).kv("config_hash", model_config_hash(cfg_.model, cfg_.train));
+  PCMOE_INFO("party.start")
+      .kv("party", cfg_.party.id)
+      .kv("device", cfg_.run.device)
+      .kv("torch", model::torch_version())
+      .kv("seed_source", seed_source)
+      .kv("config_hash", model_config_hash(cfg_.model, cfg_.train));
   if (cfg_.privacy.shared_init || !cfg_.run.init_from.empty()) {
     PCMOE_WARN("privacy.shared_backbone")
-        .kv("message", "this backbone starts from a shared checkpoint: hosts whose backbone shares it can decode most "
-                       "tokens from the rows they serve (DESIGN.md). Defences: privacy.row_noise_std > 0 and "
-                       "privacy.local_only_layers for the early MoE layers")
+        .kv("message",
+            "this backbone starts from a shared checkpoint: hosts whose backbone shares it can decode most "
+            "tokens from the rows they serve (DESIGN.md). Defences: privacy.row_noise_std > 0 and "
+            "privacy.local_only_layers for the early MoE layers")
         .kv("row_noise_std", cfg_.privacy.row_noise_std)
         .kv("local_only_layers", cfg_.privacy.local_only_layers);
   }
@@ -430,8 +465,9 @@ int Daemon::run() {
   placement.n_parties = static_cast<uint32_t>(w.directory.size());
   placement.moe_layers.assign(w.moe_layers.begin(), w.moe_layers.end());
   placement.host = w.placement;
-  PCMOE_CHECK_T(ProtocolError, placement.moe_layers == cfg_.model.moe_layer_indices() &&
-                                   w.n_experts == static_cast<uint32_t>(cfg_.model.n_experts),
+  PCMOE_CHECK_T(ProtocolError,
+                placement.moe_layers == cfg_.model.moe_layer_indices() &&
+                    w.n_experts == static_cast<uint32_t>(cfg_.model.n_experts),
                 "the hub's placement does not match this party's model config");
   PeerLinksOptions lo;
   lo.self = index_;
@@ -443,11 +479,16 @@ int Daemon::run() {
   trainer_ = std::make_unique<PartyTrainer>(cfg_, seed_, placement, *links_);
   {
     const model::Footprint fp = trainer_->footprint();
-    PCMOE_INFO("party.footprint").kv("total_bytes", fp.total()).kv("minimum_bytes", fp.minimum())
-        .kv("backbone_state_bytes", fp.backbone_state).kv("expert_state_bytes", fp.expert_state)
-        .kv("activations_bytes", fp.activations).kv("remote_stash_bytes", fp.remote_stash)
+    PCMOE_INFO("party.footprint")
+        .kv("total_bytes", fp.total())
+        .kv("minimum_bytes", fp.minimum())
+        .kv("backbone_state_bytes", fp.backbone_state)
+        .kv("expert_state_bytes", fp.expert_state)
+        .kv("activations_bytes", fp.activations)
+        .kv("remote_stash_bytes", fp.remote_stash)
         .kv("limit_bytes", cfg_.party.memory_limit_mb << 20);
-    std::fprintf(stderr, "pcmoe-party %s: memory footprint estimate\n%s\n", cfg_.party.id.c_str(), fp.table().c_str());
+    std::fprintf(stderr, "pcmoe-party %s: memory footprint estimate\n%s\n", cfg_.party.id.c_str(),
+                 fp.table().c_str());
     try {
       trainer_->apply_memory_limit(cfg_.party.memory_limit_mb << 20);
     } catch (const ConfigError&) {
@@ -461,9 +502,13 @@ int Daemon::run() {
   apply_directory(w.directory);
   server_->install(&trainer_->host());
   state_ = "serving";
-  PCMOE_INFO("party.joined").kv("index", static_cast<int64_t>(index_)).kv("parties", static_cast<int64_t>(placement.n_parties))
-      .kv("expert_endpoint", server_->endpoint()).kv("backbone_params", trainer_->backbone_params())
-      .kv("expert_params", trainer_->expert_params()).kv("run_id", w.run_id);
+  PCMOE_INFO("party.joined")
+      .kv("index", static_cast<int64_t>(index_))
+      .kv("parties", static_cast<int64_t>(placement.n_parties))
+      .kv("expert_endpoint", server_->endpoint())
+      .kv("backbone_params", trainer_->backbone_params())
+      .kv("expert_params", trainer_->expert_params())
+      .kv("run_id", w.run_id);
 
   int code = kExitOk;
   try {

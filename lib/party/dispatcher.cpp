@@ -57,13 +57,14 @@ uint32_t Placement::host_of(int layer, int expert) const {
   auto it = std::find(moe_layers.begin(), moe_layers.end(), layer);
   PCMOE_CHECK_T(ModelError, it != moe_layers.end(), "layer {} is not a MoE layer", layer);
   const auto& row = host[static_cast<size_t>(it - moe_layers.begin())];
-  PCMOE_CHECK_T(ModelError, expert >= 0 && static_cast<size_t>(expert) < row.size(), "expert {} out of range", expert);
+  PCMOE_CHECK_T(ModelError, expert >= 0 && static_cast<size_t>(expert) < row.size(), "expert {} out of range",
+                expert);
   return row[static_cast<size_t>(expert)];
 }
 
 // ---- FederatedDispatcher ----
-FederatedDispatcher::FederatedDispatcher(const ModelConfig& cfg, model::ExpertShard& local, Placement placement,
-                                         ExpertLink& link, DispatchOptions options)
+FederatedDispatcher::FederatedDispatcher(const ModelConfig& cfg, model::ExpertShard& local,
+                                         Placement placement, ExpertLink& link, DispatchOptions options)
     : cfg_(cfg),
       local_(local),
       placement_(std::move(placement)),
@@ -96,7 +97,8 @@ void FederatedDispatcher::set_alive(const std::vector<bool>& alive) {
     if (all) {
       masks_.push_back(torch::Tensor());
     } else {
-      masks_.push_back(torch::tensor(std::vector<int64_t>(m.begin(), m.end())).to(torch::kBool).to(opt_.device));
+      masks_.push_back(
+          torch::tensor(std::vector<int64_t>(m.begin(), m.end())).to(torch::kBool).to(opt_.device));
     }
   }
 }
@@ -119,13 +121,15 @@ proto::Message FederatedDispatcher::expect_reply(uint32_t host, proto::MsgType e
   proto::Message reply = link_.wait(host, expect, request_id);
   stats_.wait_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) {
-    throw HostError(host, fmt::format("host party {} refused request {}: {} ({})", host, request_id,
-                                     err->reason, proto::error_code_name(static_cast<proto::ErrorCode>(err->code))));
+    throw HostError(host,
+                    fmt::format("host party {} refused request {}: {} ({})", host, request_id, err->reason,
+                                proto::error_code_name(static_cast<proto::ErrorCode>(err->code))));
   }
   return reply;
 }
 
-torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_sorted, const torch::Tensor& expert_sorted,
+torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_sorted,
+                                            const torch::Tensor& expert_sorted,
                                             const std::vector<int64_t>& counts) {
   const bool train = torch::GradMode::is_enabled();
   const int64_t d = x_sorted.size(1);
@@ -157,7 +161,8 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
     auto x_h = x_sorted.index_select(0, idx).detach();
     if (opt_.row_noise_std > 0) {
       auto rms = x_h.to(torch::kFloat32).pow(2).mean(1, true).sqrt();
-      auto noise = at::normal(0.0, 1.0, x_h.sizes(), noise_gen_, torch::TensorOptions().dtype(torch::kFloat32));
+      auto noise =
+          at::normal(0.0, 1.0, x_h.sizes(), noise_gen_, torch::TensorOptions().dtype(torch::kFloat32));
       x_h = x_h + (noise.to(x_h.device()) * rms * opt_.row_noise_std).to(x_h.scalar_type());
     }
     proto::ExpertForward req;
@@ -196,7 +201,8 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
     if (train) {
       calls_.push_back(call);
       auto x_remote = x_sorted.index_select(0, all_idx);
-      y_remote = RemoteCall::apply(x_remote, reinterpret_cast<int64_t>(this), reinterpret_cast<int64_t>(call.get()))[0];
+      y_remote = RemoteCall::apply(x_remote, reinterpret_cast<int64_t>(this),
+                                   reinterpret_cast<int64_t>(call.get()))[0];
     } else {
       y_remote = wait_forward(*call, x_sorted.scalar_type());
     }
@@ -234,14 +240,16 @@ torch::Tensor FederatedDispatcher::wait_forward(const Call& call, torch::ScalarT
       link_.send(call.hosts[i], call.requests[i]);
     }
     if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) {
-      throw HostError(call.hosts[i], fmt::format("host party {} refused request {}: {} ({})", call.hosts[i],
-                                                 call.request_ids[i], err->reason,
-                                                 proto::error_code_name(static_cast<proto::ErrorCode>(err->code))));
+      throw HostError(
+          call.hosts[i],
+          fmt::format("host party {} refused request {}: {} ({})", call.hosts[i], call.request_ids[i],
+                      err->reason, proto::error_code_name(static_cast<proto::ErrorCode>(err->code))));
     }
     const auto& r = std::get<proto::ExpertForwardReply>(reply);
     if (r.outputs.shape != std::vector<int64_t>{call.rows[i], cfg_.d_model}) {
-      throw ProtocolError(fmt::format("host party {} answered request {} with outputs {} (expected [{}, {}])", call.hosts[i],
-                                      call.request_ids[i], proto::describe_tensor(r.outputs), call.rows[i], cfg_.d_model));
+      throw ProtocolError(fmt::format("host party {} answered request {} with outputs {} (expected [{}, {}])",
+                                      call.hosts[i], call.request_ids[i], proto::describe_tensor(r.outputs),
+                                      call.rows[i], cfg_.d_model));
     }
     const auto ts = Clock::now();
     outs.push_back(from_wire(r.outputs, call.device, dtype));

@@ -57,8 +57,8 @@ struct DispatchStats {
 
 class FederatedDispatcher : public model::ExpertDispatcher {
  public:
-  FederatedDispatcher(const ModelConfig& cfg, model::ExpertShard& local, Placement placement, ExpertLink& link,
-                      DispatchOptions options);
+  FederatedDispatcher(const ModelConfig& cfg, model::ExpertShard& local, Placement placement,
+                      ExpertLink& link, DispatchOptions options);
   ~FederatedDispatcher() override;
 
   // Starts a training or evaluation step at global step `step`: clears the per-step state.

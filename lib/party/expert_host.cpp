@@ -17,7 +17,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-proto::Message error_reply(proto::ErrorCode code, std::string reason, proto::MsgType type, uint64_t request_id) {
+proto::Message error_reply(proto::ErrorCode code, std::string reason, proto::MsgType type,
+                           uint64_t request_id) {
   proto::ErrorMsg e;
   e.code = static_cast<uint16_t>(code);
   e.reason = std::move(reason);
@@ -28,14 +29,20 @@ proto::Message error_reply(proto::ErrorCode code, std::string reason, proto::Msg
 
 bool is_oom(const c10::Error& e) {
   std::string what = e.what();
-  return what.find("out of memory") != std::string::npos || what.find("CUDA out of memory") != std::string::npos;
+  return what.find("out of memory") != std::string::npos ||
+         what.find("CUDA out of memory") != std::string::npos;
 }
 
 }  // namespace
 
 ExpertHost::ExpertHost(const ModelConfig& model, const TrainConfig& train, model::ExpertShard& shard,
                        model::AdamW& opt, std::shared_mutex& shard_mu, HostOptions options)
-    : model_(model), train_(train), shard_(shard), opt_(opt), shard_mu_(shard_mu), opt_s_(std::move(options)) {}
+    : model_(model),
+      train_(train),
+      shard_(shard),
+      opt_(opt),
+      shard_mu_(shard_mu),
+      opt_s_(std::move(options)) {}
 
 void ExpertHost::set_known_parties(std::set<std::string> ids) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -72,14 +79,16 @@ proto::Message ExpertHost::handle(const std::string& sender, const proto::Messag
     requester = a->requester;
   } else {
     return error_reply(proto::ErrorCode::unknown_type,
-                       fmt::format("{} is not accepted on the expert service", proto::msg_type_name(type)), type, 0);
+                       fmt::format("{} is not accepted on the expert service", proto::msg_type_name(type)),
+                       type, 0);
   }
   // Identity: the authenticated sender wins; the requester field must agree with it.
   if (!sender.empty()) {
     if (!requester.empty() && requester != sender) {
-      return error_reply(proto::ErrorCode::unknown_party,
-                         fmt::format("requester '{}' does not match the authenticated sender '{}'", requester, sender),
-                         type, request_id);
+      return error_reply(
+          proto::ErrorCode::unknown_party,
+          fmt::format("requester '{}' does not match the authenticated sender '{}'", requester, sender), type,
+          request_id);
     }
     requester = sender;
   }
@@ -92,8 +101,8 @@ proto::Message ExpertHost::handle(const std::string& sender, const proto::Messag
     }
     if (!known_.empty() && !requester.empty() && !known_.count(requester)) {
       stats_.errors++;
-      return error_reply(proto::ErrorCode::unknown_party, fmt::format("party '{}' is not in the directory", requester),
-                         type, request_id);
+      return error_reply(proto::ErrorCode::unknown_party,
+                         fmt::format("party '{}' is not in the directory", requester), type, request_id);
     }
   }
   const auto t0 = Clock::now();
@@ -112,9 +121,11 @@ proto::Message ExpertHost::handle(const std::string& sender, const proto::Messag
     std::lock_guard<std::mutex> lock(mu_);
     stash_.erase(request_id);
     reply = error_reply(is_oom(e) ? proto::ErrorCode::out_of_memory : proto::ErrorCode::internal,
-                        std::string("expert computation failed: ") + e.what_without_backtrace(), type, request_id);
+                        std::string("expert computation failed: ") + e.what_without_backtrace(), type,
+                        request_id);
   } catch (const std::exception& e) {
-    reply = error_reply(proto::ErrorCode::internal, std::string("expert request failed: ") + e.what(), type, request_id);
+    reply = error_reply(proto::ErrorCode::internal, std::string("expert request failed: ") + e.what(), type,
+                        request_id);
   }
   std::lock_guard<std::mutex> lock(mu_);
   stats_.compute_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
@@ -141,7 +152,10 @@ bool ExpertHost::open_step(const std::string& requester, int64_t step, std::stri
 
 void ExpertHost::drop_open_step_locked(const char* reason) {
   if (open_requester_.empty()) return;
-  PCMOE_WARN("host.step_dropped").kv("requester", open_requester_).kv("step", open_step_).kv("reason", reason)
+  PCMOE_WARN("host.step_dropped")
+      .kv("requester", open_requester_)
+      .kv("step", open_step_)
+      .kv("reason", reason)
       .kv("stashed", static_cast<int64_t>(stash_.size()));
   stash_.clear();
   stats_.stash_bytes = 0;
@@ -157,13 +171,15 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
   const auto type = proto::MsgType::expert_forward;
   const int layer = static_cast<int>(req.layer);
   if (!model_.is_moe_layer(layer)) {
-    return error_reply(proto::ErrorCode::bad_field, fmt::format("layer {} is not a MoE layer", layer), type, req.request_id);
+    return error_reply(proto::ErrorCode::bad_field, fmt::format("layer {} is not a MoE layer", layer), type,
+                       req.request_id);
   }
   const int64_t rows = req.rows.shape.empty() ? 0 : req.rows.shape[0];
   if (req.rows.shape.size() != 2 || req.rows.shape[1] != model_.d_model || req.expert_ids.shape.size() != 1 ||
       req.expert_ids.shape[0] != rows) {
     return error_reply(proto::ErrorCode::bad_shape,
-                       fmt::format("rows must be [R, {}] with R expert ids", model_.d_model), type, req.request_id);
+                       fmt::format("rows must be [R, {}] with R expert ids", model_.d_model), type,
+                       req.request_id);
   }
   auto ids = ids_from_wire(req.expert_ids, torch::kCPU);
   std::vector<int64_t> distinct;
@@ -174,7 +190,8 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
   for (int64_t e : distinct) {
     if (e < 0 || e >= model_.n_experts || !shard_.has(layer, static_cast<int>(e))) {
       return error_reply(proto::ErrorCode::unavailable,
-                         fmt::format("expert {} is not hosted by party '{}'", model::expert_name(layer, static_cast<int>(e)), opt_s_.self_id),
+                         fmt::format("expert {} is not hosted by party '{}'",
+                                     model::expert_name(layer, static_cast<int>(e)), opt_s_.self_id),
                          type, req.request_id);
     }
   }
@@ -189,18 +206,21 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
   if (train) {
     std::lock_guard<std::mutex> lock(mu_);
     std::string why;
-    if (!open_step(requester, req.step, why)) return error_reply(proto::ErrorCode::busy, why, type, req.request_id);
+    if (!open_step(requester, req.step, why))
+      return error_reply(proto::ErrorCode::busy, why, type, req.request_id);
     if (stash_.count(req.request_id)) {
-      return error_reply(proto::ErrorCode::out_of_order, fmt::format("request id {} already in use", req.request_id), type, req.request_id);
+      return error_reply(proto::ErrorCode::out_of_order,
+                         fmt::format("request id {} already in use", req.request_id), type, req.request_id);
     }
     const uint64_t cap = opt_s_.max_stash_bytes;
     if (cap > 0 && stats_.stash_bytes + full_bytes > cap) {
       if (stats_.stash_bytes + min_bytes > cap) {
         stats_.busy++;
-        return error_reply(proto::ErrorCode::busy,
-                           fmt::format("rows kept for backward would exceed the memory limit ({} of {} bytes in use)",
-                                       stats_.stash_bytes, cap),
-                           type, req.request_id);
+        return error_reply(
+            proto::ErrorCode::busy,
+            fmt::format("rows kept for backward would exceed the memory limit ({} of {} bytes in use)",
+                        stats_.stash_bytes, cap),
+            type, req.request_id);
       }
       recompute = true;
     }
@@ -225,10 +245,11 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
   if (proto::first_non_finite(out.outputs.dtype, out.outputs.data.data, out.outputs.data.size)) {
     // Finite rows too large for the experts (or outputs beyond the rows' wire dtype): a reply
     // the requester's decoder would reject, and gradients that would poison the experts.
-    return error_reply(proto::ErrorCode::non_finite,
-                       fmt::format("the experts' outputs for these rows are not finite in {} (rows too large?)",
-                                   dtype_name(out.outputs.dtype)),
-                       type, req.request_id);
+    return error_reply(
+        proto::ErrorCode::non_finite,
+        fmt::format("the experts' outputs for these rows are not finite in {} (rows too large?)",
+                    dtype_name(out.outputs.dtype)),
+        type, req.request_id);
   }
   std::lock_guard<std::mutex> lock(mu_);
   stats_.rows_forward += static_cast<uint64_t>(rows);
@@ -260,11 +281,14 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
     std::lock_guard<std::mutex> lock(mu_);
     auto it = stash_.find(req.request_id);
     if (it == stash_.end() || (!requester.empty() && it->second.requester != requester)) {
-      return error_reply(proto::ErrorCode::unknown_request,
-                         fmt::format("no train-mode forward with request id {} is waiting for backward", req.request_id), type, req.request_id);
+      return error_reply(
+          proto::ErrorCode::unknown_request,
+          fmt::format("no train-mode forward with request id {} is waiting for backward", req.request_id),
+          type, req.request_id);
     }
     if (req.grad_outputs.shape != it->second.x.sizes().vec()) {
-      return error_reply(proto::ErrorCode::bad_shape, "grad_outputs shape differs from the forward's outputs", type, req.request_id);
+      return error_reply(proto::ErrorCode::bad_shape, "grad_outputs shape differs from the forward's outputs",
+                         type, req.request_id);
     }
     e = std::move(it->second);
     stash_.erase(it);
@@ -320,7 +344,9 @@ proto::Message ExpertHost::step_end(const std::string& requester, const proto::S
                        proto::MsgType::step_end, 0);
   }
   if (!stash_.empty()) {
-    PCMOE_WARN("host.step_end_with_pending").kv("requester", requester).kv("step", req.step)
+    PCMOE_WARN("host.step_end_with_pending")
+        .kv("requester", requester)
+        .kv("step", req.step)
         .kv("pending", static_cast<int64_t>(stash_.size()));
     stash_.clear();
     stats_.stash_bytes = 0;

@@ -32,8 +32,8 @@ namespace pcmoe::party {
 struct HostOptions {
   std::string self_id;
   torch::Device device = torch::kCPU;
-  bool bf16 = false;          // autocast expert compute on CUDA
-  int stale_ms = 120000;      // an open step untouched this long may be aborted by another requester
+  bool bf16 = false;      // autocast expert compute on CUDA
+  int stale_ms = 120000;  // an open step untouched this long may be aborted by another requester
   // Memory for rows kept for backward; 0 = unlimited. Past it a train forward keeps only its
   // input rows and recomputes the experts in backward; when even those do not fit: `busy`.
   uint64_t max_stash_bytes = 0;
@@ -74,9 +74,9 @@ class ExpertHost {
     std::string requester;
     int64_t step = 0;
     int layer = 0;
-    torch::Tensor x;  // leaf with requires_grad
-    torch::Tensor y;  // undefined in recompute mode
-    torch::Tensor ids;  // recompute mode: the expert ids on the device
+    torch::Tensor x;               // leaf with requires_grad
+    torch::Tensor y;               // undefined in recompute mode
+    torch::Tensor ids;             // recompute mode: the expert ids on the device
     std::vector<int64_t> experts;  // distinct expert ids of the request
     uint64_t bytes = 0;
   };

@@ -9,7 +9,8 @@
 
 namespace pcmoe::party {
 
-ExpertServer::ExpertServer(zmq::context_t& ctx, const net::ServerOptions& options, const proto::Limits& limits)
+ExpertServer::ExpertServer(zmq::context_t& ctx, const net::ServerOptions& options,
+                           const proto::Limits& limits)
     : server_(std::make_unique<net::Server>(ctx, options)), endpoint_(server_->endpoint()), limits_(limits) {}
 
 ExpertServer::~ExpertServer() { stop(); }
@@ -52,8 +53,11 @@ void ExpertServer::loop() {
     }
     if (Clock::now() - last_stats > std::chrono::seconds(10)) {
       last_stats = Clock::now();
-      PCMOE_INFO("server.stats").kv("requests", requests_.load()).kv("bad_messages", bad_.load())
-          .kv("bytes_received", server_->bytes_received()).kv("bytes_sent", server_->bytes_sent());
+      PCMOE_INFO("server.stats")
+          .kv("requests", requests_.load())
+          .kv("bad_messages", bad_.load())
+          .kv("bytes_received", server_->bytes_received())
+          .kv("bytes_sent", server_->bytes_sent());
     }
     if (!req) continue;
     requests_++;
@@ -64,8 +68,10 @@ void ExpertServer::loop() {
         bad_logged = 0;
       }
       if (bad_logged++ < 10) {
-        PCMOE_WARN("server.bad_message").kv("code", std::string(proto::error_code_name(req->error->code)))
-            .kv("reason", req->error->what()).kv("bytes", static_cast<uint64_t>(req->bytes));
+        PCMOE_WARN("server.bad_message")
+            .kv("code", std::string(proto::error_code_name(req->error->code)))
+            .kv("reason", req->error->what())
+            .kv("bytes", static_cast<uint64_t>(req->bytes));
       }
       net::reply_error(*server_, *req);
       continue;

@@ -66,7 +66,10 @@ void PeerLinks::update(const std::vector<proto::PartyEntry>& directory) {
     p.client = std::make_unique<net::Client>(ctx_, co);
     p.endpoint = e.endpoint;
     p.key = e.curve_public_key;
-    PCMOE_INFO("party.peer_connect").kv("peer", p.id).kv("index", static_cast<int64_t>(e.index)).kv("endpoint", e.endpoint);
+    PCMOE_INFO("party.peer_connect")
+        .kv("peer", p.id)
+        .kv("index", static_cast<int64_t>(e.index))
+        .kv("endpoint", e.endpoint);
   }
 }
 
@@ -119,7 +122,9 @@ proto::Message PeerLinks::wait(uint32_t host, proto::MsgType expect, uint64_t re
     }
     if (m) {
       if (matches(*m, expect, request_id)) return *m;
-      PCMOE_DEBUG("party.stale_reply").kv("peer", p.id).kv("type", std::string(proto::msg_type_name(proto::type_of(*m))));
+      PCMOE_DEBUG("party.stale_reply")
+          .kv("peer", p.id)
+          .kv("type", std::string(proto::msg_type_name(proto::type_of(*m))));
       continue;
     }
     if (Clock::now() > deadline) {

@@ -54,7 +54,8 @@ uint64_t private_backbone_seed(const PartyConfig& cfg, std::string* source) {
       }
     } catch (...) {
     }
-    throw DataError(fmt::format("{}: not a seed (expected a positive integer); delete it to draw a new private seed", path));
+    throw DataError(fmt::format(
+        "{}: not a seed (expected a positive integer); delete it to draw a new private seed", path));
   }
   fs::make_dirs(cfg.run.out_dir);
   uint64_t v = os_random_u64();
@@ -64,7 +65,8 @@ uint64_t private_backbone_seed(const PartyConfig& cfg, std::string* source) {
   return v;
 }
 
-PartyTrainer::PartyTrainer(const PartyConfig& cfg, uint64_t backbone_seed, Placement placement, ExpertLink& link)
+PartyTrainer::PartyTrainer(const PartyConfig& cfg, uint64_t backbone_seed, Placement placement,
+                           ExpertLink& link)
     : cfg_(cfg),
       device_(model::parse_device(cfg.run.device)),
       bf16_(cfg.train.dtype == "bf16"),
@@ -74,8 +76,8 @@ PartyTrainer::PartyTrainer(const PartyConfig& cfg, uint64_t backbone_seed, Place
   backbone_->to(device_);
   const uint32_t self = placement_.self;
   const Placement& pl = placement_;
-  shard_ = std::make_unique<model::ExpertShard>(cfg.model, cfg.train.expert_seed,
-                                                [&pl, self](int l, int e) { return pl.host_of(l, e) == self; });
+  shard_ = std::make_unique<model::ExpertShard>(
+      cfg.model, cfg.train.expert_seed, [&pl, self](int l, int e) { return pl.host_of(l, e) == self; });
   shard_->to(device_);
   std::vector<model::NamedParam> bparams;
   for (auto& p : backbone_->named_parameters()) bparams.push_back({"backbone." + p.key(), p.value()});
@@ -105,7 +107,8 @@ PartyTrainer::PartyTrainer(const PartyConfig& cfg, uint64_t backbone_seed, Place
   dopt.busy_retry_ms = ho.stale_ms + 5000;
   dispatcher_ = std::make_unique<FederatedDispatcher>(cfg.model, *shard_, placement_, link_, dopt);
 
-  loader_ = std::make_unique<data::BatchLoader>(cfg.data, data::Split::train, cfg.train.batch_size, cfg.model.seq_len);
+  loader_ = std::make_unique<data::BatchLoader>(cfg.data, data::Split::train, cfg.train.batch_size,
+                                                cfg.model.seq_len);
   heldout_ = data::heldout_batches(cfg.data, cfg.train.eval_batches, cfg.train.batch_size, cfg.model.seq_len);
   metrics_ = std::make_unique<train::MetricsWriter>(
       cfg.run.metrics_file.empty() ? fs::join(cfg.run.out_dir, "metrics.jsonl") : cfg.run.metrics_file);
@@ -138,7 +141,8 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
   const double loss_value = out.ce_loss.item<double>();
   if (!std::isfinite(loss_value) || !std::isfinite(sq)) {
     // Nothing has been applied yet: abort everywhere and let the turn end with the reason.
-    const std::string why = fmt::format("non-finite training loss {} or gradient norm at step {}", loss_value, step);
+    const std::string why =
+        fmt::format("non-finite training loss {} or gradient norm at step {}", loss_value, step);
     abort_step(step, why);
     throw ModelError(why);
   }
@@ -203,16 +207,21 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
   r.peak_memory_bytes = mem.allocated_bytes;
 
   JsonObject rec;
-  rec.add("step", step + 1).add("party", cfg_.party.id).add("party_steps", steps_done_).add("tokens", tokens_done_);
+  rec.add("step", step + 1)
+      .add("party", cfg_.party.id)
+      .add("party_steps", steps_done_)
+      .add("tokens", tokens_done_);
   rec.add("loss", r.loss).add("aux_loss", r.aux_loss).add("lr", lr).add("grad_norm", grad_norm);
-  rec.add("tokens_per_s", static_cast<double>(r.tokens) / std::max(r.step_ms / 1e3, 1e-9)).add("step_ms", r.step_ms);
+  rec.add("tokens_per_s", static_cast<double>(r.tokens) / std::max(r.step_ms / 1e3, 1e-9))
+      .add("step_ms", r.step_ms);
   rec.add("bytes_sent", r.bytes_sent).add("bytes_received", r.bytes_received);
   rec.add("rows_sent_total", dispatcher_->stats().rows_sent);
   if (o.evaluated) {
     rec.add("eval_bytes_sent", link_.bytes_sent() - sent0 - r.bytes_sent);
     rec.add("eval_bytes_received", link_.bytes_received() - recv0 - r.bytes_received);
   }
-  rec.add("remote_wait_ms", dispatcher_->stats().wait_ms).add("serialize_ms", dispatcher_->stats().serialize_ms);
+  rec.add("remote_wait_ms", dispatcher_->stats().wait_ms)
+      .add("serialize_ms", dispatcher_->stats().serialize_ms);
   const HostStats hs = host_->stats();
   rec.add("host_compute_ms", hs.compute_ms).add("host_rows_forward", hs.rows_forward);
   if (o.evaluated) rec.add("eval_loss", r.eval_loss).add("eval_bpb", o.eval_bpb);
@@ -264,7 +273,8 @@ proto::Snapshot PartyTrainer::snapshot(uint64_t snapshot_id, int64_t step) {
 void PartyTrainer::export_model(const std::string& path, const proto::Pool& pool) {
   model::ExpertShard all(cfg_.model, cfg_.train.expert_seed, [](int, int) { return true; });
   std::map<std::string, const proto::WireTensor*> by_name;
-  for (size_t i = 0; i < pool.names.size() && i < pool.tensors.size(); ++i) by_name[pool.names[i]] = &pool.tensors[i];
+  for (size_t i = 0; i < pool.names.size() && i < pool.tensors.size(); ++i)
+    by_name[pool.names[i]] = &pool.tensors[i];
   torch::NoGradGuard no_grad;
   std::shared_lock<std::shared_mutex> read(shard_mu_);
   auto mine = shard_->named_expert_params();
@@ -281,7 +291,8 @@ void PartyTrainer::export_model(const std::string& path, const proto::Pool& pool
     } else if (own.count(name)) {
       p.copy_(own[name].to(torch::kCPU));
     } else {
-      throw DataError(fmt::format("the expert pool (step {}) has no tensor '{}': cannot export a complete model", pool.step, name));
+      throw DataError(fmt::format(
+          "the expert pool (step {}) has no tensor '{}': cannot export a complete model", pool.step, name));
     }
   }
   train::export_model(path, cfg_.model, backbone_, all,
@@ -296,7 +307,8 @@ void PartyTrainer::save_checkpoint(const std::string& path) {
   model::NamedTensors tensors = model::module_state(*backbone_, "backbone.");
   {
     std::shared_lock<std::shared_mutex> read(shard_mu_);
-    for (auto& [name, t] : shard_->named_expert_params()) tensors.emplace_back("experts." + name, t.detach().clone());
+    for (auto& [name, t] : shard_->named_expert_params())
+      tensors.emplace_back("experts." + name, t.detach().clone());
     for (auto& st : shard_opt_->state_tensors("opt.")) tensors.emplace_back(st.first, st.second.clone());
   }
   for (auto& st : backbone_opt_->state_tensors("opt.")) tensors.push_back(st);
@@ -323,12 +335,15 @@ std::optional<int64_t> PartyTrainer::restore_checkpoint(const std::string& path)
   TensorFile file = train::load_checkpoint(path, cfg_.model);
   auto meta = [&](const char* k) { return file.meta.count(k) ? file.meta.at(k) : std::string(); };
   if (meta("party") != cfg_.party.id) {
-    throw ConfigError(fmt::format("{}: checkpoint belongs to party '{}', this is party '{}'", path, meta("party"), cfg_.party.id));
+    throw ConfigError(fmt::format("{}: checkpoint belongs to party '{}', this is party '{}'", path,
+                                  meta("party"), cfg_.party.id));
   }
-  if (meta("n_parties") != std::to_string(placement_.n_parties) || meta("party_index") != std::to_string(placement_.self)) {
-    throw ConfigError(fmt::format("{}: checkpoint was made as party {} of {} but the hub placed this party at {} of {}; "
-                                  "move the checkpoint away to start fresh",
-                                  path, meta("party_index"), meta("n_parties"), placement_.self, placement_.n_parties));
+  if (meta("n_parties") != std::to_string(placement_.n_parties) ||
+      meta("party_index") != std::to_string(placement_.self)) {
+    throw ConfigError(
+        fmt::format("{}: checkpoint was made as party {} of {} but the hub placed this party at {} of {}; "
+                    "move the checkpoint away to start fresh",
+                    path, meta("party_index"), meta("n_parties"), placement_.self, placement_.n_parties));
   }
   model::load_module_state(*backbone_, file, "backbone.", true);
   {
@@ -362,7 +377,8 @@ model::Footprint PartyTrainer::footprint() const {
   in.hosted_expert_params = shard_->parameter_count();
   std::map<int, int> per_layer;
   for (const auto& [key, ex] : shard_->experts()) per_layer[key.first]++;
-  for (const auto& [layer, n] : per_layer) in.hosted_experts_per_layer = std::max(in.hosted_experts_per_layer, n);
+  for (const auto& [layer, n] : per_layer)
+    in.hosted_experts_per_layer = std::max(in.hosted_experts_per_layer, n);
   in.n_parties = static_cast<int>(placement_.n_parties);
   in.bf16 = bf16_;
   in.wire_bytes = static_cast<int>(dtype_size(resolve_wire_dtype(cfg_.party.wire_dtype, device_)));
@@ -384,8 +400,11 @@ void PartyTrainer::apply_memory_limit(uint64_t limit) {
   const uint64_t fixed = f.backbone_state + f.expert_state + f.weight_casts + f.host_gradients;
   const uint64_t stash_budget = std::max<uint64_t>(limit > fixed ? limit - fixed : 0, f.remote_stash_min);
   host_->set_max_stash_bytes(stash_budget);
-  PCMOE_INFO("party.memory_limit").kv("limit_bytes", limit).kv("estimate_bytes", f.total())
-      .kv("minimum_bytes", f.minimum()).kv("stash_budget_bytes", stash_budget)
+  PCMOE_INFO("party.memory_limit")
+      .kv("limit_bytes", limit)
+      .kv("estimate_bytes", f.total())
+      .kv("minimum_bytes", f.minimum())
+      .kv("stash_budget_bytes", stash_budget)
       .kv("recompute_possible", f.total() > limit);
 }
 

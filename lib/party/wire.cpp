@@ -26,8 +26,9 @@ proto::WireTensor to_wire(const torch::Tensor& t, DType wire) {
 
 torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device, torch::ScalarType dtype) {
   auto owner = w.data.owner;
-  auto view = torch::from_blob(const_cast<uint8_t*>(w.data.data), w.shape, [owner](void*) {},
-                               torch::TensorOptions().dtype(model::to_scalar_type(w.dtype)));
+  auto view = torch::from_blob(
+      const_cast<uint8_t*>(w.data.data), w.shape, [owner](void*) {},
+      torch::TensorOptions().dtype(model::to_scalar_type(w.dtype)));
   // .to() copies when the device or dtype changes; clone() otherwise, so the result never aliases
   // the network buffer.
   if (device.is_cuda()) {

@@ -112,7 +112,7 @@ struct Hello {
   std::string expert_endpoint;   // where the party's expert service can be reached
   std::string curve_public_key;  // Z85 public key of the party's expert service ("" if CURVE off)
   uint64_t memory_budget_bytes = 0;
-  int64_t resume_step = 0;       // the step of the checkpoint it restored (0: fresh)
+  int64_t resume_step = 0;  // the step of the checkpoint it restored (0: fresh)
 };
 
 struct PartyEntry {
@@ -178,8 +178,8 @@ struct TurnDone {
   uint64_t turn_id = 0;
   uint32_t steps_done = 0;
   bool ok = true;
-  std::string reason;           // why the turn ended early (ok = false)
-  std::string suspect_party;    // a peer that failed to answer, if any
+  std::string reason;         // why the turn ended early (ok = false)
+  std::string suspect_party;  // a peer that failed to answer, if any
 };
 
 // Global expert load, broadcast by the hub after each report.
@@ -304,7 +304,7 @@ struct ExpertForward {
   uint64_t request_id = 0;
   std::string requester;  // party id of the sender
   int64_t step = 0;
-  uint32_t layer = 0;     // model layer index (a MoE layer)
+  uint32_t layer = 0;  // model layer index (a MoE layer)
   ExpertMode mode = ExpertMode::train;
   WireTensor expert_ids;  // [rows] int16 or int32: expert index within the layer
   WireTensor rows;        // [rows, d_model] fp32/bf16/fp16
@@ -349,12 +349,11 @@ struct StepAbortAck {
   int64_t step = 0;
 };
 
-using Message =
-    std::variant<Hello, Welcome, Reject, Directory, Turn, StepReport, TurnDone, ExpertLoad, Heartbeat,
-                 StatusRequest, Status, Control, ControlAck, CheckpointRequest, CheckpointDone,
-                 SnapshotRequest, Snapshot, PoolRequest, Pool, Stop, Bye, ErrorMsg, ExpertForward,
-                 ExpertForwardReply, ExpertBackward, ExpertBackwardReply, StepEnd, StepEndAck, StepAbort,
-                 StepAbortAck>;
+using Message = std::variant<Hello, Welcome, Reject, Directory, Turn, StepReport, TurnDone, ExpertLoad,
+                             Heartbeat, StatusRequest, Status, Control, ControlAck, CheckpointRequest,
+                             CheckpointDone, SnapshotRequest, Snapshot, PoolRequest, Pool, Stop, Bye,
+                             ErrorMsg, ExpertForward, ExpertForwardReply, ExpertBackward, ExpertBackwardReply,
+                             StepEnd, StepEndAck, StepAbort, StepAbortAck>;
 
 MsgType type_of(const Message& m);
 

@@ -127,8 +127,11 @@ TrainSummary run_central(const CentralConfig& cfg) {
     in.bf16 = bf16 && st.device.is_cuda();
     auto fp = model::estimate_footprint(cfg.model, cfg.train, in);
     sum_footprint = fp.total();
-    PCMOE_INFO("train.footprint").kv("estimate_bytes", fp.total()).kv("backbone_state_bytes", fp.backbone_state)
-        .kv("expert_state_bytes", fp.expert_state).kv("activations_bytes", fp.activations);
+    PCMOE_INFO("train.footprint")
+        .kv("estimate_bytes", fp.total())
+        .kv("backbone_state_bytes", fp.backbone_state)
+        .kv("expert_state_bytes", fp.expert_state)
+        .kv("activations_bytes", fp.activations);
   }
   std::vector<torch::Tensor> all_params = st.opt->tensors();
   Progress progress(cfg.run.progress, cfg.train.steps);
@@ -196,23 +199,34 @@ TrainSummary run_central(const CentralConfig& cfg) {
     JsonObject rec;
     rec.add("step", st.step).add("tokens", tokens_done).add("loss", loss).add("aux_loss", aux).add("lr", lr);
     rec.add("grad_norm", grad_norm).add("tokens_per_s", tok_s).add("step_ms", step_s * 1e3);
-    const bool do_eval = (cfg.train.eval_every > 0 && st.step % cfg.train.eval_every == 0) || st.step == cfg.train.steps;
+    const bool do_eval =
+        (cfg.train.eval_every > 0 && st.step % cfg.train.eval_every == 0) || st.step == cfg.train.steps;
     if (do_eval) {
       auto ev = evaluate(st.backbone, st.dispatcher, st.heldout, st.device, bf16);
       last_eval = ev.loss;
       last_bpb = ev.bits_per_byte;
       rec.add("eval_loss", ev.loss).add("eval_bpb", ev.bits_per_byte);
-      PCMOE_INFO("train.eval").kv("step", st.step).kv("eval_loss", ev.loss).kv("eval_bpb", ev.bits_per_byte).kv("tokens", ev.tokens);
+      PCMOE_INFO("train.eval")
+          .kv("step", st.step)
+          .kv("eval_loss", ev.loss)
+          .kv("eval_bpb", ev.bits_per_byte)
+          .kv("tokens", ev.tokens);
     }
     auto mem = model::peak_memory(st.device);
     rec.add("peak_memory_bytes", mem.allocated_bytes).add("peak_reserved_bytes", mem.reserved_bytes);
     metrics.write(rec);
     if (st.step % cfg.run.log_every == 0) {
-      PCMOE_INFO("train.step").kv("step", st.step).kv("loss", loss).kv("aux_loss", aux).kv("lr", lr).kv("tokens_per_s", tok_s);
+      PCMOE_INFO("train.step")
+          .kv("step", st.step)
+          .kv("loss", loss)
+          .kv("aux_loss", aux)
+          .kv("lr", lr)
+          .kv("tokens_per_s", tok_s);
     }
-    const double eta = static_cast<double>(cfg.train.steps - st.step) *
-                       seconds_since(t0) / static_cast<double>(std::max<int64_t>(1, st.step - first_step));
-    progress.update(st.step, progress_text(st.step, cfg.train.steps, loss, last_eval, last_bpb, ema_tok_s, eta));
+    const double eta = static_cast<double>(cfg.train.steps - st.step) * seconds_since(t0) /
+                       static_cast<double>(std::max<int64_t>(1, st.step - first_step));
+    progress.update(st.step,
+                    progress_text(st.step, cfg.train.steps, loss, last_eval, last_bpb, ema_tok_s, eta));
     if (cfg.run.checkpoint_every > 0 && st.step % cfg.run.checkpoint_every == 0) st.save();
     sum.last_loss = loss;
   }
@@ -228,7 +242,11 @@ TrainSummary run_central(const CentralConfig& cfg) {
     auto ev = evaluate(st.backbone, st.dispatcher, st.heldout, st.device, bf16);
     last_eval = ev.loss;
     last_bpb = ev.bits_per_byte;
-    PCMOE_INFO("train.eval").kv("step", st.step).kv("eval_loss", ev.loss).kv("eval_bpb", ev.bits_per_byte).kv("tokens", ev.tokens);
+    PCMOE_INFO("train.eval")
+        .kv("step", st.step)
+        .kv("eval_loss", ev.loss)
+        .kv("eval_bpb", ev.bits_per_byte)
+        .kv("tokens", ev.tokens);
   }
   sum.eval_loss = last_eval;
   sum.eval_bpb = last_bpb;

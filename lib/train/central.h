@@ -13,17 +13,18 @@
 namespace pcmoe::train {
 
 struct TrainSummary {
-  int64_t steps_done = 0;     // global step reached
-  double last_loss = -1;      // training loss of the last step
-  double eval_loss = -1;      // final held-out loss
-  double eval_bpb = -1;       // final held-out bits per byte
-  double wall_s = 0;          // training wall-clock time
-  double tokens_per_s = 0;    // mean training throughput
+  int64_t steps_done = 0;   // global step reached
+  double last_loss = -1;    // training loss of the last step
+  double eval_loss = -1;    // final held-out loss
+  double eval_bpb = -1;     // final held-out bits per byte
+  double wall_s = 0;        // training wall-clock time
+  double tokens_per_s = 0;  // mean training throughput
   uint64_t peak_memory_bytes = 0;
   uint64_t peak_reserved_bytes = 0;
   uint64_t footprint_estimate_bytes = 0;
-  uint64_t optimizer_state_params = 0;   // parameter tensors holding AdamW state at the end  // model/footprint.h, for comparison with the measured peak
-  bool interrupted = false;   // stopped by a signal (checkpoint written)
+  uint64_t optimizer_state_params = 0;  // parameter tensors holding AdamW state at the end  //
+                                        // model/footprint.h, for comparison with the measured peak
+  bool interrupted = false;             // stopped by a signal (checkpoint written)
   std::string checkpoint_path;
   std::string export_path;
 };

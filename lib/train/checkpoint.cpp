@@ -26,8 +26,8 @@ std::string first_difference(const std::string& a, const std::string& b) {
 }
 }  // namespace
 
-void save_checkpoint(const std::string& path, const ModelConfig& model, std::map<std::string, std::string> meta,
-                     const model::NamedTensors& tensors) {
+void save_checkpoint(const std::string& path, const ModelConfig& model,
+                     std::map<std::string, std::string> meta, const model::NamedTensors& tensors) {
   TensorFile file;
   file.meta = std::move(meta);
   file.meta["format"] = kCheckpointFormat;

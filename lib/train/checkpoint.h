@@ -22,8 +22,8 @@ namespace pcmoe::train {
 constexpr const char* kCheckpointFormat = "pcmoe-checkpoint-1";
 
 // Writes `tensors` and `meta` (format, model_yaml added) atomically to `path`.
-void save_checkpoint(const std::string& path, const ModelConfig& model, std::map<std::string, std::string> meta,
-                     const model::NamedTensors& tensors);
+void save_checkpoint(const std::string& path, const ModelConfig& model,
+                     std::map<std::string, std::string> meta, const model::NamedTensors& tensors);
 
 // Reads a checkpoint and checks it was made for `model` (same model block); throws DataError /
 // ConfigError naming the path and the first differing key.

@@ -8,8 +8,8 @@
 namespace pcmoe::train {
 
 torch::Tensor batch_tensor(const data::Batch& batch, const torch::Device& device) {
-  auto t = torch::from_blob(const_cast<int32_t*>(batch.tokens.data()),
-                            {batch.batch_size, batch.seq_len + 1}, torch::kInt32);
+  auto t = torch::from_blob(const_cast<int32_t*>(batch.tokens.data()), {batch.batch_size, batch.seq_len + 1},
+                            torch::kInt32);
   return t.to(device, torch::kLong);
 }
 

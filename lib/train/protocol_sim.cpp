@@ -43,7 +43,8 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
   fs::make_dirs(cfg.run.out_dir);
   const torch::Device device = model::parse_device(cfg.run.device);
   const bool bf16 = cfg.train.dtype == "bf16";
-  HubConfig hub = cfg.protocol.hub_config.empty() ? HubConfig{} : load_hub_config(cfg.protocol.hub_config, {});
+  HubConfig hub =
+      cfg.protocol.hub_config.empty() ? HubConfig{} : load_hub_config(cfg.protocol.hub_config, {});
   const std::string hash = model_config_hash(cfg.model, cfg.train);
 
   std::vector<SimParty> parties;
@@ -51,19 +52,23 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
     SimParty p;
     p.cfg = load_party_config(path, cfg.shared_overrides);
     if (model_config_hash(p.cfg.model, p.cfg.train) != hash) {
-      throw ConfigError(fmt::format("{}: its preset differs from this config's model/train (hash {} vs {})", path,
-                                    model_config_hash(p.cfg.model, p.cfg.train), hash));
+      throw ConfigError(fmt::format("{}: its preset differs from this config's model/train (hash {} vs {})",
+                                    path, model_config_hash(p.cfg.model, p.cfg.train), hash));
     }
     if (p.cfg.run.seed == 0) {
-      throw ConfigError(fmt::format("{}: run.seed is 0 (a random private seed); mode protocol needs the seed to reproduce the party", path));
+      throw ConfigError(fmt::format(
+          "{}: run.seed is 0 (a random private seed); mode protocol needs the seed to reproduce the party",
+          path));
     }
     p.backbone = model::Backbone(cfg.model, p.cfg.run.seed);
     p.backbone->to(device);
     std::vector<model::NamedParam> params;
     for (auto& t : p.backbone->named_parameters()) params.push_back({"backbone." + t.key(), t.value()});
     p.opt = std::make_unique<model::AdamW>(std::move(params), cfg.train);
-    p.loader = std::make_unique<data::BatchLoader>(p.cfg.data, data::Split::train, cfg.train.batch_size, cfg.model.seq_len);
-    p.heldout = data::heldout_batches(p.cfg.data, cfg.train.eval_batches, cfg.train.batch_size, cfg.model.seq_len);
+    p.loader = std::make_unique<data::BatchLoader>(p.cfg.data, data::Split::train, cfg.train.batch_size,
+                                                   cfg.model.seq_len);
+    p.heldout =
+        data::heldout_batches(p.cfg.data, cfg.train.eval_batches, cfg.train.batch_size, cfg.model.seq_len);
     parties.push_back(std::move(p));
   }
   const auto n = static_cast<uint32_t>(parties.size());
@@ -75,9 +80,14 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
   model::AdamW pool_opt(std::move(pool_params), cfg.train);
   TurnSchedule schedule(hub.hub.seed, n, static_cast<uint32_t>(hub.hub.steps_per_turn));
 
-  MetricsWriter metrics(cfg.run.metrics_file.empty() ? fs::join(cfg.run.out_dir, "metrics.jsonl") : cfg.run.metrics_file);
-  PCMOE_INFO("train.start").kv("mode", "protocol").kv("parties", static_cast<int64_t>(n)).kv("steps", cfg.train.steps)
-      .kv("turn_seed", hub.hub.seed).kv("steps_per_turn", static_cast<int64_t>(hub.hub.steps_per_turn));
+  MetricsWriter metrics(cfg.run.metrics_file.empty() ? fs::join(cfg.run.out_dir, "metrics.jsonl")
+                                                     : cfg.run.metrics_file);
+  PCMOE_INFO("train.start")
+      .kv("mode", "protocol")
+      .kv("parties", static_cast<int64_t>(n))
+      .kv("steps", cfg.train.steps)
+      .kv("turn_seed", hub.hub.seed)
+      .kv("steps_per_turn", static_cast<int64_t>(hub.hub.steps_per_turn));
   Progress progress(cfg.run.progress, cfg.train.steps);
   TrainSummary sum;
   const auto t0 = Clock::now();
@@ -89,7 +99,9 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
     return ev;
   };
   while (step < cfg.train.steps && !signals::stop_requested()) {
-    if (cfg.run.max_minutes > 0 && std::chrono::duration<double>(Clock::now() - t0).count() > cfg.run.max_minutes * 60) break;
+    if (cfg.run.max_minutes > 0 &&
+        std::chrono::duration<double>(Clock::now() - t0).count() > cfg.run.max_minutes * 60)
+      break;
     const uint32_t who = schedule.party_at(step);
     SimParty& p = parties[who];
     const auto ts = Clock::now();
@@ -114,7 +126,8 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
     JsonObject rec;
     rec.add("step", step).add("party", p.cfg.party.id).add("tokens", tokens_done).add("loss", p.last_loss);
     rec.add("aux_loss", out.aux_loss.item<double>()).add("lr", lr).add("grad_norm", std::sqrt(sq));
-    rec.add("tokens_per_s", static_cast<double>(out.tokens) / std::max(step_s, 1e-9)).add("step_ms", step_s * 1e3);
+    rec.add("tokens_per_s", static_cast<double>(out.tokens) / std::max(step_s, 1e-9))
+        .add("step_ms", step_s * 1e3);
     if ((cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || step == cfg.train.steps) {
       for (auto& q : parties) {
         auto ev = eval_party(q);
@@ -122,7 +135,8 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
       }
     }
     metrics.write(rec);
-    progress.update(step, fmt::format("step {}/{} | party {} loss {:.4f}", step, cfg.train.steps, p.cfg.party.id, p.last_loss));
+    progress.update(step, fmt::format("step {}/{} | party {} loss {:.4f}", step, cfg.train.steps,
+                                      p.cfg.party.id, p.last_loss));
     sum.last_loss = p.last_loss;
   }
   progress.finish();
@@ -136,15 +150,25 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
     mean_eval += p.eval_loss / n;
     mean_bpb += p.eval_bpb / n;
     const std::string path = fs::join(cfg.run.out_dir, "model-" + p.cfg.party.id + ".pcmoe");
-    export_model(path, cfg.model, p.backbone, pool, {{"step", std::to_string(step)}, {"party", p.cfg.party.id}, {"source", "pcmoe-central protocol"}});
-    PCMOE_INFO("train.party_done").kv("party", p.cfg.party.id).kv("steps", p.steps).kv("eval_loss", p.eval_loss)
-        .kv("eval_bpb", p.eval_bpb).kv("model", path);
+    export_model(
+        path, cfg.model, p.backbone, pool,
+        {{"step", std::to_string(step)}, {"party", p.cfg.party.id}, {"source", "pcmoe-central protocol"}});
+    PCMOE_INFO("train.party_done")
+        .kv("party", p.cfg.party.id)
+        .kv("steps", p.steps)
+        .kv("eval_loss", p.eval_loss)
+        .kv("eval_bpb", p.eval_bpb)
+        .kv("model", path);
   }
   sum.eval_loss = mean_eval;
   sum.eval_bpb = mean_bpb;
   sum.export_path = cfg.run.out_dir;
   sum.peak_memory_bytes = model::peak_memory(device).allocated_bytes;
-  PCMOE_INFO("train.done").kv("mode", "protocol").kv("step", step).kv("mean_eval_loss", mean_eval).kv("wall_s", sum.wall_s);
+  PCMOE_INFO("train.done")
+      .kv("mode", "protocol")
+      .kv("step", step)
+      .kv("mean_eval_loss", mean_eval)
+      .kv("wall_s", sum.wall_s);
   return sum;
 }
 

@@ -10,11 +10,13 @@
 #include "test_util.h"
 
 namespace {
-const char* kBegin = "<!-- config-reference:begin (generated: see tests/common/config_reference_test.cpp) -->\n";
+const char* kBegin =
+    "<!-- config-reference:begin (generated: see tests/common/config_reference_test.cpp) -->\n";
 const char* kEnd = "<!-- config-reference:end -->";
 }  // namespace
 
-TEST_CASE("the README's configuration reference equals the loaders' field lists", "[unit][config][config-reference]") {
+TEST_CASE("the README's configuration reference equals the loaders' field lists",
+          "[unit][config][config-reference]") {
   const std::string path = pcmoe::test::source_dir() + "/README.md";
   std::string readme = pcmoe::fs::read_file(path);
   auto b = readme.find(kBegin);

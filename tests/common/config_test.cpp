@@ -47,7 +47,8 @@ TEST_CASE("bad values name expected vs found, all problems at once", "[unit][con
   std::string err = load_error(path);
   CHECK(err.find(":2: key 'model.d_model': expected int, found 'abc'") != std::string::npos);
   CHECK(err.find(":3: key 'model.n_layers': must be in [1, 1024], found '-3'") != std::string::npos);
-  CHECK(err.find(":4: key 'model.activation': must be one of: swiglu, gelu, found 'relu'") != std::string::npos);
+  CHECK(err.find(":4: key 'model.activation': must be one of: swiglu, gelu, found 'relu'") !=
+        std::string::npos);
 }
 
 TEST_CASE("syntax errors and missing files are config errors", "[unit][config]") {
@@ -74,7 +75,8 @@ TEST_CASE("cross-field validation names the key", "[unit][config]") {
   p.model.d_model = 100;
   p.model.n_heads = 3;
   config::Origins o;
-  CHECK_THROWS_WITH(validate(p.model, o), Catch::Contains("model.n_heads") && Catch::Contains("not divisible"));
+  CHECK_THROWS_WITH(validate(p.model, o),
+                    Catch::Contains("model.n_heads") && Catch::Contains("not divisible"));
   p.model.n_heads = 4;
   p.model.top_k = 9;
   CHECK_THROWS_WITH(validate(p.model, o), Catch::Contains("top_k 9 exceeds n_experts 8"));
@@ -112,7 +114,8 @@ TEST_CASE("round trip through --print-config text and the hash", "[unit][config]
 TEST_CASE("list sections load each element with its own schema", "[unit][config]") {
   test::TempDir dir;
   auto path = dir.write("d.yaml",
-                        "sources:\n  - path: /tmp\n    format: fortune\n    exclude: ['*.dat']\n  - path: /x\n    formt: text\n");
+                        "sources:\n  - path: /tmp\n    format: fortune\n    exclude: ['*.dat']\n  - path: "
+                        "/x\n    formt: text\n");
   DataConfig d;
   try {
     data_schema().load_file(path, d);
@@ -120,7 +123,8 @@ TEST_CASE("list sections load each element with its own schema", "[unit][config]
   } catch (const ConfigError& e) {
     CHECK(std::string(e.what()).find(":6: key 'sources[1].formt': unknown key") != std::string::npos);
   }
-  auto ok = dir.write("ok.yaml", "sources:\n  - path: " + dir.path() + "\n    format: fortune\n    exclude: ['*.dat']\n");
+  auto ok = dir.write(
+      "ok.yaml", "sources:\n  - path: " + dir.path() + "\n    format: fortune\n    exclude: ['*.dat']\n");
   config::Origins o;
   data_schema().load_file(ok, d, &o);
   REQUIRE(d.sources.size() == 1);
@@ -128,7 +132,8 @@ TEST_CASE("list sections load each element with its own schema", "[unit][config]
   CHECK(d.sources[0].exclude == std::vector<std::string>{"*.dat"});
   validate(d, o, "data");
   d.sources[0].path = "/definitely/missing";
-  CHECK_THROWS_WITH(validate(d, o, "data"), Catch::Contains("data.sources[0].path") && Catch::Contains("does not exist"));
+  CHECK_THROWS_WITH(validate(d, o, "data"),
+                    Catch::Contains("data.sources[0].path") && Catch::Contains("does not exist"));
 }
 
 TEST_CASE("includes load the preset first; the including file wins", "[unit][config]") {

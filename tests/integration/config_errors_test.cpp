@@ -53,7 +53,8 @@ class Setup {
   Setup() {
     dir_.write("preset.yaml", kPreset);
     std::string doc;
-    for (int i = 0; i < 200; ++i) doc += "the quick brown fox jumps over the lazy dog " + std::to_string(i) + "\n";
+    for (int i = 0; i < 200; ++i)
+      doc += "the quick brown fox jumps over the lazy dog " + std::to_string(i) + "\n";
     for (int i = 0; i < 6; ++i) dir_.write("corpus/doc" + std::to_string(i) + ".txt", doc);
     port_ = test::free_port();
   }
@@ -71,11 +72,12 @@ class Setup {
   // party: block, `data_path` replaces the corpus.
   std::string party_config(const std::string& name, const std::string& id, const std::string& hub = "",
                            const std::string& extra = "", const std::string& data_path = "") const {
-    return dir_.write(name, "preset: preset.yaml\nparty:\n  id: " + id + "\n  hub: " +
-                                (hub.empty() ? endpoint() : hub) + "\n  hub_timeout_ms: 20000\n" + extra +
-                                "data:\n  sources:\n    - path: " + (data_path.empty() ? path() + "/corpus" : data_path) +
-                                "\n      format: text\nrun:\n  seed: 5\n  out_dir: " + path() + "/" + name +
-                                ".out\n  log_file: " + path() + "/" + name + ".log\n");
+    return dir_.write(
+        name, "preset: preset.yaml\nparty:\n  id: " + id + "\n  hub: " + (hub.empty() ? endpoint() : hub) +
+                  "\n  hub_timeout_ms: 20000\n" + extra +
+                  "data:\n  sources:\n    - path: " + (data_path.empty() ? path() + "/corpus" : data_path) +
+                  "\n      format: text\nrun:\n  seed: 5\n  out_dir: " + path() + "/" + name +
+                  ".out\n  log_file: " + path() + "/" + name + ".log\n");
   }
 
   // Runs to completion (the test fails if it takes over timeout_ms).
@@ -94,11 +96,12 @@ class Setup {
   }
   // Starts pcmoe-hub with `config` and waits for it to listen.
   std::unique_ptr<test::Process> start_hub(const std::string& config) {
-    auto hub = std::make_unique<test::Process>(std::vector<std::string>{test::app("pcmoe-hub"), "--config", config},
-                                               config + ".stdout", config + ".stderr");
+    auto hub =
+        std::make_unique<test::Process>(std::vector<std::string>{test::app("pcmoe-hub"), "--config", config},
+                                        config + ".stdout", config + ".stderr");
     const std::string log = config + ".log";  // hub_config() logs there
-    bool up = test::wait_until([&] { return !test::log_events(log, "hub.started").empty() || !hub->running(); },
-                               30000);
+    bool up = test::wait_until(
+        [&] { return !test::log_events(log, "hub.started").empty() || !hub->running(); }, 30000);
     INFO(test::read_or_empty(config + ".stderr"));
     REQUIRE(up);
     REQUIRE(hub->running());
@@ -140,17 +143,19 @@ TEST_CASE("config errors: bad files and values exit 2 with one line naming file,
     auto cfg = s.party_config("party.yaml", "a", "", "", s.path() + "/no-such-corpus");
     auto r = s.run({party_bin(), "--config", cfg});
     CHECK(r.code == 2);
-    check_one_line(r, {"pcmoe-party: configuration error: ", where(cfg, "no-such-corpus"), "data.sources[0].path",
-                       s.path() + "/no-such-corpus", "does not exist", "fix the path"});
+    check_one_line(
+        r, {"pcmoe-party: configuration error: ", where(cfg, "no-such-corpus"), "data.sources[0].path",
+            s.path() + "/no-such-corpus", "does not exist", "fix the path"});
   }
   SECTION("a malformed hub endpoint in the party's config") {
     auto cfg = s.party_config("party.yaml", "a", "tcp://nowhere");
     auto r = s.run({party_bin(), "--config", cfg});
     CHECK(r.code == 2);
     CHECK(r.ms < 5000);
-    check_one_line(r, {"pcmoe-party: configuration error: ", where(cfg, "nowhere"), "party.hub", "'tcp://nowhere'",
-                       "expected tcp://host:port"});
-    auto set = s.run({party_bin(), "--config", s.party_config("party2.yaml", "a"), "--set", "party.hub=tcp://nowhere"});
+    check_one_line(r, {"pcmoe-party: configuration error: ", where(cfg, "nowhere"), "party.hub",
+                       "'tcp://nowhere'", "expected tcp://host:port"});
+    auto set = s.run(
+        {party_bin(), "--config", s.party_config("party2.yaml", "a"), "--set", "party.hub=tcp://nowhere"});
     CHECK(set.code == 2);
     check_one_line(set, {"--set", "party.hub", "'tcp://nowhere'"});
   }
@@ -158,21 +163,24 @@ TEST_CASE("config errors: bad files and values exit 2 with one line naming file,
     auto cfg = s.hub_config("hub.yaml", "tcp://127.0.0.1:notaport");
     auto r = s.run({hub_bin(), "--config", cfg});
     CHECK(r.code == 2);
-    check_one_line(r, {"pcmoe-hub: configuration error: ", where(cfg, "notaport"), "hub.bind", "invalid port 'notaport'"});
+    check_one_line(r, {"pcmoe-hub: configuration error: ", where(cfg, "notaport"), "hub.bind",
+                       "invalid port 'notaport'"});
   }
   SECTION("an unknown key, in a file and in --set") {
     auto cfg = s.hub_config("hub.yaml", "", "  heartbeat_msec: 200\n");
     auto r = s.run({hub_bin(), "--config", cfg});
     CHECK(r.code == 2);
-    check_one_line(r, {"pcmoe-hub: configuration error: ", where(cfg, "heartbeat_msec"), "hub.heartbeat_msec", "unknown key",
-                       "did you mean 'hub.heartbeat_ms'?"});
-    auto set = s.run({party_bin(), "--config", s.party_config("party.yaml", "a"), "--set", "party.hearbeat_ms=100"});
+    check_one_line(r, {"pcmoe-hub: configuration error: ", where(cfg, "heartbeat_msec"), "hub.heartbeat_msec",
+                       "unknown key", "did you mean 'hub.heartbeat_ms'?"});
+    auto set =
+        s.run({party_bin(), "--config", s.party_config("party.yaml", "a"), "--set", "party.hearbeat_ms=100"});
     CHECK(set.code == 2);
     check_one_line(set, {"--set", "party.hearbeat_ms", "unknown key", "did you mean 'party.heartbeat_ms'?"});
   }
 }
 
-TEST_CASE("config errors: the hub's port in use exits 3 with one line naming hub.bind", "[integration][config]") {
+TEST_CASE("config errors: the hub's port in use exits 3 with one line naming hub.bind",
+          "[integration][config]") {
   Setup s;
   auto first = s.start_hub(s.hub_config("hub.yaml"));
   auto cfg = s.hub_config("hub2.yaml");
@@ -190,7 +198,8 @@ TEST_CASE("config errors: parties the hub refuses exit 2 at once with one line s
   Setup s;
   auto hub = s.start_hub(s.hub_config("hub.yaml"));
   const std::string hub_hash =
-      test::json_string(test::log_events(s.path() + "/hub.yaml.log", "hub.started").at(0), "model_hash").value_or("?");
+      test::json_string(test::log_events(s.path() + "/hub.yaml.log", "hub.started").at(0), "model_hash")
+          .value_or("?");
 
   SECTION("a different model preset: config_mismatch naming both hashes") {
     auto cfg = s.party_config("party.yaml", "a");
@@ -240,11 +249,12 @@ TEST_CASE("config errors: a party whose CURVE key the hub does not list exits 2 
   const std::string b_pub = keygen("b.key");
   const std::string other_pub = keygen("other.key");
   auto hub = s.start_hub(s.hub_config("hub.yaml", "", "  secret_key_file: hub.key\n",
-                                      "    - id: a\n      public_key: \"" + a_pub + "\"\n    - id: b\n      public_key: \"" +
-                                          b_pub + "\"\n"));
+                                      "    - id: a\n      public_key: \"" + a_pub +
+                                          "\"\n    - id: b\n      public_key: \"" + b_pub + "\"\n"));
   // Party a with another key pair than the one the hub lists for it.
-  auto cfg = s.party_config("party.yaml", "a", "",
-                            "  curve:\n    secret_key_file: other.key\n    hub_public_key: \"" + hub_pub + "\"\n");
+  auto cfg =
+      s.party_config("party.yaml", "a", "",
+                     "  curve:\n    secret_key_file: other.key\n    hub_public_key: \"" + hub_pub + "\"\n");
   auto r = s.run({party_bin(), "--config", cfg});
   CHECK(r.code == 2);
   CHECK(r.ms < 5000);

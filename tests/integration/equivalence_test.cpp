@@ -9,8 +9,8 @@
 #include "net/context.h"
 #include "net/curve.h"
 #include "party/expert_server.h"
-#include "party/peer_links.h"
 #include "party/party_test_util.h"
+#include "party/peer_links.h"
 
 using namespace pcmoe;
 
@@ -137,8 +137,9 @@ TEST_CASE("3-party federation over real sockets equals the single-process model 
   std::vector<torch::Tensor> cp = central->parameters();
   for (auto& p : all.parameters()) cp.push_back(p);
   const double norm_c = std::sqrt(model::grad_sq_norm(cp));
-  const double norm_f = std::sqrt(model::grad_sq_norm(fed->parameters()) +
-                                  model::grad_sq_norm(parties[0]->shard->parameters()) + disp.remote_grad_sq());
+  const double norm_f =
+      std::sqrt(model::grad_sq_norm(fed->parameters()) +
+                model::grad_sq_norm(parties[0]->shard->parameters()) + disp.remote_grad_sq());
   CHECK(norm_f == Approx(norm_c).epsilon(1e-5));
   const double lr = model::lr_at(t, 0);
   std::vector<model::NamedParam> cparams;

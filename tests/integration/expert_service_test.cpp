@@ -97,8 +97,8 @@ struct Service {
 };
 
 proto::ExpertForward forward(uint64_t rid, const std::string& requester, int64_t step, uint32_t layer,
-                             proto::ExpertMode mode, const std::vector<int64_t>& ids, const torch::Tensor& rows,
-                             DType dtype = DType::f32) {
+                             proto::ExpertMode mode, const std::vector<int64_t>& ids,
+                             const torch::Tensor& rows, DType dtype = DType::f32) {
   proto::ExpertForward f;
   f.request_id = rid;
   f.requester = requester;
@@ -178,7 +178,8 @@ TEST_CASE("expert service: a request before the host is installed gets busy with
           "[integration][party][expert_service]") {
   Service s(/*install=*/false);
   auto a = s.client(0);
-  auto reply = call(*a, forward(77, "a", 0, 0, proto::ExpertMode::train, {1}, torch::randn({1, 16})), s.limits);
+  auto reply =
+      call(*a, forward(77, "a", 0, 0, proto::ExpertMode::train, {1}, torch::randn({1, 16})), s.limits);
   // Busy, not a dead end: the requester retries (the host is still building its trainer, e.g.
   // right after the federation started or a party rejoined), and the request id lets it match
   // the answer instead of waiting request_timeout_ms for one.
@@ -208,10 +209,12 @@ TEST_CASE("expert service: semantically bad requests get the right error code, t
                  ErrorCode::unavailable);
   }
   SECTION("a layer that is not a MoE layer: bad_field") {
-    expect_error(call(*a, forward(4, "a", 0, 7, eval, {1}, torch::randn({1, 16})), s.limits), ErrorCode::bad_field);
+    expect_error(call(*a, forward(4, "a", 0, 7, eval, {1}, torch::randn({1, 16})), s.limits),
+                 ErrorCode::bad_field);
   }
   SECTION("a backward for a request id never seen: unknown_request") {
-    auto e = expect_error(call(*a, backward(999, torch::ones({3, 16})), s.limits), ErrorCode::unknown_request);
+    auto e =
+        expect_error(call(*a, backward(999, torch::ones({3, 16})), s.limits), ErrorCode::unknown_request);
     CHECK(e.request_id == 999);
   }
   SECTION("a step_end for a step never opened: out_of_order") {
@@ -225,7 +228,8 @@ TEST_CASE("expert service: semantically bad requests get the right error code, t
     x[1][5] = std::nanf("");
     expect_error(call(*a, forward(5, "a", 0, 0, train, {1, 4, 1}, x), s.limits), ErrorCode::non_finite);
     x[1][5] = INFINITY;
-    expect_error(call(*a, forward(6, "a", 0, 0, train, {1, 4, 1}, x, DType::bf16), s.limits), ErrorCode::non_finite);
+    expect_error(call(*a, forward(6, "a", 0, 0, train, {1, 4, 1}, x, DType::bf16), s.limits),
+                 ErrorCode::non_finite);
   }
   SECTION("a requester field that is not the authenticated CURVE identity: unknown_party") {
     auto e = expect_error(call(*a, forward(7, "c", 0, 0, train, {1}, torch::randn({1, 16})), s.limits),
@@ -368,7 +372,8 @@ void mutate_bytes(Rng& rng, Frames& f, size_t idx) {
                                          0xcf, 0xd3, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xff};
   switch (rng.below(4)) {
     case 0:  // bit flips
-      for (uint64_t n = 1 + rng.below(8); n > 0; --n) s[rng.below(s.size())] ^= static_cast<char>(1 << rng.below(8));
+      for (uint64_t n = 1 + rng.below(8); n > 0; --n)
+        s[rng.below(s.size())] ^= static_cast<char>(1 << rng.below(8));
       break;
     case 1:  // an interesting byte
       s[rng.below(s.size())] = static_cast<char>(kInteresting[rng.below(sizeof(kInteresting))]);
@@ -548,9 +553,10 @@ TEST_CASE("expert service survives 100,000 fuzzed frame sets and still computes 
   std::string summary;
   for (const auto& [k, n] : answers) summary += fmt::format(" {}={}", k, n);
   std::printf("expert service fuzz: %llu frame sets in %.2f s, %llu replies:%s\n",
-              static_cast<unsigned long long>(sent), secs, static_cast<unsigned long long>(replies), summary.c_str());
+              static_cast<unsigned long long>(sent), secs, static_cast<unsigned long long>(replies),
+              summary.c_str());
   CHECK(replies > sent / 2);
-  CHECK(answers.size() >= 8);  // the mutations reach many rejection paths
+  CHECK(answers.size() >= 8);                  // the mutations reach many rejection paths
   CHECK(answers["expert_forward_reply"] > 0);  // and the host's computation
   CHECK(s.server->bad_messages() > 0);
 

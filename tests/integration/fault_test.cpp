@@ -27,7 +27,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 // "counts":[[...],[...]] of an expert_load.jsonl line: per MoE layer, tokens routed to each expert.
 std::vector<std::vector<int64_t>> counts_of(const std::string& line) {
@@ -145,16 +147,19 @@ TEST_CASE("fault: kill -9 of a party mid-run; the hub marks it lost, the others 
   CHECK(fs::exists(fed.hub_dir() + "/pool.pcmoe"));
   auto exported = test::log_events(fed.party_log("a"), "party.exported");
   REQUIRE(exported.size() == 1);
-  std::printf("fault (%s): c killed at step %lld, lost after %.0f ms (at step %lld), +3 steps %.0f ms later; "
-              "final pool step %s (c's experts carried over)\n",
-              victim_holds_turn ? "holding the turn" : "called by the turn holder",
-              static_cast<long long>(step_at_kill), detect_ms, static_cast<long long>(lost_step), resume_ms,
-              test::json_number(exported[0], "pool_step") ? std::to_string(static_cast<int64_t>(
-                  *test::json_number(exported[0], "pool_step"))).c_str() : "?");
+  std::printf(
+      "fault (%s): c killed at step %lld, lost after %.0f ms (at step %lld), +3 steps %.0f ms later; "
+      "final pool step %s (c's experts carried over)\n",
+      victim_holds_turn ? "holding the turn" : "called by the turn holder",
+      static_cast<long long>(step_at_kill), detect_ms, static_cast<long long>(lost_step), resume_ms,
+      test::json_number(exported[0], "pool_step")
+          ? std::to_string(static_cast<int64_t>(*test::json_number(exported[0], "pool_step"))).c_str()
+          : "?");
 }
 
-TEST_CASE("fault: a party frozen past party_timeout_ms is marked lost, rejoins once it runs again, and finishes",
-          "[integration][fault]") {
+TEST_CASE(
+    "fault: a party frozen past party_timeout_ms is marked lost, rejoins once it runs again, and finishes",
+    "[integration][fault]") {
   if (!test::have_demo_corpora()) {
     WARN("the demo corpora (/usr/share/games/fortunes, /usr/include/linux) are missing: skipped");
     return;
@@ -179,7 +184,9 @@ TEST_CASE("fault: a party frozen past party_timeout_ms is marked lost, rejoins o
   auto lost = fed.wait_status([](const proto::Status& s) { return !test::alive_in(s, "b"); }, 20000);
   const double detect_ms = ms_since(stopped_at);
   FED_REQUIRE(fed, lost.has_value());
-  FED_REQUIRE(fed, fed.wait_status([&](const proto::Status& s) { return s.step >= lost->step + 3; }, 20000).has_value());
+  FED_REQUIRE(
+      fed,
+      fed.wait_status([&](const proto::Status& s) { return s.step >= lost->step + 3; }, 20000).has_value());
 
   fed.party("b").signal(SIGCONT);
   const auto resumed_at = Clock::now();
@@ -206,5 +213,6 @@ TEST_CASE("fault: a party frozen past party_timeout_ms is marked lost, rejoins o
     trained_after = trained_after || test::json_number(row, "step").value_or(0) > step_at_resume;
   }
   CHECK(trained_after);
-  std::printf("fault (frozen): b lost %.0f ms after SIGSTOP, alive again %.0f ms after SIGCONT\n", detect_ms, rejoin_ms);
+  std::printf("fault (frozen): b lost %.0f ms after SIGSTOP, alive again %.0f ms after SIGCONT\n", detect_ms,
+              rejoin_ms);
 }

@@ -57,7 +57,8 @@ class Federation {
 
   std::optional<proto::Status> status() const { return hub_status(endpoint_); }
   // Polls the hub's status until pred holds; the last status seen (or nullopt) otherwise.
-  std::optional<proto::Status> wait_status(const std::function<bool(const proto::Status&)>& pred, int timeout_ms);
+  std::optional<proto::Status> wait_status(const std::function<bool(const proto::Status&)>& pred,
+                                           int timeout_ms);
   // Global step from the hub (-1 if it does not answer).
   int64_t step() const;
   // Waits for every process to exit; true if all did within timeout_ms.
@@ -81,17 +82,17 @@ bool alive_in(const proto::Status& s, const std::string& id);
 
 // REQUIRE / CHECK that print the tail of every log of `fed` when they fail (the condition is
 // evaluated again then, so it must have no side effects).
-#define FED_REQUIRE(fed, ...)           \
-  do {                                  \
+#define FED_REQUIRE(fed, ...)              \
+  do {                                     \
     if (!static_cast<bool>(__VA_ARGS__)) { \
-      INFO((fed).report());             \
-      REQUIRE(__VA_ARGS__);             \
-    }                                   \
+      INFO((fed).report());                \
+      REQUIRE(__VA_ARGS__);                \
+    }                                      \
   } while (0)
-#define FED_CHECK(fed, ...)             \
-  do {                                  \
+#define FED_CHECK(fed, ...)                \
+  do {                                     \
     if (!static_cast<bool>(__VA_ARGS__)) { \
-      INFO((fed).report());             \
-      CHECK(__VA_ARGS__);               \
-    }                                   \
+      INFO((fed).report());                \
+      CHECK(__VA_ARGS__);                  \
+    }                                      \
   } while (0)

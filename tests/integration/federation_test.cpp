@@ -34,7 +34,8 @@ std::map<int64_t, LossRow> losses(const std::vector<std::string>& metric_files) 
     for (const auto& line : test::lines_with(f)) {
       auto step = test::json_number(line, "step");
       auto loss = test::json_number(line, "loss");
-      if (step && loss) out[static_cast<int64_t>(*step)] = {test::json_string(line, "party").value_or("?"), *loss};
+      if (step && loss)
+        out[static_cast<int64_t>(*step)] = {test::json_string(line, "party").value_or("?"), *loss};
     }
   }
   return out;
@@ -110,7 +111,8 @@ TEST_CASE("federation: hub + 3 parties on their corpora train, finish, and match
   }
 
   // The in-process protocol with the same configs and overrides, step for step.
-  std::vector<std::string> argv = {test::app("pcmoe-central"), "--config", test::config("central-protocol.yaml")};
+  std::vector<std::string> argv = {test::app("pcmoe-central"), "--config",
+                                   test::config("central-protocol.yaml")};
   for (const auto& s : o.shared) argv.insert(argv.end(), {"--set", s});
   argv.insert(argv.end(), {"--set", "run.out_dir=" + dir.path() + "/central", "--set",
                            "run.log_file=" + dir.path() + "/central.log", "--set", "run.progress=off"});
@@ -133,5 +135,6 @@ TEST_CASE("federation: hub + 3 parties on their corpora train, finish, and match
     CHECK(rel < 1e-4);
     worst = std::max(worst, rel);
   }
-  std::printf("federation: %d steps, first %d match mode protocol within relative %.2e\n", kSteps, kCompared, worst);
+  std::printf("federation: %d steps, first %d match mode protocol within relative %.2e\n", kSteps, kCompared,
+              worst);
 }

@@ -121,7 +121,8 @@ std::vector<std::string> lines_with(const std::string& path, const std::string& 
 std::string tail(const std::string& path, size_t n) {
   auto lines = lines_with(path);
   std::string out = "--- " + path + " (last " + std::to_string(n) + " lines)\n";
-  for (size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i) out += lines[i].substr(0, 400) + "\n";
+  for (size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i)
+    out += lines[i].substr(0, 400) + "\n";
   return out;
 }
 

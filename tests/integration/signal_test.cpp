@@ -22,7 +22,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+double ms_since(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
 
 test::FederationOptions options(int steps) {
   test::FederationOptions o;
@@ -58,8 +60,9 @@ int64_t terminate_party(test::Federation& fed, const std::string& id) {
 
 }  // namespace
 
-TEST_CASE("signals: a SIGTERMed party checkpoints and exits 0; restarted, it resumes and rejoins the running hub",
-          "[integration][signals]") {
+TEST_CASE(
+    "signals: a SIGTERMed party checkpoints and exits 0; restarted, it resumes and rejoins the running hub",
+    "[integration][signals]") {
   if (!test::have_demo_corpora()) {
     WARN("the demo corpora (/usr/share/games/fortunes, /usr/include/linux) are missing: skipped");
     return;
@@ -75,19 +78,22 @@ TEST_CASE("signals: a SIGTERMed party checkpoints and exits 0; restarted, it res
   CHECK(ckpt_step >= 1);
   const size_t rows_before = test::lines_with(fed.metrics("b")).size();
   REQUIRE(rows_before >= 1);
-  const int64_t party_steps_before =
-      static_cast<int64_t>(test::json_number(test::lines_with(fed.metrics("b")).back(), "party_steps").value_or(-1));
+  const int64_t party_steps_before = static_cast<int64_t>(
+      test::json_number(test::lines_with(fed.metrics("b")).back(), "party_steps").value_or(-1));
 
   // The hub takes it out (its bye), and the other two keep training without it.
   auto gone = fed.wait_status([](const proto::Status& s) { return !test::alive_in(s, "b"); }, 10000);
   FED_REQUIRE(fed, gone.has_value());
-  FED_REQUIRE(fed, fed.wait_status([&](const proto::Status& s) { return s.step >= gone->step + 3; }, 20000).has_value());
+  FED_REQUIRE(
+      fed,
+      fed.wait_status([&](const proto::Status& s) { return s.step >= gone->step + 3; }, 20000).has_value());
 
   // Restarted with the same config and out_dir: it restores its checkpoint and rejoins.
   const auto restart = Clock::now();
   fed.start_party("b");
-  FED_REQUIRE(fed, test::wait_until([&] { return !test::log_events(fed.party_log("b"), "party.resumed").empty(); },
-                                    30000));
+  FED_REQUIRE(fed,
+              test::wait_until([&] { return !test::log_events(fed.party_log("b"), "party.resumed").empty(); },
+                               30000));
   auto resumed = test::log_events(fed.party_log("b"), "party.resumed");
   REQUIRE(resumed.size() == 1);
   CHECK(test::json_number(resumed[0], "step") == ckpt_step);
@@ -117,8 +123,9 @@ TEST_CASE("signals: a SIGTERMed party checkpoints and exits 0; restarted, it res
   REQUIRE(rows.size() > rows_before);
   CHECK(test::json_number(rows[rows_before], "party_steps") == party_steps_before + 1);
   CHECK(test::json_number(rows[rows_before], "step").value_or(0) > ckpt_step);
-  std::printf("signals: b checkpointed at step %lld, rejoined %.0f ms after its restart, trained %zu more steps\n",
-              static_cast<long long>(ckpt_step), rejoin_ms, rows.size() - rows_before);
+  std::printf(
+      "signals: b checkpointed at step %lld, rejoined %.0f ms after its restart, trained %zu more steps\n",
+      static_cast<long long>(ckpt_step), rejoin_ms, rows.size() - rows_before);
 }
 
 TEST_CASE("signals: SIGTERM to two parties and then to the hub: every process exits 0 within seconds",
@@ -131,8 +138,9 @@ TEST_CASE("signals: SIGTERM to two parties and then to the hub: every process ex
   test::Federation fed(dir.path(), options(1000));  // far more steps than it will run
   FED_REQUIRE(fed, fed.start_hub());
   fed.start_parties();
-  FED_REQUIRE(fed, fed.wait_status([](const proto::Status& s) { return s.step >= 6 && s.pool_step >= 0; }, 60000)
-                       .has_value());
+  FED_REQUIRE(fed,
+              fed.wait_status([](const proto::Status& s) { return s.step >= 6 && s.pool_step >= 0; }, 60000)
+                  .has_value());
   terminate_party(fed, "a");
   terminate_party(fed, "c");
   auto alone = fed.wait_status(

@@ -97,7 +97,8 @@ TEST_CASE("federation on CUDA equals the single-process model on CUDA (fp32 and 
       ho.self_id = std::string(1, static_cast<char>('a' + i));
       ho.device = cuda;
       ho.bf16 = bf16;
-      parties[i]->host = std::make_unique<party::ExpertHost>(m, t, *parties[i]->shard, *parties[i]->opt, parties[i]->mu, ho);
+      parties[i]->host =
+          std::make_unique<party::ExpertHost>(m, t, *parties[i]->shard, *parties[i]->opt, parties[i]->mu, ho);
     }
     test::LoopbackLink link("a", {{1, parties[1]->host.get()}, {2, parties[2]->host.get()}});
     model::Backbone fed(m, 7);
@@ -106,7 +107,8 @@ TEST_CASE("federation on CUDA equals the single-process model on CUDA (fp32 and 
     dopt.self_id = "a";
     dopt.device = cuda;
     dopt.wire_dtype = bf16 ? DType::bf16 : DType::f32;
-    party::FederatedDispatcher disp(m, *parties[0]->shard, party::Placement::round_robin(m, n, 0), link, dopt);
+    party::FederatedDispatcher disp(m, *parties[0]->shard, party::Placement::round_robin(m, n, 0), link,
+                                    dopt);
     disp.begin_step(0);
     model::ForwardResult of;
     {
@@ -160,7 +162,8 @@ TEST_CASE("grouped-GEMM experts equal the per-expert loop (bf16 autocast, forwar
 
 namespace {
 // Peak allocated bytes of a few training steps of the whole model on `cuda` with random tokens.
-uint64_t measured_peak(const ModelConfig& m, const TrainConfig& t, const torch::Device& cuda, uint64_t* estimate) {
+uint64_t measured_peak(const ModelConfig& m, const TrainConfig& t, const torch::Device& cuda,
+                       uint64_t* estimate) {
   torch::cuda::synchronize();
   model::empty_cache(cuda);
   model::reset_peak_memory(cuda);
@@ -224,9 +227,11 @@ TEST_CASE("the footprint estimate is within 15% of the measured peak", "[gpu]") 
     uint64_t est = 0;
     const uint64_t peak = measured_peak(m, t, cuda, &est);
     const double ratio = static_cast<double>(est) / static_cast<double>(peak);
-    INFO(c.name << ": estimate " << (est >> 20) << " MiB, measured peak " << (peak >> 20) << " MiB, ratio " << ratio);
+    INFO(c.name << ": estimate " << (est >> 20) << " MiB, measured peak " << (peak >> 20) << " MiB, ratio "
+                << ratio);
     std::printf("footprint %s: estimate %llu MiB, measured %llu MiB, ratio %.3f\n", c.name,
-                static_cast<unsigned long long>(est >> 20), static_cast<unsigned long long>(peak >> 20), ratio);
+                static_cast<unsigned long long>(est >> 20), static_cast<unsigned long long>(peak >> 20),
+                ratio);
     CHECK(ratio > 0.85);
     CHECK(ratio < 1.15);
   }

@@ -58,7 +58,8 @@ TEST_CASE("router: hand-computed top-1 routing, gates and losses", "[unit][model
   CHECK(r.z_loss.item<double>() == Approx((lse0 * lse0 + lse1 * lse1) / 2).epsilon(1e-12));
 }
 
-TEST_CASE("router: unavailable experts are never selected; normalised top-k gates sum to 1", "[unit][model]") {
+TEST_CASE("router: unavailable experts are never selected; normalised top-k gates sum to 1",
+          "[unit][model]") {
   ModelConfig c = tiny_config();
   c.router.normalize_topk = true;
   torch::manual_seed(3);
@@ -108,7 +109,8 @@ TEST_CASE("grouped MoE layer equals a naive per-token loop, forward and gradient
   auto upstream = torch::randn_like(y);
   auto grads = torch::autograd::grad({(y * upstream).sum()}, {x, logits}, {}, true);
   std::vector<torch::Tensor> pgrads;
-  for (auto& [name, p] : shard.named_expert_params()) pgrads.push_back(torch::autograd::grad({(y * upstream).sum()}, {p}, {}, true, false, true)[0]);
+  for (auto& [name, p] : shard.named_expert_params())
+    pgrads.push_back(torch::autograd::grad({(y * upstream).sum()}, {p}, {}, true, false, true)[0]);
 
   // Reference: loop over tokens and their k choices.
   std::vector<torch::Tensor> rows;

@@ -58,7 +58,8 @@ TEST_CASE("loopback federation: loss, gradients and one optimizer step equal the
   std::vector<std::unique_ptr<test::HostParty>> parties;
   for (uint32_t i = 0; i < n; ++i) {
     auto pl = party::Placement::round_robin(m, n, i);
-    parties.push_back(std::make_unique<test::HostParty>(m, t, pl, i, std::string(1, static_cast<char>('a' + i))));
+    parties.push_back(
+        std::make_unique<test::HostParty>(m, t, pl, i, std::string(1, static_cast<char>('a' + i))));
   }
   test::LoopbackLink link("a", {{1, parties[1]->host.get()}, {2, parties[2]->host.get()}});
   model::Backbone fed(m, 5);
@@ -78,8 +79,8 @@ TEST_CASE("loopback federation: loss, gradients and one optimizer step equal the
     INFO(item.key());
     CHECK(rel_err(pf[item.key()].grad(), item.value().grad()) < 1e-5);
   }
-  double sq_fed = model::grad_sq_norm(fed->parameters()) + model::grad_sq_norm(parties[0]->shard->parameters()) +
-                  disp.remote_grad_sq();
+  double sq_fed = model::grad_sq_norm(fed->parameters()) +
+                  model::grad_sq_norm(parties[0]->shard->parameters()) + disp.remote_grad_sq();
   std::vector<torch::Tensor> all_params = central->parameters();
   for (auto& p : all.parameters()) all_params.push_back(p);
   double sq_central = model::grad_sq_norm(all_params);

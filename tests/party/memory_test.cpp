@@ -11,7 +11,8 @@
 
 using namespace pcmoe;
 
-TEST_CASE("footprint: experts shrink with the number of parties; the stash bounds the host", "[unit][party]") {
+TEST_CASE("footprint: experts shrink with the number of parties; the stash bounds the host",
+          "[unit][party]") {
   ModelConfig m;
   m.d_model = 256;
   m.n_experts = 64;
