@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <deque>
 #include <set>
+#include <tuple>
 
 #include "common/error.h"
 #include "common/fs.h"
@@ -306,7 +307,14 @@ void Daemon::finish(const std::string& reason) {
   if (finished_) return;
   state_ = "finishing";
   PCMOE_INFO("party.finishing").kv("reason", reason);
-  auto [loss, bpb] = trainer_->evaluate();
+  // The final evaluation calls the other parties' experts; if one is gone, finish anyway
+  // (checkpoint, export, bye) and say so: the others must not wait for this party's bye.
+  double loss = -1, bpb = -1;
+  try {
+    std::tie(loss, bpb) = trainer_->evaluate();
+  } catch (const Error& e) {
+    PCMOE_WARN("party.eval_failed").kv("step", trainer_->last_step() + 1).kv("error", e.what());
+  }
   if (cfg_.run.save_on_exit) checkpoint();
   if (cfg_.run.save_on_exit) send_hub(proto::PoolRequest{});
   const auto t0 = Clock::now();
