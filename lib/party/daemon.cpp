@@ -60,6 +60,9 @@ class Daemon {
   void rejoin(const std::string& why);
   void apply_directory(const std::vector<proto::PartyEntry>& dir);
   void send_hub(const proto::Message& m);
+  // The next message from the hub within timeout_ms (nullopt on timeout, or after logging a
+  // message that did not decode); any message counts as a sign of the hub's life.
+  std::optional<proto::Message> recv_hub(int timeout_ms);
   // Heartbeats and hub messages while busy (called from waits); `defer` queues what the main
   // loop must handle.
   void service_hub(bool defer);
@@ -115,6 +118,18 @@ void Daemon::connect_hub() {
   with_endpoint_key(cfg_, "party.hub", [&] { hub_ = std::make_unique<net::Client>(ctx_, co); });
 }
 
+std::optional<proto::Message> Daemon::recv_hub(int timeout_ms) {
+  std::optional<proto::Message> m;
+  try {
+    m = net::recv_message(*hub_, timeout_ms, limits_);
+  } catch (const proto::DecodeError& e) {
+    PCMOE_WARN("party.bad_hub_message").kv("reason", e.what());
+    return std::nullopt;
+  }
+  if (m) last_hub_msg_ = Clock::now();
+  return m;
+}
+
 void Daemon::send_hub(const proto::Message& m) {
   if (!net::send_message(*hub_, m, 1000)) {
     PCMOE_WARN("party.hub_send_failed").kv("type", std::string(proto::msg_type_name(proto::type_of(m))));
@@ -167,15 +182,8 @@ proto::Welcome Daemon::join() {
       last_try = Clock::now();
       net::send_message(*hub_, hello, 200);
     }
-    std::optional<proto::Message> m;
-    try {
-      m = net::recv_message(*hub_, 100, limits_);
-    } catch (const proto::DecodeError& e) {
-      PCMOE_WARN("party.bad_hub_message").kv("reason", e.what());
-      continue;
-    }
+    std::optional<proto::Message> m = recv_hub(100);
     if (!m) continue;
-    last_hub_msg_ = Clock::now();
     if (auto* w = std::get_if<proto::Welcome>(&*m)) return *w;
     if (auto* r = std::get_if<proto::Reject>(&*m)) {
       auto code = static_cast<proto::ErrorCode>(r->code);
@@ -230,15 +238,8 @@ void Daemon::service_hub(bool defer) {
     send_hub(hb);
   }
   while (true) {
-    std::optional<proto::Message> m;
-    try {
-      m = net::recv_message(*hub_, 0, limits_);
-    } catch (const proto::DecodeError& e) {
-      PCMOE_WARN("party.bad_hub_message").kv("reason", e.what());
-      continue;
-    }
+    std::optional<proto::Message> m = recv_hub(0);
     if (!m) break;
-    last_hub_msg_ = Clock::now();
     if (std::holds_alternative<proto::Directory>(*m) || std::holds_alternative<proto::ExpertLoad>(*m) ||
         std::holds_alternative<proto::Heartbeat>(*m) || !defer) {
       handle_hub(*m);
@@ -320,18 +321,11 @@ void Daemon::finish(const std::string& reason) {
   const auto t0 = Clock::now();
   std::optional<proto::Pool> pool;
   while (cfg_.run.save_on_exit && !pool && ms_since(t0) < 60000 && !released_) {
-    std::optional<proto::Message> m;
-    try {
-      m = net::recv_message(*hub_, 100, limits_);
-    } catch (const proto::DecodeError& e) {
-      PCMOE_WARN("party.bad_hub_message").kv("reason", e.what());
-      continue;
-    }
+    std::optional<proto::Message> m = recv_hub(100);
     if (!m) {
       service_hub(true);
       continue;
     }
-    last_hub_msg_ = Clock::now();
     if (auto* p = std::get_if<proto::Pool>(&*m)) {
       pool = *p;
     } else {
@@ -536,17 +530,8 @@ int Daemon::run() {
         handle_hub(m);
         continue;
       }
-      std::optional<proto::Message> m;
-      try {
-        m = net::recv_message(*hub_, 50, limits_);
-      } catch (const proto::DecodeError& e) {
-        PCMOE_WARN("party.bad_hub_message").kv("reason", e.what());
-        continue;
-      }
-      if (m) {
-        last_hub_msg_ = Clock::now();
-        handle_hub(*m);
-      }
+      std::optional<proto::Message> m = recv_hub(50);
+      if (m) handle_hub(*m);
       if (finished_ && ms_since(last_hub_msg_) > 5 * cfg_.party.heartbeat_ms) {
         // Our bye is in and the hub went quiet: it finished (its release may have been lost).
         PCMOE_INFO("party.hub_gone_after_bye").kv("silent_ms", ms_since(last_hub_msg_));

@@ -13,22 +13,8 @@
 #include "party/peer_links.h"
 
 using namespace pcmoe;
-
-namespace {
-
-double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
-  double d = (a.to(torch::kFloat64) - b.to(torch::kFloat64)).norm().item<double>();
-  return d / std::max(b.to(torch::kFloat64).norm().item<double>(), 1e-30);
-}
-
-torch::Tensor find_param(model::ExpertShard& shard, const std::string& name) {
-  for (auto& [n, p] : shard.named_expert_params()) {
-    if (n == name) return p;
-  }
-  return {};
-}
-
-}  // namespace
+using pcmoe::test::find_param;
+using pcmoe::test::rel_err;
 
 TEST_CASE("3-party federation over real sockets equals the single-process model (loss, grads, step)",
           "[integration][party][equivalence]") {

@@ -13,13 +13,10 @@
 #include "party/party_test_util.h"
 
 using namespace pcmoe;
+using pcmoe::test::find_param;
+using pcmoe::test::rel_err;
 
 namespace {
-
-double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
-  double d = (a.to(torch::kCPU, torch::kFloat64) - b.to(torch::kCPU, torch::kFloat64)).norm().item<double>();
-  return d / std::max(b.to(torch::kCPU, torch::kFloat64).norm().item<double>(), 1e-30);
-}
 
 ModelConfig gpu_model() {
   ModelConfig m;

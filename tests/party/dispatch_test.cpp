@@ -9,6 +9,8 @@
 #include "proto/wire_tensor.h"
 
 using namespace pcmoe;
+using pcmoe::test::find_param;
+using pcmoe::test::rel_err;
 
 namespace {
 
@@ -22,18 +24,6 @@ ModelConfig small_model() {
   c.n_experts = 6;
   c.top_k = 2;
   return c;
-}
-
-double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
-  double d = (a.to(torch::kFloat64) - b.to(torch::kFloat64)).norm().item<double>();
-  return d / std::max(b.to(torch::kFloat64).norm().item<double>(), 1e-30);
-}
-
-torch::Tensor find_param(model::ExpertShard& shard, const std::string& name) {
-  for (auto& [n, p] : shard.named_expert_params()) {
-    if (n == name) return p;
-  }
-  return {};
 }
 
 }  // namespace

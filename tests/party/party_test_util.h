@@ -65,3 +65,22 @@ struct HostParty {
 };
 
 }  // namespace pcmoe::test
+
+namespace pcmoe::test {
+
+// ||a - b|| / ||b|| in float64 on the CPU (any device, any dtype).
+inline double rel_err(const torch::Tensor& a, const torch::Tensor& b) {
+  auto bd = b.to(torch::kCPU, torch::kFloat64);
+  const double d = (a.to(torch::kCPU, torch::kFloat64) - bd).norm().item<double>();
+  return d / std::max(bd.norm().item<double>(), 1e-30);
+}
+
+// The expert parameter named `name` ("l1.e5.w1") of a shard, or an undefined tensor.
+inline torch::Tensor find_param(model::ExpertShard& shard, const std::string& name) {
+  for (auto& [n, p] : shard.named_expert_params()) {
+    if (n == name) return p;
+  }
+  return {};
+}
+
+}  // namespace pcmoe::test
