@@ -60,7 +60,7 @@ def main():
         f.write(f"preset: {preset}\nhub:\n  bind: {hub_ep}\n  parties:\n")
         for i in ids:
             f.write(f"    - id: {i}\n")
-        f.write(f"  out_dir: {a.out}/hub\n  log_file: {a.out}/hub.log\n  party_timeout_ms: 60000\n  final_snapshot: false\n")
+        f.write(f"  out_dir: {a.out}/hub\n  log_file: {a.out}/hub.log\n  party_timeout_ms: 60000\n  final_snapshot: false\n  resume: false\n")
     for n, i in enumerate(ids):
         with open(f"{a.out}/{i}.yaml", "w") as f:
             f.write(f"preset: {preset}\nparty:\n  id: {i}\n  hub: {hub_ep}\n  expert_bind: tcp://127.0.0.1:*\n"

@@ -39,6 +39,13 @@ static config::Schema<HubSettings> hub_settings_schema() {
              config::in_range(1, 1000000))
       .field("out_dir", &HubSettings::out_dir,
              "directory for pool snapshots, router statistics and the hub's state", config::non_empty())
+      .field("resume", &HubSettings::resume,
+             "continue the run saved in <out_dir>/hub_state.json when it exists (global step, turn order, "
+             "expert load, pool.pcmoe); false = start at step 0 and overwrite it")
+      .field("state_every", &HubSettings::state_every,
+             "global steps between writes of hub_state.json (between turns; also at checkpoints, snapshots "
+             "and the end); 0 = only then",
+             config::non_negative<int64_t>())
       .field("secret_key_file", &HubSettings::secret_key_file,
              "the hub's CURVE key pair file (pcmoe-ctl keygen); \"\" = CURVE off")
       .field("log_level", &HubSettings::log_level, "debug, info, warn, error or off",

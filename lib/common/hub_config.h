@@ -27,6 +27,8 @@ struct HubSettings {
   int64_t snapshot_every = 0;    // steps between expert-pool snapshots; 0 = at the end and on request
   int load_window_steps = 50;    // window of the windowed global expert load
   std::string out_dir = "runs/hub";
+  bool resume = true;        // a restarted hub continues from <out_dir>/hub_state.json
+  int64_t state_every = 10;  // global steps between writes of hub_state.json; 0 = checkpoints, snapshots, end
   std::string secret_key_file;  // the hub's CURVE key pair file; "" = CURVE off
   std::string log_level = "info";
   std::string log_file;        // "" = stderr

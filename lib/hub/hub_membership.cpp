@@ -144,7 +144,7 @@ void HubState::on_hello(const std::string& peer, const std::string& curve_key, c
       .kv("epoch", registry_.epoch())
       .kv("peer", peer_label(peer));
   if (h.resume_step > step_) {
-    // The hub does not restore its own state: a party is ahead of it (e.g. the hub was restarted).
+    // A party ahead of the hub: the hub restarted from a hub_state.json up to hub.state_every steps old.
     PCMOE_WARN("hub.resume_ahead").kv("party", p.id).kv("resume_step", h.resume_step).kv("step", step_);
   }
   broadcast_directory(&p);  // its Welcome already carries this epoch

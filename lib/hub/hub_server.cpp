@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "net/curve.h"
@@ -58,6 +59,20 @@ HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions
   }
   endpoint_ = server_->endpoint();
   state_ = std::make_unique<HubState>(cfg_, store_, run_id_, Clock::now(), ho);
+  if (cfg_.hub.resume) {
+    if (auto saved = read_saved_hub_state(store_.state_path())) {
+      std::shared_ptr<const TensorFile> pool;
+      if (fs::exists(store_.pool_path())) {
+        try {
+          pool = std::make_shared<const TensorFile>(read_tensor_file(store_.pool_path()));
+        } catch (const Error& e) {  // the next snapshot round rebuilds it
+          PCMOE_WARN("hub.resume_pool_dropped").kv("reason", e.what());
+        }
+      }
+      state_->restore(*saved, std::move(pool));
+      run_id_ = state_->run_id();
+    }
+  }
   std::vector<std::string> ids;
   for (const auto& p : cfg_.hub.parties) ids.push_back(p.id);
   PCMOE_INFO("hub.started")

@@ -107,7 +107,8 @@ void HubState::end_snapshot_round(bool timed_out, TimePoint now) {
   if (round.final_round()) {
     advance_stop(now);
   } else {
-    maybe_start_turn(now);  // turns waited for this round
+    if (why.empty()) save_state(now);  // a restarted hub continues from this pool and step
+    maybe_start_turn(now);             // turns waited for this round
   }
 }
 

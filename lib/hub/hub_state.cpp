@@ -297,6 +297,7 @@ std::string HubState::state_json(TimePoint now) const {
 bool HubState::save_state(TimePoint now) {
   try {
     store_.write_state(state_json(now));
+    state_saved_step_ = step_;
     return true;
   } catch (const std::exception& e) {
     PCMOE_ERROR("hub.write_failed").kv("what", "hub_state.json").kv("error", e.what());

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -30,6 +31,7 @@
 #include "hub/pool.h"
 #include "hub/pool_layout.h"
 #include "hub/registry.h"
+#include "hub/saved_state.h"
 #include "hub/scheduler.h"
 #include "hub/types.h"
 #include "proto/decode_error.h"
@@ -72,6 +74,13 @@ class HubState {
   std::vector<Outgoing> request_stop(const std::string& reason, TimePoint now);
   // Writes hub_state.json; false (and one error line) if that failed.
   bool save_state(TimePoint now);
+  // hub.resume: continues the run saved in `saved` (its run id, global step, turn schedule, running
+  // expert load, snapshot counter and per-party totals) and, when it belongs to that run and fits
+  // the model, `pool` (pool.pcmoe; nullptr if absent; otherwise the next snapshot round rebuilds
+  // it). Call once, before any message. Throws ConfigError naming the file when the saved run
+  // cannot be continued with this configuration (another model hash; already at train.steps).
+  // Implementation: hub_resume.cpp.
+  void restore(const SavedHubState& saved, std::shared_ptr<const TensorFile> pool);
   // Socket counters for hub.stats.
   void note_transport(uint64_t bytes_in, uint64_t bytes_out, uint64_t send_failures);
 
@@ -171,6 +180,7 @@ class HubState {
   int64_t checkpoint_step_ = -1;
   TimePoint checkpoint_started_{};
   bool checkpoint_saved_ = false;  // hub_state.json written at the last checkpoint
+  int64_t state_saved_step_ = 0;   // step_ at the last write of hub_state.json
   LogLimiter limiter_;
 
   Phase phase_ = Phase::waiting;

@@ -182,6 +182,8 @@ void HubState::after_turn(TimePoint now) {
   } else if (step_ >= cfg_.train.steps) {
     begin_stop("finished", now);
   } else {
+    // What a restarted hub continues from (hub.resume): at most state_every steps behind.
+    if (cfg_.hub.state_every > 0 && step_ - state_saved_step_ >= cfg_.hub.state_every) save_state(now);
     maybe_start_turn(now);
   }
 }

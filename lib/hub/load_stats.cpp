@@ -67,6 +67,13 @@ void ExpertLoadStats::add(const CountMatrix& counts) {
   }
 }
 
+void ExpertLoadStats::restore_running(const CountMatrix& counts, uint64_t steps) {
+  running_ = counts;
+  steps_ = steps;
+  window_.clear();
+  window_sum_.assign(n_layers_, std::vector<uint64_t>(n_experts_, 0));
+}
+
 ShareMatrix ExpertLoadStats::shares(const CountMatrix& c) const {
   ShareMatrix out(n_layers_,
                   std::vector<double>(n_experts_, n_experts_ ? 1.0 / static_cast<double>(n_experts_) : 0));

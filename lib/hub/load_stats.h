@@ -25,6 +25,10 @@ class ExpertLoadStats {
   // Adds one step's counts (shape already checked).
   void add(const CountMatrix& counts);
 
+  // A restarted hub: running totals over `steps` steps as saved (shape already checked); the
+  // window starts empty.
+  void restore_running(const CountMatrix& counts, uint64_t steps);
+
   ShareMatrix running_shares() const { return shares(running_); }
   ShareMatrix window_shares() const { return shares(window_sum_); }
   const CountMatrix& running_counts() const { return running_; }

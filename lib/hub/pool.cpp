@@ -72,6 +72,40 @@ std::string ExpertPool::assemble(const SnapshotRound& round, std::map<std::strin
   return "";
 }
 
+std::string ExpertPool::restore(std::shared_ptr<const TensorFile> file) {
+  if (file == nullptr) return "no pool file";
+  auto meta_step = file->meta.find("step");
+  if (meta_step == file->meta.end()) return "no 'step' in its metadata";
+  int64_t step = -1;
+  try {
+    step = std::stoll(meta_step->second);
+  } catch (const std::exception&) {
+    return fmt::format("its step '{}' is not a number", meta_step->second);
+  }
+  if (step < 0) return fmt::format("its step {} is negative", step);
+  if (file->tensors.size() != layout_.pool_size()) {
+    return fmt::format("{} tensors, a complete pool has {}", file->tensors.size(), layout_.pool_size());
+  }
+  for (uint32_t p = 0; p < layout_.n_parties(); ++p) {
+    for (const auto& name : layout_.names_of(p)) {
+      const RawTensor* t = file->find(name);
+      if (t == nullptr) return fmt::format("tensor '{}' is missing", name);
+      const auto param = parse_expert_param(name);
+      if (!param || t->shape != layout_.shape_of(param->param)) {
+        return fmt::format("tensor '{}' does not have the model's shape", name);
+      }
+      if (!dtype_is_float(t->dtype)) return fmt::format("tensor '{}' is not a float tensor", name);
+      if (t->bytes.size() != static_cast<size_t>(t->numel()) * dtype_size(t->dtype)) {
+        return fmt::format("tensor '{}' has {} bytes, its shape needs {}", name, t->bytes.size(),
+                           static_cast<size_t>(t->numel()) * dtype_size(t->dtype));
+      }
+    }
+  }
+  file_ = std::move(file);
+  step_ = step;
+  return "";
+}
+
 proto::Pool ExpertPool::message() const {
   proto::Pool m;
   if (file_ == nullptr) return m;

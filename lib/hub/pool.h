@@ -57,6 +57,10 @@ class ExpertPool {
   // else which experts are missing (the previous pool stays).
   std::string assemble(const SnapshotRound& round, std::map<std::string, std::string> meta,
                        const std::vector<std::string>& party_ids);
+  // A restarted hub: the pool it wrote before (pool.pcmoe). Returns "" when `file` is a complete
+  // pool of this layout (every expert parameter once, the model's shapes, float, a "step" in its
+  // meta; nothing else), which then becomes the pool; else why not (the pool stays empty).
+  std::string restore(std::shared_ptr<const TensorFile> file);
   // The pool as a message (tensors share the pool's bytes); step -1 and empty if none.
   proto::Pool message() const;
 

@@ -42,6 +42,18 @@ const ActiveTurn& TurnScheduler::begin(uint32_t party, int64_t step, int64_t tot
   return *active_;
 }
 
+void TurnScheduler::restore(uint64_t round, std::vector<uint32_t> order, size_t position,
+                            uint64_t turns_issued) {
+  started_ = true;
+  round_ = round;
+  position_ = std::min(position, order.size());
+  order_ = std::move(order);
+  next_turn_id_ = turns_issued + 1;
+  active_.reset();
+  streak_party_.reset();
+  streak_ = 0;
+}
+
 uint32_t TurnScheduler::finish(bool ok, std::optional<uint32_t> suspect) {
   active_.reset();
   if (ok || !suspect) {

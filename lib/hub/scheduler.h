@@ -48,6 +48,10 @@ class TurnScheduler {
   // Drops the active turn without judging it (its holder was lost or re-registered).
   void abandon() { active_.reset(); }
 
+  // A restarted hub continues a saved schedule: `position` picks of `order` made in `round`, turn
+  // ids continue after `turns_issued`. An empty order starts the next round at the next pick.
+  void restore(uint64_t round, std::vector<uint32_t> order, size_t position, uint64_t turns_issued);
+
   uint64_t round() const { return round_; }
   size_t position() const { return position_; }  // picks made in the current round
   const std::vector<uint32_t>& order() const { return order_; }

@@ -53,31 +53,38 @@ std::vector<std::vector<int64_t>> counts_of(const std::string& line) {
   return out;
 }
 
+// Hub + 3 parties on the tiny preset with small timeouts: a party silent 3 s is lost; a requester
+// waits 6 s for a host (longer, so it keeps heartbeating while a dead host makes it wait); a party
+// outlasts 30 s without the hub. `snapshot_every` and `hub_extra` for the hub, the parties'
+// heartbeat interval as given.
+test::FederationOptions fault_options(int steps, int snapshot_every, int party_heartbeat_ms,
+                                      const std::vector<std::string>& hub_extra = {}) {
+  test::FederationOptions o;
+  o.shared = test::tiny_overrides(steps, 0);  // evaluation at the end only
+  o.hub = {"hub.party_timeout_ms=3000", "hub.heartbeat_ms=500",
+           "hub.snapshot_every=" + std::to_string(snapshot_every)};
+  o.hub.insert(o.hub.end(), hub_extra.begin(), hub_extra.end());
+  o.party = {"party.request_timeout_ms=6000", "party.heartbeat_ms=" + std::to_string(party_heartbeat_ms),
+             "party.hub_timeout_ms=30000"};
+  return o;
+}
+
 }  // namespace
 
 TEST_CASE("fault: kill -9 of a party mid-run; the hub marks it lost, the others mask its experts and finish",
           "[integration][fault]") {
-  if (!test::have_demo_corpora()) {
-    WARN("the demo corpora (/usr/share/games/fortunes, /usr/include/linux) are missing: skipped");
-    return;
-  }
+  PCMOE_SKIP_WITHOUT_DEMO_CORPORA();
   constexpr int kSteps = 64;
   const bool victim_holds_turn = GENERATE(true, false);
   INFO("victim " << (victim_holds_turn ? "holds the turn" : "is called by the turn holder"));
   test::TempDir dir;
-  test::FederationOptions o;
-  o.shared = test::tiny_overrides(kSteps, 0);  // evaluation at the end only: see "mid-step" below
   // Turns of 4 steps: the turn holder is inside a turn for ~4 step times, so its 50 ms heartbeats
   // report "training" to the hub on every turn, even on a slow machine (with 1-step turns the
   // window was one heartbeat wide and the first match could come as late as step 46 of 48).
-  o.hub = {"hub.party_timeout_ms=3000", "hub.heartbeat_ms=500", "hub.snapshot_every=4",
-           "hub.steps_per_turn=4"};
-  // request_timeout_ms 6000 > party_timeout_ms: a requester must keep heartbeating while it
-  // waits for a dead host, or the hub would declare the requester lost as well.
   // Heartbeats every 50 ms: a party heartbeats from inside a step while it waits for a host, so
-  // the hub's status shows state "training" for the turn holder exactly while its step is open
-  // on the hosts it called; that is the moment the victim is killed (no timing guesswork).
-  o.party = {"party.request_timeout_ms=6000", "party.heartbeat_ms=50", "party.hub_timeout_ms=30000"};
+  // the hub's status shows state "training" for the turn holder while its turn is open; that is
+  // the moment the victim is killed (no timing guesswork).
+  const test::FederationOptions o = fault_options(kSteps, 4, 50, {"hub.steps_per_turn=4"});
   test::Federation fed(dir.path(), o);
   FED_REQUIRE(fed, fed.start_hub());
   fed.start_parties();
@@ -167,20 +174,14 @@ TEST_CASE("fault: kill -9 of a party mid-run; the hub marks it lost, the others 
 TEST_CASE(
     "fault: a party frozen past party_timeout_ms is marked lost, rejoins once it runs again, and finishes",
     "[integration][fault]") {
-  if (!test::have_demo_corpora()) {
-    WARN("the demo corpora (/usr/share/games/fortunes, /usr/include/linux) are missing: skipped");
-    return;
-  }
+  PCMOE_SKIP_WITHOUT_DEMO_CORPORA();
   // A stall (SIGSTOP: a swapping machine, a long pause, a network partition) is not a crash: the
   // hub must declare the party lost, and the party, once it runs again and hears that from the
   // hub (error unknown_party), must join again (PROTOCOL.md section 8) instead of lingering
   // outside the federation until its hub_timeout_ms.
   constexpr int kSteps = 60;
   test::TempDir dir;
-  test::FederationOptions o;
-  o.shared = test::tiny_overrides(kSteps, 0);
-  o.hub = {"hub.party_timeout_ms=3000", "hub.heartbeat_ms=500", "hub.snapshot_every=4"};
-  o.party = {"party.request_timeout_ms=6000", "party.heartbeat_ms=500", "party.hub_timeout_ms=30000"};
+  const test::FederationOptions o = fault_options(kSteps, 4, 500);
   test::Federation fed(dir.path(), o);
   FED_REQUIRE(fed, fed.start_hub());
   fed.start_parties();
@@ -202,17 +203,8 @@ TEST_CASE(
   const double rejoin_ms = ms_since(resumed_at);
   FED_REQUIRE(fed, back.has_value());
 
-  FED_REQUIRE(fed, fed.wait_all(120000));
-  FED_CHECK(fed, fed.hub().exit_code() == 0);
-  for (const auto& id : fed.ids()) {
-    INFO("party " << id);
-    FED_CHECK(fed, fed.party(id).exit_code() == 0);
-    CHECK(fs::exists(fed.party_dir(id) + "/model.pcmoe"));
-  }
-  auto finished = test::log_events(fed.hub_log(), "hub.finished");
-  REQUIRE(finished.size() == 1);
-  CHECK(test::json_number(finished[0], "step") == kSteps);
-  CHECK_THAT(finished[0], Catch::Contains("\"no_bye\":[]"));
+  const std::string finished = fed.require_clean_finish(kSteps);
+  CHECK_THAT(finished, Catch::Contains("\"no_bye\":[]"));
   CHECK(test::log_events(fed.party_log("b"), "party.rejoined").size() >= 1);
   // b trained again after it came back.
   bool trained_after = false;
@@ -222,4 +214,69 @@ TEST_CASE(
   CHECK(trained_after);
   std::printf("fault (frozen): b lost %.0f ms after SIGSTOP, alive again %.0f ms after SIGCONT\n", detect_ms,
               rejoin_ms);
+}
+
+TEST_CASE(
+    "fault: the hub killed -9 mid-run and restarted continues from hub_state.json; the parties rejoin by "
+    "themselves and the run ends at train.steps",
+    "[integration][fault]") {
+  PCMOE_SKIP_WITHOUT_DEMO_CORPORA();
+  constexpr int kSteps = 60;
+  test::TempDir dir;
+  const test::FederationOptions o = fault_options(kSteps, 8, 500, {"hub.state_every=4"});
+  // The parties outlast the hub's absence (hub_timeout_ms) and join the new one when it answers
+  // their heartbeats with unknown_party (PROTOCOL.md section 10.2).
+  test::Federation fed(dir.path(), o);
+  FED_REQUIRE(fed, fed.start_hub());
+  fed.start_parties();
+  FED_REQUIRE(fed,
+              fed.wait_status([](const proto::Status& s) { return s.step >= 14 && s.pool_step >= 8; }, 60000)
+                  .has_value());
+
+  fed.hub().signal(SIGKILL);
+  REQUIRE(fed.hub().wait(5000) == 128 + SIGKILL);
+  const auto killed_at = Clock::now();
+  const std::string state = fs::read_file(fed.hub_dir() + "/hub_state.json");
+  const int64_t saved_step = static_cast<int64_t>(test::json_number(state, "step").value_or(-1));
+  CHECK(saved_step >= 12);  // written every 4 steps: at most 4 behind (plus the turn in flight)
+  const std::string run_id = test::json_string(state, "run_id").value_or("?");
+
+  FED_REQUIRE(fed, fed.restart_hub());
+  auto resumed = test::log_events(fed.hub_log(), "hub.resumed");
+  REQUIRE(resumed.size() == 1);
+  CHECK(test::json_number(resumed[0], "step") == saved_step);
+  CHECK(test::json_string(resumed[0], "run_id") == run_id);
+  CHECK_THAT(resumed[0], Catch::Contains("\"pool\":\"restored (step 8)\"") ||
+                             Catch::Contains("\"pool\":\"restored (step 16)\""));
+  // All three back, training on from the saved step (not from 0).
+  auto back = fed.wait_status(
+      [&](const proto::Status& s) {
+        return test::alive_in(s, "a") && test::alive_in(s, "b") && test::alive_in(s, "c") &&
+               s.step >= saved_step + 3;
+      },
+      30000);
+  const double back_ms = ms_since(killed_at);
+  FED_REQUIRE(fed, back.has_value());
+  CHECK(back->run_id == run_id);
+  CHECK(back->pool_step >= 8);
+
+  fed.require_clean_finish(kSteps);
+  for (const auto& id : fed.ids()) {
+    INFO("party " << id);
+    CHECK(test::log_events(fed.party_log(id), "party.hub_lost").empty());
+    CHECK(!test::log_events(fed.party_log(id), "party.rejoining").empty());
+  }
+
+  // Started once more on the finished run: one clear error, exit 2, nothing overwritten.
+  const std::string pool_before = fs::read_file(fed.hub_dir() + "/pool.pcmoe");
+  CHECK_FALSE(fed.restart_hub());
+  CHECK(fed.hub().wait(10000) == 2);
+  const std::string err = fs::read_file(fed.hub().err_path());
+  CHECK_THAT(err, Catch::Contains("hub_state.json: the saved run is complete (step 60 of train.steps 60)") &&
+                      Catch::Contains("hub.resume=false"));
+  CHECK(fs::read_file(fed.hub_dir() + "/pool.pcmoe") == pool_before);
+  std::printf(
+      "fault (hub): killed at step >= 14, restarted from step %lld, all parties back %.0f ms after the "
+      "kill\n",
+      static_cast<long long>(saved_step), back_ms);
 }

@@ -58,6 +58,24 @@ bool Federation::start_hub(int timeout_ms) {
   return !endpoint_.empty();
 }
 
+bool Federation::restart_hub(const std::vector<std::string>& extra, int timeout_ms) {
+  const size_t starts = log_events(hub_log(), "hub.started").size();
+  std::vector<std::string> argv = {app("pcmoe-hub"), "--config", config("hub.yaml")};
+  add_sets(argv, options_.shared);
+  add_sets(argv, {"hub.bind=" + endpoint_, "hub.out_dir=" + hub_dir(), "hub.log_file=" + hub_log()});
+  add_sets(argv, options_.hub);
+  add_sets(argv, extra);
+  hub_ = std::make_unique<Process>(argv, root_ + "/hub.out", root_ + "/hub.err");
+  bool up = false;
+  wait_until(
+      [&] {
+        up = log_events(hub_log(), "hub.started").size() > starts;
+        return up || !hub_->running();
+      },
+      timeout_ms);
+  return up;
+}
+
 void Federation::start_party(const std::string& id, const std::vector<std::string>& extra) {
   std::vector<std::string> argv = {app("pcmoe-party"), "--config", config("party-" + id + ".yaml")};
   add_sets(argv, options_.shared);
@@ -101,6 +119,21 @@ bool Federation::wait_all(int timeout_ms) {
   for (auto& [id, p] : parties_) all = p->wait(left()).has_value() && all;
   if (hub_) all = hub_->wait(left()).has_value() && all;
   return all;
+}
+
+std::string Federation::require_clean_finish(int64_t steps, int timeout_ms) {
+  FED_REQUIRE(*this, wait_all(timeout_ms));
+  FED_CHECK(*this, hub().exit_code() == 0);
+  for (const auto& id : ids()) {
+    INFO("party " << id);
+    FED_CHECK(*this, party(id).exit_code() == 0);
+    CHECK(fs::exists(party_dir(id) + "/model.pcmoe"));
+  }
+  auto finished = log_events(hub_log(), "hub.finished");
+  REQUIRE(finished.size() == 1);
+  CHECK(json_number(finished[0], "step") == steps);
+  CHECK(json_string(finished[0], "reason") == "finished");
+  return finished[0];
 }
 
 std::string Federation::report() const {

@@ -40,6 +40,10 @@ class Federation {
 
   // Starts the hub and waits (up to timeout_ms) for its endpoint; false if it did not come up.
   bool start_hub(int timeout_ms = 30000);
+  // Starts the hub again (the previous one must have exited) on the same endpoint, hub.out_dir and
+  // log, with extra --set values; true once it logged hub.started, false if it exited first (its
+  // exit code is then in hub()).
+  bool restart_hub(const std::vector<std::string>& extra = {}, int timeout_ms = 30000);
   // Starts (or restarts, once the previous one has exited) party `id`, with extra --set values.
   void start_party(const std::string& id, const std::vector<std::string>& extra = {});
   void start_parties();
@@ -63,6 +67,10 @@ class Federation {
   int64_t step() const;
   // Waits for every process to exit; true if all did within timeout_ms.
   bool wait_all(int timeout_ms);
+  // The normal end, checked: every process exits 0 within timeout_ms, every party exported its
+  // model, and the hub logged hub.finished once, at `steps`, reason "finished". Returns that line
+  // (the test has failed if it is empty).
+  std::string require_clean_finish(int64_t steps, int timeout_ms = 120000);
   // The tail of every log and stderr file, for failure messages.
   std::string report() const;
 

@@ -72,5 +72,14 @@ std::string app(const std::string& name);    // <build>/apps/<name>
 std::string config(const std::string& rel);  // <source>/configs/<rel>
 // True if the demo corpora of configs/party-{a,b,c}.yaml are installed.
 bool have_demo_corpora();
+// Ends the test case with a warning where the demo corpora are not installed (scripts/setup.sh
+// installs them; CI has them).
+#define PCMOE_SKIP_WITHOUT_DEMO_CORPORA()                                                            \
+  do {                                                                                               \
+    if (!::pcmoe::test::have_demo_corpora()) {                                                       \
+      WARN("the demo corpora (/usr/share/games/fortunes, /usr/include/linux) are missing: skipped"); \
+      return;                                                                                        \
+    }                                                                                                \
+  } while (0)
 
 }  // namespace pcmoe::test

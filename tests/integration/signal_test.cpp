@@ -63,10 +63,7 @@ int64_t terminate_party(test::Federation& fed, const std::string& id) {
 TEST_CASE(
     "signals: a SIGTERMed party checkpoints and exits 0; restarted, it resumes and rejoins the running hub",
     "[integration][signals]") {
-  if (!test::have_demo_corpora()) {
-    WARN("the demo corpora (/usr/share/games/fortunes, /usr/include/linux) are missing: skipped");
-    return;
-  }
+  PCMOE_SKIP_WITHOUT_DEMO_CORPORA();
   constexpr int kSteps = 60;
   test::TempDir dir;
   test::Federation fed(dir.path(), options(kSteps));
@@ -107,17 +104,7 @@ TEST_CASE(
                                Catch::Contains("\"resume_step\":" + std::to_string(ckpt_step)));
 
   // The run finishes with b back in it: everyone exits 0.
-  FED_REQUIRE(fed, fed.wait_all(120000));
-  FED_CHECK(fed, fed.hub().exit_code() == 0);
-  for (const auto& id : fed.ids()) {
-    INFO("party " << id);
-    FED_CHECK(fed, fed.party(id).exit_code() == 0);
-    CHECK(fs::exists(fed.party_dir(id) + "/model.pcmoe"));
-  }
-  auto finished = test::log_events(fed.hub_log(), "hub.finished");
-  REQUIRE(finished.size() == 1);
-  CHECK(test::json_string(finished[0], "reason") == "finished");
-  CHECK(test::json_number(finished[0], "step") == kSteps);
+  fed.require_clean_finish(kSteps);
   // b trained again after its restart, counting on from its checkpoint.
   auto rows = test::lines_with(fed.metrics("b"));
   REQUIRE(rows.size() > rows_before);
@@ -130,10 +117,7 @@ TEST_CASE(
 
 TEST_CASE("signals: SIGTERM to two parties and then to the hub: every process exits 0 within seconds",
           "[integration][signals]") {
-  if (!test::have_demo_corpora()) {
-    WARN("the demo corpora (/usr/share/games/fortunes, /usr/include/linux) are missing: skipped");
-    return;
-  }
+  PCMOE_SKIP_WITHOUT_DEMO_CORPORA();
   test::TempDir dir;
   test::Federation fed(dir.path(), options(1000));  // far more steps than it will run
   FED_REQUIRE(fed, fed.start_hub());
