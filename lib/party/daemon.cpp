@@ -6,9 +6,11 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <set>
 #include <tuple>
 
+#include "common/background.h"
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -66,6 +68,11 @@ class Daemon {
   // Heartbeats and hub messages while busy (called from waits); `defer` queues what the main
   // loop must handle.
   void service_hub(bool defer);
+  // A heartbeat to the hub when party.heartbeat_ms has passed since the last one.
+  void heartbeat_if_due();
+  // Local file work (a checkpoint, the exported model) on a helper thread while this thread keeps
+  // heartbeating, so that a long write does not get the party declared lost. Hub messages wait.
+  void with_heartbeats(const std::function<void()>& work);
   void handle_hub(const proto::Message& m);
   void run_turn(const proto::Turn& t);
   void finish(const std::string& reason);
@@ -228,15 +235,23 @@ void Daemon::apply_directory(const std::vector<proto::PartyEntry>& dir) {
   server_->set_parties(keys);
 }
 
+void Daemon::heartbeat_if_due() {
+  if (ms_since(last_hb_sent_) < cfg_.party.heartbeat_ms) return;
+  last_hb_sent_ = Clock::now();
+  proto::Heartbeat hb;
+  hb.seq = ++hb_seq_;
+  hb.step = trainer_ ? trainer_->last_step() + 1 : 0;
+  hb.state = state_;
+  send_hub(hb);
+}
+
+void Daemon::with_heartbeats(const std::function<void()>& work) {
+  run_with_ticks(
+      work, [this] { heartbeat_if_due(); }, std::chrono::milliseconds(20));
+}
+
 void Daemon::service_hub(bool defer) {
-  if (ms_since(last_hb_sent_) >= cfg_.party.heartbeat_ms) {
-    last_hb_sent_ = Clock::now();
-    proto::Heartbeat hb;
-    hb.seq = ++hb_seq_;
-    hb.step = trainer_ ? trainer_->last_step() + 1 : 0;
-    hb.state = state_;
-    send_hub(hb);
-  }
+  heartbeat_if_due();
   while (true) {
     std::optional<proto::Message> m = recv_hub(0);
     if (!m) break;
@@ -254,7 +269,7 @@ void Daemon::service_hub(bool defer) {
 }
 
 void Daemon::checkpoint() {
-  trainer_->save_checkpoint(checkpoint_path_);
+  with_heartbeats([this] { trainer_->save_checkpoint(checkpoint_path_); });
   steps_since_ckpt_ = 0;
 }
 
@@ -335,7 +350,7 @@ void Daemon::finish(const std::string& reason) {
   const std::string out = fs::join(cfg_.run.out_dir, "model.pcmoe");
   if (pool && pool->step >= 0) {
     try {
-      trainer_->export_model(out, *pool);
+      with_heartbeats([&] { trainer_->export_model(out, *pool); });
     } catch (const Error& e) {
       PCMOE_ERROR("party.export_failed").kv("error", e.what());
     }
