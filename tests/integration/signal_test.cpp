@@ -160,3 +160,53 @@ TEST_CASE("signals: SIGTERM to two parties and then to the hub: every process ex
   CHECK(fs::exists(fed.party_dir("b") + "/checkpoint.pcmoe"));
   CHECK(fs::exists(fed.party_dir("b") + "/model.pcmoe"));
 }
+
+TEST_CASE(
+    "signals: SIGTERM to the hub stops the whole federation; started again with the same configs, hub "
+    "and parties continue where they stopped and end at train.steps",
+    "[integration][signals]") {
+  PCMOE_SKIP_WITHOUT_DEMO_CORPORA();
+  constexpr int kSteps = 60;
+  test::TempDir dir;
+  test::Federation fed(dir.path(), options(kSteps));
+  FED_REQUIRE(fed, fed.start_hub());
+  fed.start_parties();
+  FED_REQUIRE(fed, fed.wait_status([](const proto::Status& s) { return s.step >= 10; }, 60000).has_value());
+
+  // Tonight: the operator stops everything (the same as pcmoe-ctl stop).
+  fed.hub().signal(SIGTERM);
+  FED_REQUIRE(fed, fed.wait_all(60000));
+  FED_CHECK(fed, fed.hub().exit_code() == 0);
+  for (const auto& id : fed.ids()) FED_CHECK(fed, fed.party(id).exit_code() == 0);
+  const std::string state = fs::read_file(fed.hub_dir() + "/hub_state.json");
+  const int64_t stopped_at = static_cast<int64_t>(test::json_number(state, "step").value_or(-1));
+  REQUIRE(stopped_at >= 10);
+  REQUIRE(stopped_at < kSteps);
+  CHECK(test::json_string(state, "state") == "finished");
+
+  // Tomorrow: the same commands again.
+  FED_REQUIRE(fed, fed.restart_hub());
+  fed.start_parties();
+  FED_REQUIRE(fed, fed.wait_all(120000));
+  FED_CHECK(fed, fed.hub().exit_code() == 0);
+  auto resumed = test::log_events(fed.hub_log(), "hub.resumed");
+  REQUIRE(resumed.size() == 1);
+  CHECK(test::json_number(resumed[0], "step") == stopped_at);
+  CHECK(test::json_string(resumed[0], "saved_state") == "finished");
+  auto finished = test::log_events(fed.hub_log(), "hub.finished");
+  REQUIRE(finished.size() == 2);
+  CHECK(test::json_string(finished[0], "reason") == "operator");
+  CHECK(test::json_string(finished[1], "reason") == "finished");
+  CHECK(test::json_number(finished[1], "step") == kSteps);
+  CHECK(test::json_number(finished[1], "turns") == kSteps);  // turn ids went on: no step taken twice
+  for (const auto& id : fed.ids()) {
+    INFO("party " << id);
+    FED_CHECK(fed, fed.party(id).exit_code() == 0);
+    auto party_resumed = test::log_events(fed.party_log(id), "party.resumed");
+    REQUIRE(party_resumed.size() == 1);
+    CHECK(test::json_number(party_resumed[0], "step").value_or(-1) <= stopped_at);
+    CHECK(test::log_events(fed.party_log(id), "party.exported").size() == 2);
+  }
+  std::printf("signals: federation stopped at step %lld, restarted, finished at step %d\n",
+              static_cast<long long>(stopped_at), kSteps);
+}
