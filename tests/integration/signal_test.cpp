@@ -4,7 +4,8 @@
 // (party.resumed), rejoins the running hub (alive again in its status, rejoin in its log) and
 // trains on from where it stopped until the run finishes. SIGTERM to the hub runs the operator
 // end sequence: final snapshot, stop to the parties still there, which evaluate, checkpoint,
-// export and exit 0, and the hub exits 0.
+// export and exit 0, and the hub exits 0. Started again with the same configs after that, the
+// hub continues the saved run (hub.resume) and the parties their checkpoints, to train.steps.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
