@@ -246,8 +246,7 @@ TEST_CASE(
   REQUIRE(resumed.size() == 1);
   CHECK(test::json_number(resumed[0], "step") == saved_step);
   CHECK(test::json_string(resumed[0], "run_id") == run_id);
-  CHECK_THAT(resumed[0], Catch::Contains("\"pool\":\"restored (step 8)\"") ||
-                             Catch::Contains("\"pool\":\"restored (step 16)\""));
+  CHECK_THAT(resumed[0], Catch::Contains("\"pool\":\"restored (step "));  // 8, 16, ...: the last pool
   // All three back, training on from the saved step (not from 0).
   auto back = fed.wait_status(
       [&](const proto::Status& s) {
