@@ -10,6 +10,7 @@
 #include <map>
 
 #include "common/hash.h"
+#include "fuzz_util.h"
 #include "hub_test_util.h"
 #include "net/rpc.h"
 #include "proto/codec.h"
@@ -17,66 +18,9 @@
 #include "test_util.h"
 
 using namespace pcmoe;
-using Frames = std::vector<proto::Blob>;
+using test::Frames;
 
 namespace {
-
-void mutate_bytes(Rng& rng, Frames& f, size_t idx) {
-  if (idx >= f.size()) return;
-  std::string s = f[idx].to_string();
-  if (s.empty()) return;
-  static const uint8_t kInteresting[] = {0x00, 0x7f, 0x80, 0xc0, 0xc1, 0xc3, 0xca, 0xcb, 0xcf,
-                                         0xd3, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xff};
-  switch (rng.below(4)) {
-    case 0:
-      for (uint64_t n = 1 + rng.below(8); n > 0; --n)
-        s[rng.below(s.size())] ^= static_cast<char>(1 << rng.below(8));
-      break;
-    case 1:
-      s[rng.below(s.size())] = static_cast<char>(kInteresting[rng.below(sizeof(kInteresting))]);
-      break;
-    case 2: {  // a huge declared length
-      size_t at = rng.below(s.size());
-      std::string huge = {static_cast<char>(0xdb + rng.below(5)), '\x7f', '\xff', '\xff', '\xff'};
-      s.replace(at, std::min(huge.size(), s.size() - at), huge);
-      break;
-    }
-    default:
-      s.resize(rng.below(s.size()));
-  }
-  f[idx] = proto::Blob::from_string(std::move(s));
-}
-
-void mutate_frames(Rng& rng, Frames& f) {
-  if (f.empty()) return;
-  switch (rng.below(5)) {
-    case 0:
-      f.erase(f.begin() + static_cast<long>(rng.below(f.size())));
-      break;
-    case 1:
-      f.insert(f.begin() + static_cast<long>(rng.below(f.size() + 1)), f[rng.below(f.size())]);
-      break;
-    case 2:
-      std::swap(f[rng.below(f.size())], f[rng.below(f.size())]);
-      break;
-    case 3:
-      f.push_back(proto::Blob::from_string(std::string(rng.below(64), '\0')));
-      break;
-    default:
-      f[0] = proto::Blob::from_string(rng.below(2) ? "PCMOE/2" : "PCMOE/");
-  }
-}
-
-Frames random_frames(Rng& rng) {
-  Frames f;
-  for (uint64_t n = 1 + rng.below(5); n > 0; --n) {
-    std::string s(rng.below(48), '\0');
-    for (auto& c : s) c = static_cast<char>(rng.next());
-    f.push_back(proto::Blob::from_string(std::move(s)));
-  }
-  if (rng.below(2)) f[0] = proto::Blob::from_string(proto::protocol_tag());
-  return f;
-}
 
 // A legitimate operator stop would end the run: not what this test is about.
 bool is_stop(const Frames& f) {
@@ -110,39 +54,27 @@ TEST_CASE("the hub survives 100,000 fuzzed messages on its socket", "[fuzz][hub]
   net::Client fuzzer(hub.ctx(), o);
   constexpr uint64_t kIterations = 100000;
   Rng rng(0xf022'4b0b);
-  uint64_t sent = 0, replies = 0;
-  std::map<std::string, uint64_t> answers;
-  auto drain = [&](int timeout_ms) {
-    while (auto in = fuzzer.recv(timeout_ms)) {
-      ++replies;
-      try {
-        auto m = proto::decode(in->frames);
-        auto* e = std::get_if<proto::ErrorMsg>(&m);
-        ++answers[e ? std::string(proto::error_code_name(static_cast<proto::ErrorCode>(e->code)))
-                    : std::string(proto::msg_type_name(proto::type_of(m)))];
-      } catch (const proto::DecodeError& e) {
-        FAIL("the hub sent something that does not decode: " << e.what());
-      }
-      timeout_ms = 0;
-    }
-  };
+  uint64_t sent = 0;
+  test::ReplyTally tally;
+  auto drain = [&](int timeout_ms) { tally.drain(fuzzer, timeout_ms, proto::Limits{}, "the hub"); };
+
   auto start = std::chrono::steady_clock::now();
   while (sent < kIterations) {
     Frames f;
     if (rng.below(10) == 0) {
-      f = random_frames(rng);
+      f = test::random_frames(rng, 1);
     } else {
       f = seeds[rng.below(seeds.size())];
       for (uint64_t n = rng.below(4); n > 0; --n) {
         switch (rng.below(3)) {
           case 0:
-            mutate_bytes(rng, f, 1);
+            test::mutate_bytes(rng, f, 1);
             break;
           case 1:
-            if (f.size() > 2) mutate_bytes(rng, f, 2 + rng.below(f.size() - 2));
+            if (f.size() > 2) test::mutate_bytes(rng, f, 2 + rng.below(f.size() - 2));
             break;
           default:
-            mutate_frames(rng, f);
+            test::mutate_frames(rng, f);
         }
       }
     }
@@ -153,13 +85,12 @@ TEST_CASE("the hub survives 100,000 fuzzed messages on its socket", "[fuzz][hub]
   }
   drain(200);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::string summary;
-  for (const auto& [k, n] : answers) summary += fmt::format(" {}={}", k, n);
+  const std::string summary = test::counts_text(tally.answers);
   std::printf("hub fuzz: %llu frame sets in %.2f s, %llu replies:%s\n", static_cast<unsigned long long>(sent),
-              secs, static_cast<unsigned long long>(replies), summary.c_str());
+              secs, static_cast<unsigned long long>(tally.replies), summary.c_str());
   CHECK(sent == kIterations);
-  CHECK(replies > sent / 2);  // most get an answer (replies to a full queue may be dropped)
-  CHECK(answers.size() >= 8);
+  CHECK(tally.replies > sent / 2);  // most get an answer (replies to a full queue may be dropped)
+  CHECK(tally.answers.size() >= 8);
 
   // Still correct afterwards: the status, and a real registration.
   proto::Status s = hub.status();
