@@ -8,25 +8,13 @@ set -uo pipefail
 BUILD=$1
 OUT=$2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/common.sh"
 PRESET=${PRESET:-$ROOT/configs/models/small.yaml}
 STEPS=${STEPS:-200}
 WARM=20
 CORPUS=$ROOT/.gpu-deps/corpus
 mkdir -p "$OUT/central-bench"
-cat >"$OUT/central-bench.yaml" <<YAML
-preset: $PRESET
-data:
-  sources:
-    - path: $CORPUS
-      format: fortune
-run:
-  out_dir: $OUT/central-bench
-  device: cuda
-  resume: false
-  log_level: warn
-  progress: "off"
-  save_on_exit: false
-YAML
+write_central_config "$OUT/central-bench.yaml" "$PRESET" "$CORPUS" "$OUT/central-bench" cuda
 "$BUILD/apps/pcmoe-central" --config "$OUT/central-bench.yaml" --set train.steps=$STEPS --set train.warmup_steps=10 \
   --set train.eval_every=0 --set train.eval_batches=1 >"$OUT/central-bench.json" 2>"$OUT/central-bench.log" \
   || { tail -20 "$OUT/central-bench.log"; exit 1; }

@@ -9,28 +9,15 @@ set -uo pipefail
 BUILD=$1
 OUT=$2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/common.sh"
 PRESET=$(realpath "${PRESET:-$ROOT/configs/models/medium.yaml}")
 PARTIES=${PARTIES:-"2 4 8"}
 DEVICE=${DEVICE:-cuda:0}
 SPP=${STEPS_PER_PARTY:-2}
-CORPUS=$ROOT/.gpu-deps/corpus
-[[ -d $CORPUS ]] || CORPUS=/usr/share/games/fortunes
+CORPUS=$(bench_corpus)
 SETS=(--set train.warmup_steps=1 --set train.eval_every=0 --set train.eval_batches=1)
 mkdir -p "$OUT/memory"
-cat >"$OUT/memory/central.yaml" <<YAML
-preset: $PRESET
-data:
-  sources:
-    - path: $CORPUS
-      format: fortune
-run:
-  out_dir: $OUT/memory/central
-  device: $DEVICE
-  resume: false
-  log_level: warn
-  progress: "off"
-  save_on_exit: false
-YAML
+write_central_config "$OUT/memory/central.yaml" "$PRESET" "$CORPUS" "$OUT/memory/central" "$DEVICE"
 "$BUILD/apps/pcmoe-central" --config "$OUT/memory/central.yaml" --set train.steps=4 "${SETS[@]}" \
   >"$OUT/memory/central.json" 2>"$OUT/memory/central.log" || { tail -5 "$OUT/memory/central.log"; exit 1; }
 for n in $PARTIES; do

@@ -8,28 +8,15 @@ set -uo pipefail
 BUILD=$1
 OUT=$2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/common.sh"
 PRESET=$(realpath "${PRESET:-$ROOT/configs/models/small.yaml}")
 N=${PARTIES:-4}
 STEPS=${STEPS:-60}
 DEVICES=${DEVICES:-cuda:0}
 TAG=${TAG:-$(echo "$DEVICES" | tr ',:' '__')}
-CORPUS=$ROOT/.gpu-deps/corpus
-[[ -d $CORPUS ]] || CORPUS=/usr/share/games/fortunes
+CORPUS=$(bench_corpus)
 mkdir -p "$OUT/speed-$TAG"
-cat >"$OUT/speed-$TAG/central.yaml" <<YAML
-preset: $PRESET
-data:
-  sources:
-    - path: $CORPUS
-      format: fortune
-run:
-  out_dir: $OUT/speed-$TAG/central
-  device: ${DEVICES%%,*}
-  resume: false
-  log_level: warn
-  progress: "off"
-  save_on_exit: false
-YAML
+write_central_config "$OUT/speed-$TAG/central.yaml" "$PRESET" "$CORPUS" "$OUT/speed-$TAG/central" "${DEVICES%%,*}"
 "$BUILD/apps/pcmoe-central" --config "$OUT/speed-$TAG/central.yaml" --set train.steps=$STEPS --set train.warmup_steps=5 \
   --set train.eval_every=0 --set train.eval_batches=1 >"$OUT/speed-$TAG/central.json" 2>"$OUT/speed-$TAG/central.log" ||
   { tail -5 "$OUT/speed-$TAG/central.log"; exit 1; }

@@ -255,9 +255,10 @@ TrainSummary run_central(const CentralConfig& cfg) {
     export_model(sum.export_path, cfg.model, st.backbone, st.experts,
                  {{"step", std::to_string(st.step)}, {"source", "pcmoe-central"}});
   }
-  sum.peak_memory_bytes = model::peak_memory(st.device).allocated_bytes;
+  const auto peak = model::peak_memory(st.device);
+  sum.peak_memory_bytes = peak.allocated_bytes;
+  sum.peak_reserved_bytes = peak.reserved_bytes;
   sum.optimizer_state_params = st.opt->state_tensors("").size() / 3;
-  sum.peak_reserved_bytes = model::peak_memory(st.device).reserved_bytes;
   sum.footprint_estimate_bytes = sum_footprint;
   PCMOE_INFO("train.done")
       .kv("step", st.step)
