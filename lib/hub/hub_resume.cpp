@@ -43,10 +43,10 @@ void HubState::restore(const SavedHubState& saved, std::shared_ptr<const TensorF
 
   // The running global expert load (the window starts empty).
   std::string load = "restored";
-  if (load_.shape_error(saved.load_running_counts).empty()) {
+  if (const std::string shape = load_.shape_error(saved.load_running_counts); shape.empty()) {
     load_.restore_running(saved.load_running_counts, saved.load_steps);
   } else {
-    load = "not restored: " + load_.shape_error(saved.load_running_counts);
+    load = "not restored: " + shape;
     PCMOE_WARN("hub.resume_load_dropped").kv("reason", load);
   }
 

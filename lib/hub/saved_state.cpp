@@ -5,8 +5,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include "common/error.h"
 #include "common/fs.h"
@@ -59,13 +57,15 @@ class Reader {
 std::optional<SavedHubState> read_saved_hub_state(const std::string& path) {
   if (!fs::exists(path)) return std::nullopt;
   Reader r(path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) r.fail("cannot be read");
-  std::stringstream buf;
-  buf << in.rdbuf();
+  std::string text;
+  try {
+    text = fs::read_file(path);
+  } catch (const Error& e) {
+    r.fail(fmt::format("cannot be read ({})", e.what()));
+  }
   YAML::Node root;
   try {
-    root = YAML::Load(buf.str());
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     r.fail(fmt::format("is not valid JSON ({})", e.msg));
   }
