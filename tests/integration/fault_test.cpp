@@ -23,14 +23,11 @@
 #include "test_util.h"
 
 using namespace pcmoe;
+using test::ms_since;
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
 
 // "counts":[[...],[...]] of an expert_load.jsonl line: per MoE layer, tokens routed to each expert.
 std::vector<std::vector<int64_t>> counts_of(const std::string& line) {
@@ -53,22 +50,6 @@ std::vector<std::vector<int64_t>> counts_of(const std::string& line) {
   return out;
 }
 
-// Hub + 3 parties on the tiny preset with small timeouts: a party silent 3 s is lost; a requester
-// waits 6 s for a host (longer, so it keeps heartbeating while a dead host makes it wait); a party
-// outlasts 30 s without the hub. `snapshot_every` and `hub_extra` for the hub, the parties'
-// heartbeat interval as given.
-test::FederationOptions fault_options(int steps, int snapshot_every, int party_heartbeat_ms,
-                                      const std::vector<std::string>& hub_extra = {}) {
-  test::FederationOptions o;
-  o.shared = test::tiny_overrides(steps, 0);  // evaluation at the end only
-  o.hub = {"hub.party_timeout_ms=3000", "hub.heartbeat_ms=500",
-           "hub.snapshot_every=" + std::to_string(snapshot_every)};
-  o.hub.insert(o.hub.end(), hub_extra.begin(), hub_extra.end());
-  o.party = {"party.request_timeout_ms=6000", "party.heartbeat_ms=" + std::to_string(party_heartbeat_ms),
-             "party.hub_timeout_ms=30000"};
-  return o;
-}
-
 }  // namespace
 
 TEST_CASE("fault: kill -9 of a party mid-run; the hub marks it lost, the others mask its experts and finish",
@@ -84,7 +65,7 @@ TEST_CASE("fault: kill -9 of a party mid-run; the hub marks it lost, the others 
   // Heartbeats every 50 ms: a party heartbeats from inside a step while it waits for a host, so
   // the hub's status shows state "training" for the turn holder while its turn is open; that is
   // the moment the victim is killed (no timing guesswork).
-  const test::FederationOptions o = fault_options(kSteps, 4, 50, {"hub.steps_per_turn=4"});
+  const test::FederationOptions o = test::fault_options(kSteps, 4, 50, {"hub.steps_per_turn=4"});
   test::Federation fed(dir.path(), o);
   FED_REQUIRE(fed, fed.start_hub());
   fed.start_parties();
@@ -181,7 +162,7 @@ TEST_CASE(
   // outside the federation until its hub_timeout_ms.
   constexpr int kSteps = 60;
   test::TempDir dir;
-  const test::FederationOptions o = fault_options(kSteps, 4, 500);
+  const test::FederationOptions o = test::fault_options(kSteps, 4, 500);
   test::Federation fed(dir.path(), o);
   FED_REQUIRE(fed, fed.start_hub());
   fed.start_parties();
@@ -223,7 +204,7 @@ TEST_CASE(
   PCMOE_SKIP_WITHOUT_DEMO_CORPORA();
   constexpr int kSteps = 60;
   test::TempDir dir;
-  const test::FederationOptions o = fault_options(kSteps, 8, 500, {"hub.state_every=4"});
+  const test::FederationOptions o = test::fault_options(kSteps, 8, 500, {"hub.state_every=4"});
   // The parties outlast the hub's absence (hub_timeout_ms) and join the new one when it answers
   // their heartbeats with unknown_party (PROTOCOL.md section 10.2).
   test::Federation fed(dir.path(), o);

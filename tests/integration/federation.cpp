@@ -18,6 +18,18 @@ std::vector<std::string> tiny_overrides(int steps, int eval_every) {
           "model.seq_len=64"};
 }
 
+FederationOptions fault_options(int steps, int snapshot_every, int party_heartbeat_ms,
+                                const std::vector<std::string>& hub_extra) {
+  FederationOptions o;
+  o.shared = tiny_overrides(steps, 0);  // evaluation at the end only
+  o.hub = {"hub.party_timeout_ms=3000", "hub.heartbeat_ms=500",
+           "hub.snapshot_every=" + std::to_string(snapshot_every)};
+  o.hub.insert(o.hub.end(), hub_extra.begin(), hub_extra.end());
+  o.party = {"party.request_timeout_ms=6000", "party.heartbeat_ms=" + std::to_string(party_heartbeat_ms),
+             "party.hub_timeout_ms=30000"};
+  return o;
+}
+
 namespace {
 void add_sets(std::vector<std::string>& argv, const std::vector<std::string>& sets) {
   for (const auto& s : sets) {
@@ -41,39 +53,33 @@ Federation::~Federation() {
   }
 }
 
-bool Federation::start_hub(int timeout_ms) {
-  std::vector<std::string> argv = {app("pcmoe-hub"), "--config", config("hub.yaml")};
-  add_sets(argv, options_.shared);
-  add_sets(argv, {"hub.bind=tcp://127.0.0.1:*", "hub.out_dir=" + hub_dir(), "hub.log_file=" + hub_log()});
-  add_sets(argv, options_.hub);
-  hub_ = std::make_unique<Process>(argv, root_ + "/hub.out", root_ + "/hub.err");
-  // The hub logs the endpoint it bound (the ephemeral port resolved) in hub.started.
-  wait_until(
-      [&] {
-        auto started = log_events(hub_log(), "hub.started");
-        if (!started.empty()) endpoint_ = json_string(started.back(), "endpoint").value_or("");
-        return !endpoint_.empty() || !hub_->running();
-      },
-      timeout_ms);
-  return !endpoint_.empty();
-}
-
-bool Federation::restart_hub(const std::vector<std::string>& extra, int timeout_ms) {
+bool Federation::launch_hub(const std::string& bind, const std::vector<std::string>& extra, int timeout_ms) {
   const size_t starts = log_events(hub_log(), "hub.started").size();
   std::vector<std::string> argv = {app("pcmoe-hub"), "--config", config("hub.yaml")};
   add_sets(argv, options_.shared);
-  add_sets(argv, {"hub.bind=" + endpoint_, "hub.out_dir=" + hub_dir(), "hub.log_file=" + hub_log()});
+  add_sets(argv, {"hub.bind=" + bind, "hub.out_dir=" + hub_dir(), "hub.log_file=" + hub_log()});
   add_sets(argv, options_.hub);
   add_sets(argv, extra);
   hub_ = std::make_unique<Process>(argv, root_ + "/hub.out", root_ + "/hub.err");
+  // The new hub's hub.started line carries the endpoint it bound (an ephemeral port resolved).
   bool up = false;
   wait_until(
       [&] {
-        up = log_events(hub_log(), "hub.started").size() > starts;
+        auto started = log_events(hub_log(), "hub.started");
+        if (started.size() > starts) {
+          endpoint_ = json_string(started.back(), "endpoint").value_or("");
+          up = !endpoint_.empty();
+        }
         return up || !hub_->running();
       },
       timeout_ms);
   return up;
+}
+
+bool Federation::start_hub(int timeout_ms) { return launch_hub("tcp://127.0.0.1:*", {}, timeout_ms); }
+
+bool Federation::restart_hub(const std::vector<std::string>& extra, int timeout_ms) {
+  return launch_hub(endpoint_, extra, timeout_ms);
 }
 
 void Federation::start_party(const std::string& id, const std::vector<std::string>& extra) {

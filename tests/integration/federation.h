@@ -30,6 +30,13 @@ struct FederationOptions {
 // compares the preset hash).
 std::vector<std::string> tiny_overrides(int steps, int eval_every);
 
+// tiny_overrides(steps, 0) with small timeouts, for fault and signal tests: a party silent 3 s is
+// lost; a requester waits 6 s for a host (longer, so it keeps heartbeating while a dead host makes
+// it wait); a party outlasts 30 s without the hub. Snapshots every `snapshot_every` steps, the
+// parties' heartbeat interval as given, `hub_extra` added to the hub's overrides.
+FederationOptions fault_options(int steps, int snapshot_every, int party_heartbeat_ms,
+                                const std::vector<std::string>& hub_extra = {});
+
 class Federation {
  public:
   Federation(std::string root, FederationOptions options);
@@ -75,6 +82,9 @@ class Federation {
   std::string report() const;
 
  private:
+  // Starts pcmoe-hub bound to `bind`; true once a new hub.started line gave its endpoint.
+  bool launch_hub(const std::string& bind, const std::vector<std::string>& extra, int timeout_ms);
+
   std::string root_;
   FederationOptions options_;
   std::string endpoint_;

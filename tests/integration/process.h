@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -45,6 +46,11 @@ class Process {
 
 // Polls pred() every poll_ms until it holds or timeout_ms passed; returns its last value.
 bool wait_until(const std::function<bool()>& pred, int timeout_ms, int poll_ms = 20);
+
+// Milliseconds (fractional) since `t` on the steady clock.
+inline double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
 
 // A TCP port on 127.0.0.1 that was free a moment ago (a throwaway bind to port 0).
 std::string free_port();

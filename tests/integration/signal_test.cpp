@@ -18,22 +18,11 @@
 #include "test_util.h"
 
 using namespace pcmoe;
+using test::ms_since;
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double ms_since(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-test::FederationOptions options(int steps) {
-  test::FederationOptions o;
-  o.shared = test::tiny_overrides(steps, 0);
-  o.hub = {"hub.party_timeout_ms=3000", "hub.heartbeat_ms=500", "hub.snapshot_every=4"};
-  o.party = {"party.request_timeout_ms=6000", "party.heartbeat_ms=500", "party.hub_timeout_ms=30000"};
-  return o;
-}
 
 // SIGTERM to party `id`: it must exit 0 within 5 s, with a checkpoint written after the signal
 // and party.exit (code 0) as its last log line. Returns the step of that checkpoint.
@@ -67,7 +56,7 @@ TEST_CASE(
   PCMOE_SKIP_WITHOUT_DEMO_CORPORA();
   constexpr int kSteps = 60;
   test::TempDir dir;
-  test::Federation fed(dir.path(), options(kSteps));
+  test::Federation fed(dir.path(), test::fault_options(kSteps, 4, 500));
   FED_REQUIRE(fed, fed.start_hub());
   fed.start_parties();
   FED_REQUIRE(fed, fed.wait_status([](const proto::Status& s) { return s.step >= 6; }, 60000).has_value());
@@ -120,7 +109,7 @@ TEST_CASE("signals: SIGTERM to two parties and then to the hub: every process ex
           "[integration][signals]") {
   PCMOE_SKIP_WITHOUT_DEMO_CORPORA();
   test::TempDir dir;
-  test::Federation fed(dir.path(), options(1000));  // far more steps than it will run
+  test::Federation fed(dir.path(), test::fault_options(1000, 4, 500));  // far more steps than it will run
   FED_REQUIRE(fed, fed.start_hub());
   fed.start_parties();
   FED_REQUIRE(fed,
@@ -169,7 +158,7 @@ TEST_CASE(
   PCMOE_SKIP_WITHOUT_DEMO_CORPORA();
   constexpr int kSteps = 60;
   test::TempDir dir;
-  test::Federation fed(dir.path(), options(kSteps));
+  test::Federation fed(dir.path(), test::fault_options(kSteps, 4, 500));
   FED_REQUIRE(fed, fed.start_hub());
   fed.start_parties();
   FED_REQUIRE(fed, fed.wait_status([](const proto::Status& s) { return s.step >= 10; }, 60000).has_value());
