@@ -10,6 +10,8 @@
 // is waiting for it (that turn fails and names it as the suspect).
 // A frozen party (SIGSTOP past party_timeout_ms, then SIGCONT): marked lost, then it joins again
 // by itself and the run finishes with every process exiting 0.
+// The hub killed with kill -9 and started again: it continues from hub_state.json (hub.resume),
+// the running parties rejoin it by themselves, and the run ends at train.steps.
 #include <catch2/catch.hpp>
 
 #include <signal.h>
