@@ -153,6 +153,11 @@ def main():
             p["median_step_ms"] = statistics.median(r["step_ms"] for r in rows)
             p["median_wait_ms"] = statistics.median(deltas("remote_wait_ms") or [0])
             p["median_serialize_ms"] = statistics.median(deltas("serialize_ms") or [0])
+            for k in ("forward_ms", "forward_wait_ms", "forward_serialize_ms", "backward_ms", "backward_wait_ms",
+                      "backward_serialize_ms", "update_ms"):
+                vals = [r[k] for r in rows if k in r]
+                if vals:
+                    p["median_" + k] = statistics.median(vals)
             p["median_bytes_sent"] = statistics.median(r["bytes_sent"] for r in rows)
             p["median_bytes_received"] = statistics.median(r["bytes_received"] for r in rows)
             rows_per_step = deltas("rows_sent_total")

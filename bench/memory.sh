@@ -4,6 +4,8 @@
 # experts per MoE layer, top-2, experts ~99% of the parameters), all on one GPU (the processes
 # share the card; each measures its own peak with the CUDA caching allocator). Prints n, central
 # peak, max party peak, ratio, and the ratio predicted by the footprint model (model/footprint.h).
+# Both sides reserve their AdamW state at start (AdamW::reserve_state), so a short run's peak is
+# the steady state's, except for gradients of experts that received no row in any step run.
 # Env: PRESET, PARTIES ("2 4 8"), DEVICE (cuda:0), STEPS_PER_PARTY (2).
 set -uo pipefail
 BUILD=$1

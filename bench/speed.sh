@@ -44,6 +44,12 @@ host_ms = f.get("host_compute_ms_per_step") or 0
 print(f"where a party's step goes (median over parties, ms): total {step:.1f} = local work {step - wait - ser:.1f}"
       f" + (de)serialisation {ser:.1f} + waiting for hosts {wait:.1f} (of which host compute+host serialisation ~{host_ms:.1f},"
       f" wire and queueing ~{max(0.0, wait - host_ms):.1f})")
+if all("median_forward_ms" in p for p in ps):
+    print(f"{'phase (median ms)':<18}{'total':>8}{'waiting':>9}{'(de)ser.':>9}{'local':>8}")
+    for ph in ("forward", "backward"):
+        t, w, z = med(f"median_{ph}_ms"), med(f"median_{ph}_wait_ms"), med(f"median_{ph}_serialize_ms")
+        print(f"{ph:<18}{t:>8.1f}{w:>9.1f}{z:>9.1f}{t - w - z:>8.1f}")
+    print(f"{'update':<18}{med('median_update_ms'):>8.1f}   (hosts' step_end, own optimizer)")
 rows_sent, bs, br = med("median_rows_sent"), med("median_bytes_sent"), med("median_bytes_received")
 # minimum: rows x d_model x wire bytes (bf16 on CUDA), both directions, forward and backward
 import re

@@ -3,6 +3,9 @@
 // Prints a table: rows per call, round-trip latency (median of reps) of an eval-mode forward and
 // of a train-mode forward + backward + step_end, and bytes on the wire per train call against
 // the minimum (rows x d_model x wire bytes, both directions, forward and backward).
+// Then the transport alone: ZeroMQ over loopback TCP with the default context's I/O threads, 1 and
+// 3 concurrent request/reply streams of 8 MiB messages (the size of one host's rows in a step of
+// the small preset), sent and answered without copies: the ceiling any remote call can reach.
 //   pcmoe-bench-wire [--device cuda|cpu] [--d-model 512] [--d-ff 1024] [--wire bf16|fp32] [--reps 50]
 #include <torch/torch.h>
 
@@ -12,6 +15,7 @@
 #include <cstring>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/log.h"
@@ -26,6 +30,41 @@
 
 using namespace pcmoe;
 using Clock = std::chrono::steady_clock;
+
+// GB/s (both directions) of `streams` DEALER->ROUTER echo loops of `bytes`-byte messages.
+static double transport_gbps(int streams, size_t bytes, int messages) {
+  zmq::context_t& ctx = net::default_context();
+  std::vector<char> payload(bytes, 1);
+  std::vector<std::unique_ptr<zmq::socket_t>> servers, clients;
+  for (int s = 0; s < streams; ++s) {
+    servers.push_back(std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::router));
+    servers.back()->bind("tcp://127.0.0.1:*");
+    clients.push_back(std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::dealer));
+    clients.back()->connect(servers.back()->get(zmq::sockopt::last_endpoint));
+  }
+  auto no_free = [](void*, void*) {};
+  const auto t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (int s = 0; s < streams; ++s) {
+    threads.emplace_back([&, s] {
+      for (int i = 0; i < messages; ++i) {
+        zmq::message_t out(payload.data(), bytes, no_free, nullptr);
+        clients[s]->send(out, zmq::send_flags::none);
+        zmq::message_t id, in;
+        (void)servers[s]->recv(id);
+        (void)servers[s]->recv(in);
+        servers[s]->send(id, zmq::send_flags::sndmore);
+        zmq::message_t back(payload.data(), bytes, no_free, nullptr);
+        servers[s]->send(back, zmq::send_flags::none);
+        zmq::message_t reply;
+        (void)clients[s]->recv(reply);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+  return 2.0 * streams * messages * static_cast<double>(bytes) / sec / 1e9;
+}
 
 static double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -151,5 +190,9 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(bytes), minimum, static_cast<double>(bytes) / minimum);
   }
   server.stop();
+  std::printf("\n== transport alone (ZeroMQ, loopback TCP, %d I/O threads, 8 MiB messages, no copies)\n",
+              net::io_threads());
+  std::printf("%8s %12s\n", "streams", "GB/s");
+  for (int streams : {1, 3}) std::printf("%8d %12.2f\n", streams, transport_gbps(streams, 8u << 20, 40));
   return 0;
 }

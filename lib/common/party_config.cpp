@@ -33,6 +33,11 @@ static config::Schema<PartyNetConfig> party_net_schema() {
              "dtype of activations and gradients on the wire: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, "
              "fp16",
              config::one_of({"auto", "fp32", "bf16", "fp16"}))
+      .field("max_request_rows", &PartyNetConfig::max_request_rows,
+             "rows per expert request (about: one expert's rows are never split): a host's rows of one layer "
+             "go in several requests, so the wire, the host's compute and the replies overlap (0 = one "
+             "request per host and layer)",
+             config::in_range(0, 1 << 24))
       .field("heartbeat_ms", &PartyNetConfig::heartbeat_ms, "milliseconds between heartbeats to the hub",
              config::in_range(50, 600000))
       .field("request_timeout_ms", &PartyNetConfig::request_timeout_ms,

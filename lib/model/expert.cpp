@@ -123,19 +123,32 @@ torch::Tensor ExpertShard::run_sorted(int layer, const torch::Tensor& x_sorted,
 torch::Tensor ExpertShard::run(int layer, const torch::Tensor& x, const torch::Tensor& expert_ids) {
   const int64_t rows = x.size(0);
   if (rows == 0) return torch::zeros_like(x);
-  auto ids = expert_ids.to(torch::kLong);
-  auto lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
-  PCMOE_CHECK_T(ModelError, lo >= 0 && hi < n_experts_, "expert ids must be in [0, {}), found [{}, {}]",
-                n_experts_, lo, hi);
-  auto sorted = torch::sort(ids, /*stable=*/true, /*dim=*/0, /*descending=*/false);
-  auto order = std::get<1>(sorted);
-  auto counts_t = torch::bincount(ids, /*weights=*/{}, n_experts_).to(torch::kCPU);
-  std::vector<int64_t> counts(counts_t.data_ptr<int64_t>(), counts_t.data_ptr<int64_t>() + n_experts_);
-  auto y_sorted = run_sorted(layer, x.index_select(0, order), counts);
-  // Inverse permutation: outputs back into the order the rows came in.
-  auto inverse = torch::empty_like(order);
-  inverse.index_put_({order}, torch::arange(rows, order.options()));
-  return y_sorted.index_select(0, inverse);
+  // The ids are few and usually on the CPU already (they come off the wire): the range check, the
+  // counts and the sort happen there, and one index upload replaces the device syncs.
+  auto ids = expert_ids.to(torch::kCPU, torch::kLong).contiguous();
+  PCMOE_CHECK_T(ModelError, ids.numel() == rows, "{} expert ids for {} rows", ids.numel(), rows);
+  const int64_t* id = ids.data_ptr<int64_t>();
+  std::vector<int64_t> counts(static_cast<size_t>(n_experts_), 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    PCMOE_CHECK_T(ModelError, id[r] >= 0 && id[r] < n_experts_, "expert ids must be in [0, {}), found {}",
+                  n_experts_, id[r]);
+    counts[static_cast<size_t>(id[r])]++;
+  }
+  // Stable counting sort: order[j] = row at sorted position j; inverse[row] = its position.
+  std::vector<int64_t> start(static_cast<size_t>(n_experts_), 0);
+  for (int e = 1; e < n_experts_; ++e)
+    start[static_cast<size_t>(e)] = start[static_cast<size_t>(e - 1)] + counts[static_cast<size_t>(e - 1)];
+  auto perm = torch::empty({2, rows}, torch::kLong);
+  int64_t* order = perm.data_ptr<int64_t>();
+  int64_t* inverse = order + rows;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t pos = start[static_cast<size_t>(id[r])]++;
+    order[pos] = r;
+    inverse[r] = pos;
+  }
+  auto dev = perm.to(x.device());
+  auto y_sorted = run_sorted(layer, x.index_select(0, dev[0]), counts);
+  return y_sorted.index_select(0, dev[1]);
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> ExpertShard::named_expert_params() const {

@@ -51,7 +51,8 @@ class ExpertShard : public torch::nn::Module {
   const std::map<std::pair<int, int>, Expert>& experts() const { return experts_; }
 
   // Rows in any order: groups them by expert, runs each hosted expert once, returns outputs in
-  // the input order. expert_ids: [R] integer tensor. Throws ModelError for an expert not hosted.
+  // the input order. expert_ids: [R] integer tensor, best on the CPU (grouping happens there; ids on
+  // the device cost one copy back). Throws ModelError for an expert not hosted or an id out of range.
   torch::Tensor run(int layer, const torch::Tensor& x, const torch::Tensor& expert_ids);
   // Rows already sorted by expert id with counts[e] rows for expert e (e in [0, n_experts)).
   torch::Tensor run_sorted(int layer, const torch::Tensor& x_sorted, const std::vector<int64_t>& counts);

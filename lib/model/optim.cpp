@@ -67,6 +67,12 @@ void AdamW::zero_grad() {
   for (auto& p : params_) p.param.mutable_grad() = torch::Tensor();
 }
 
+void AdamW::reserve_state() {
+  torch::NoGradGuard no_grad;
+  reserved_ = true;
+  for (size_t i = 0; i < params_.size(); ++i) init_state(i);
+}
+
 void AdamW::init_state(size_t i) {
   State& s = state_[i];
   if (!s.exp_avg.defined()) {
@@ -164,7 +170,7 @@ std::vector<std::pair<std::string, torch::Tensor>> AdamW::state_tensors(const st
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (size_t i = 0; i < params_.size(); ++i) {
     const State& s = state_[i];
-    if (!s.exp_avg.defined()) continue;
+    if (!s.exp_avg.defined() || s.step == 0) continue;
     const std::string base = prefix + params_[i].name;
     out.emplace_back(base + ".exp_avg", s.exp_avg);
     out.emplace_back(base + ".exp_avg_sq", s.exp_avg_sq);
@@ -184,6 +190,7 @@ void AdamW::load_state(const std::function<torch::Tensor(const std::string&)>& f
     State& s = state_[i];
     if (!m.defined() || !v.defined() || !st.defined()) {
       s = State{};
+      if (reserved_) init_state(i);
       continue;
     }
     const auto& p = params_[i].param;

@@ -45,12 +45,17 @@ class AdamW {
   int step(double lr, const torch::Tensor& clip_scale);
   // Clears every gradient (undefined, not zero).
   void zero_grad();
+  // Allocates the moment buffers of every parameter now (zeros, step 0) instead of at its first
+  // update, here and after load_state: the optimizer's memory is taken at start, so a memory
+  // limit that cannot hold it fails then, not after hundreds of steps when the last expert first
+  // receives a row, and the peak of a short run is the steady state's. Updates are unchanged.
+  void reserve_state();
 
   const std::vector<NamedParam>& params() const { return params_; }
   std::vector<torch::Tensor> tensors() const;
 
   // State as named tensors "<prefix><param>.exp_avg", ".exp_avg_sq", ".step" (int64 scalar, CPU);
-  // parameters never stepped are omitted.
+  // parameters never stepped are omitted (also when reserve_state allocated their buffers).
   std::vector<std::pair<std::string, torch::Tensor>> state_tensors(const std::string& prefix) const;
   // Restores state saved by state_tensors; `find` returns an undefined tensor for absent names.
   // Throws ModelError on shape mismatch.
@@ -66,6 +71,7 @@ class AdamW {
   std::vector<NamedParam> params_;
   std::vector<State> state_;
   std::vector<bool> decay_;
+  bool reserved_ = false;
   TrainConfig cfg_;
 };
 

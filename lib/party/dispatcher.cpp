@@ -129,61 +129,96 @@ proto::Message FederatedDispatcher::expect_reply(uint32_t host, proto::MsgType e
 }
 
 torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_sorted,
-                                            const torch::Tensor& expert_sorted,
+                                            const torch::Tensor& /*expert_sorted*/,
                                             const std::vector<int64_t>& counts) {
   const bool train = torch::GradMode::is_enabled();
   const int64_t d = x_sorted.size(1);
   // Split the expert-sorted rows into this party's rows (still sorted by expert) and per-host
-  // index lists.
+  // requests, on the CPU: `counts` says which expert each sorted row belongs to, so the expert
+  // ids that travel need no device round trip. A host's rows of this layer go in requests of
+  // about max_request_rows rows (the host computes the first while the next are on the wire, and
+  // its replies travel while it computes the rest); one expert's rows always share a request, so
+  // each request's gradient norm on the host is its own contribution (PROTOCOL.md, `gsq`).
   std::vector<int64_t> local_rows;
   std::vector<int64_t> local_counts(counts.size(), 0);
-  std::map<uint32_t, std::vector<int64_t>> remote_rows;
+  std::map<uint32_t, std::vector<std::vector<int64_t>>> remote;  // host -> requests -> rows
+  std::vector<int32_t> expert_of;                                // expert of each sorted row
+  expert_of.reserve(static_cast<size_t>(x_sorted.size(0)));
   int64_t offset = 0;
   for (int e = 0; e < cfg_.n_experts; ++e) {
     const int64_t n = counts[static_cast<size_t>(e)];
     if (n > 0) {
       const uint32_t h = placement_.host_of(layer, e);
-      auto& v = h == placement_.self ? local_rows : remote_rows[h];
-      for (int64_t r = offset; r < offset + n; ++r) v.push_back(r);
-      if (h == placement_.self) local_counts[static_cast<size_t>(e)] = n;
+      std::vector<int64_t>* v = &local_rows;
+      if (h == placement_.self) {
+        local_counts[static_cast<size_t>(e)] = n;
+      } else {
+        auto& reqs = remote[h];
+        const auto limit = static_cast<size_t>(opt_.max_request_rows);
+        if (reqs.empty() || (limit > 0 && !reqs.back().empty() && reqs.back().size() + n > limit))
+          reqs.emplace_back();
+        v = &reqs.back();
+      }
+      for (int64_t r = offset; r < offset + n; ++r) v->push_back(r);
+      expert_of.insert(expert_of.end(), static_cast<size_t>(n), e);
     }
     offset += n;
   }
+  PCMOE_CHECK_T(ModelError, offset == x_sorted.size(0), "counts sum to {}, but there are {} rows", offset,
+                x_sorted.size(0));
 
-  // Send every remote request first, so they are in flight while local experts compute.
+  // Every remote row in one gather and one device-to-host copy; each request is a slice of that
+  // buffer. All requests are in flight before the local experts compute.
   auto call = std::make_shared<Call>();
   call->layer = layer;
   call->device = x_sorted.device();
-  std::vector<torch::Tensor> remote_idx;
-  for (auto& [host, rows] : remote_rows) {
-    rng_.shuffle(rows);  // private permutation: no order information leaves the party
-    auto idx = torch::tensor(rows, torch::kLong).to(x_sorted.device());
-    auto x_h = x_sorted.index_select(0, idx).detach();
-    if (opt_.row_noise_std > 0) {
-      auto rms = x_h.to(torch::kFloat32).pow(2).mean(1, true).sqrt();
-      auto noise =
-          at::normal(0.0, 1.0, x_h.sizes(), noise_gen_, torch::TensorOptions().dtype(torch::kFloat32));
-      x_h = x_h + (noise.to(x_h.device()) * rms * opt_.row_noise_std).to(x_h.scalar_type());
+  torch::Tensor all_idx, x_remote;
+  if (!remote.empty()) {
+    std::vector<int64_t> all_rows;
+    for (auto& [host, reqs] : remote) {
+      for (auto& rows : reqs) {
+        rng_.shuffle(rows);  // private permutation: no order information leaves the party
+        all_rows.insert(all_rows.end(), rows.begin(), rows.end());
+      }
     }
-    proto::ExpertForward req;
-    req.request_id = next_request_++;
-    req.requester = opt_.self_id;
-    req.step = step_;
-    req.layer = static_cast<uint32_t>(layer);
-    req.mode = train ? proto::ExpertMode::train : proto::ExpertMode::eval;
+    all_idx = torch::tensor(all_rows, torch::kLong).to(x_sorted.device());
+    x_remote = x_sorted.index_select(0, all_idx);
     const auto ts = Clock::now();
-    req.expert_ids = ids_to_wire(expert_sorted.index_select(0, idx), cfg_.n_experts);
-    req.rows = to_wire(x_h, opt_.wire_dtype);
+    auto x_out = x_remote.detach();
+    if (opt_.row_noise_std > 0) {
+      auto rms = x_out.to(torch::kFloat32).pow(2).mean(1, true).sqrt();
+      auto noise =
+          at::normal(0.0, 1.0, x_out.sizes(), noise_gen_, torch::TensorOptions().dtype(torch::kFloat32));
+      x_out = x_out + (noise.to(x_out.device()) * rms * opt_.row_noise_std).to(x_out.scalar_type());
+    }
+    auto host_rows = host_copy(x_out, opt_.wire_dtype);
     stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
-    link_.send(host, req);
-    call->requests.push_back(req);
-    if (train) hosts_called_.insert(host);
-    call->hosts.push_back(host);
-    call->request_ids.push_back(req.request_id);
-    call->rows.push_back(static_cast<int64_t>(rows.size()));
-    remote_idx.push_back(idx);
-    stats_.requests++;
-    stats_.rows_sent += rows.size();
+    int64_t first = 0;
+    for (auto& [host, reqs] : remote) {
+      for (const auto& rows : reqs) {
+        const auto n = static_cast<int64_t>(rows.size());
+        auto ids = torch::empty({n}, torch::kInt32);
+        auto* idp = ids.data_ptr<int32_t>();
+        for (int64_t i = 0; i < n; ++i) idp[i] = expert_of[static_cast<size_t>(rows[static_cast<size_t>(i)])];
+        proto::ExpertForward req;
+        req.request_id = next_request_++;
+        req.requester = opt_.self_id;
+        req.step = step_;
+        req.layer = static_cast<uint32_t>(layer);
+        req.mode = train ? proto::ExpertMode::train : proto::ExpertMode::eval;
+        req.expert_ids = ids_to_wire(ids, cfg_.n_experts);
+        req.rows = wrap_rows(host_rows, first, n);
+        link_.send(host, req);
+        call->requests.push_back(req);
+        call->hosts.push_back(host);
+        call->request_ids.push_back(req.request_id);
+        call->rows.push_back(n);
+        first += n;
+        stats_.requests++;
+        stats_.rows_sent += static_cast<uint64_t>(n);
+      }
+      if (train) hosts_called_.insert(host);
+    }
   }
 
   std::vector<torch::Tensor> pieces;
@@ -196,11 +231,9 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
     stats_.rows_local += local_rows.size();
   }
   if (!call->hosts.empty()) {
-    auto all_idx = torch::cat(remote_idx);
     torch::Tensor y_remote;
     if (train) {
       calls_.push_back(call);
-      auto x_remote = x_sorted.index_select(0, all_idx);
       y_remote = RemoteCall::apply(x_remote, reinterpret_cast<int64_t>(this),
                                    reinterpret_cast<int64_t>(call.get()))[0];
     } else {
@@ -220,7 +253,9 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
 }
 
 torch::Tensor FederatedDispatcher::wait_forward(const Call& call, torch::ScalarType dtype) {
-  std::vector<torch::Tensor> outs;
+  int64_t total = 0;
+  for (int64_t n : call.rows) total += n;
+  ReplyStager stager(total, cfg_.d_model, call.device, dtype);
   for (size_t i = 0; i < call.hosts.size(); ++i) {
     // A host short of memory answers `busy`: ask again with back-off (its stash drains as other
     // requests' backward passes arrive), up to busy_retry_ms.
@@ -228,7 +263,9 @@ torch::Tensor FederatedDispatcher::wait_forward(const Call& call, torch::ScalarT
     int backoff_ms = 20;
     proto::Message reply;
     while (true) {
+      const auto tw = Clock::now();
       reply = link_.wait(call.hosts[i], proto::MsgType::expert_forward_reply, call.request_ids[i]);
+      stats_.wait_ms += std::chrono::duration<double, std::milli>(Clock::now() - tw).count();
       auto* err = std::get_if<proto::ErrorMsg>(&reply);
       if (!err || err->code != static_cast<uint16_t>(proto::ErrorCode::busy) ||
           std::chrono::duration<double, std::milli>(Clock::now() - t0).count() > opt_.busy_retry_ms) {
@@ -252,25 +289,29 @@ torch::Tensor FederatedDispatcher::wait_forward(const Call& call, torch::ScalarT
                                       call.rows[i], cfg_.d_model));
     }
     const auto ts = Clock::now();
-    outs.push_back(from_wire(r.outputs, call.device, dtype));
+    stager.add(r.outputs);  // while the next replies are still arriving
     stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
   }
-  return outs.size() == 1 ? outs[0] : torch::cat(outs, 0);
+  const auto ts = Clock::now();
+  auto y = stager.finish();
+  stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
+  return y;
 }
 
 torch::Tensor FederatedDispatcher::run_backward(const Call& call, const torch::Tensor& grad) {
-  auto g = grad.contiguous();
+  // All hosts' output gradients in one device-to-host copy; each request is a slice of it.
+  const auto ts = Clock::now();
+  auto host_grads = host_copy(grad, opt_.wire_dtype);
+  stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
   int64_t off = 0;
   for (size_t i = 0; i < call.hosts.size(); ++i) {
     proto::ExpertBackward req;
     req.request_id = call.request_ids[i];
-    const auto ts = Clock::now();
-    req.grad_outputs = to_wire(g.narrow(0, off, call.rows[i]), opt_.wire_dtype);
-    stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
+    req.grad_outputs = wrap_rows(host_grads, off, call.rows[i]);
     link_.send(call.hosts[i], req);
     off += call.rows[i];
   }
-  std::vector<torch::Tensor> outs;
+  ReplyStager stager(off, cfg_.d_model, call.device, grad.scalar_type());
   for (size_t i = 0; i < call.hosts.size(); ++i) {
     auto reply = expect_reply(call.hosts[i], proto::MsgType::expert_backward_reply, call.request_ids[i]);
     const auto& r = std::get<proto::ExpertBackwardReply>(reply);
@@ -279,11 +320,14 @@ torch::Tensor FederatedDispatcher::run_backward(const Call& call, const torch::T
                                       call.request_ids[i], proto::describe_tensor(r.grad_inputs)));
     }
     remote_grad_sq_ += r.grad_sq_norm;
-    const auto ts = Clock::now();
-    outs.push_back(from_wire(r.grad_inputs, call.device, grad.scalar_type()));
-    stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
+    const auto t1 = Clock::now();
+    stager.add(r.grad_inputs);
+    stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
   }
-  return outs.size() == 1 ? outs[0] : torch::cat(outs, 0);
+  const auto t2 = Clock::now();
+  auto g = stager.finish();
+  stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - t2).count();
+  return g;
 }
 
 }  // namespace pcmoe::party

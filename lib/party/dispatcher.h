@@ -1,7 +1,8 @@
 // Owns the requester side of PC-MoE's remote expert calls: the FederatedDispatcher the party's
 // backbone uses at every MoE layer. Rows for the party's own experts are computed locally; for
-// each remote host it sends ONE request with the rows routed to any of that host's experts —
-// shuffled with a private permutation, optionally noised, carrying only hidden states and expert
+// each remote host it sends the rows routed to any of that host's experts in requests of about
+// max_request_rows rows (one expert's rows never split; so the host pipelines wire and compute) —
+// each shuffled with a private permutation, optionally noised, carrying only hidden states and expert
 // ids — and all requests are in flight while the local experts compute. With gradients enabled
 // the remote results enter autograd through RemoteCall, whose backward sends the output
 // gradients to each host and receives the input gradients (and the host's parameter-gradient
@@ -44,6 +45,8 @@ struct DispatchOptions {
   std::vector<int> local_only_layers;
   uint64_t shuffle_seed = 0;  // private: draws the row permutations and the noise
   int busy_retry_ms = 30000;  // a host answering `busy` (memory) is asked again for this long
+  int max_request_rows = 0;   // > 0: a host's rows of a layer go in requests of about this many
+                              // rows (one expert's rows are never split); 0: one request per host
 };
 
 struct DispatchStats {

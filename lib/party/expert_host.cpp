@@ -226,17 +226,16 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
     }
   }
   auto x = from_wire(req.rows, opt_s_.device, torch::kFloat32);
-  auto dev_ids = ids.to(opt_s_.device);
   torch::Tensor y;
   {
     std::shared_lock<std::shared_mutex> r(shard_mu_);
     model::AutocastGuard autocast(opt_s_.bf16, opt_s_.device);
     if (train && !recompute) {
       x.requires_grad_(true);
-      y = shard_.run(layer, x, dev_ids);
+      y = shard_.run(layer, x, ids);
     } else {
       torch::NoGradGuard no_grad;
-      y = shard_.run(layer, x, dev_ids);
+      y = shard_.run(layer, x, ids);
     }
   }
   proto::ExpertForwardReply out;
@@ -262,7 +261,7 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
     en.experts = distinct;
     en.bytes = recompute ? min_bytes : full_bytes;
     if (recompute) {
-      en.ids = dev_ids;
+      en.ids = ids;
       stats_.recomputed++;
     } else {
       en.y = y;
@@ -296,6 +295,8 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
     open_touched_ = Clock::now();
   }
   double sq = 0;
+  proto::ExpertBackwardReply out;
+  out.request_id = req.request_id;
   {
     std::shared_lock<std::shared_mutex> r(shard_mu_);
     if (!e.y.defined()) {  // recompute mode: run the experts again, this time keeping the graph
@@ -309,12 +310,13 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
     for (int64_t id : e.experts) {
       for (auto& p : shard_.get(e.layer, static_cast<int>(id))->parameters()) touched.push_back(p);
     }
-    sq = model::grad_sq_norm(touched);
+    // The norm stays on the device until the input gradients' copy to the host has synchronised.
+    auto norm = model::grad_norm_tensor(touched);
+    out.grad_inputs = to_wire(e.x.grad(), req.grad_outputs.dtype);
+    const double n = norm.item<double>();
+    sq = n * n;
   }
-  proto::ExpertBackwardReply out;
-  out.request_id = req.request_id;
   out.grad_sq_norm = sq;
-  out.grad_inputs = to_wire(e.x.grad(), req.grad_outputs.dtype);
   std::lock_guard<std::mutex> lock(mu_);
   if (!std::isfinite(sq) ||
       proto::first_non_finite(out.grad_inputs.dtype, out.grad_inputs.data.data, out.grad_inputs.data.size)) {

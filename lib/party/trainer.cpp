@@ -83,6 +83,8 @@ PartyTrainer::PartyTrainer(const PartyConfig& cfg, uint64_t backbone_seed, Place
   for (auto& p : backbone_->named_parameters()) bparams.push_back({"backbone." + p.key(), p.value()});
   backbone_opt_ = std::make_unique<model::AdamW>(std::move(bparams), cfg.train);
   shard_opt_ = std::make_unique<model::AdamW>(named(shard_->named_expert_params(), "experts."), cfg.train);
+  backbone_opt_->reserve_state();
+  shard_opt_->reserve_state();
 
   HostOptions ho;
   ho.self_id = cfg.party.id;
@@ -105,6 +107,7 @@ PartyTrainer::PartyTrainer(const PartyConfig& cfg, uint64_t backbone_seed, Place
   // A host keeps an abandoned open step for stale_ms before another requester may take over:
   // a requester answered `busy` keeps asking at least that long.
   dopt.busy_retry_ms = ho.stale_ms + 5000;
+  dopt.max_request_rows = cfg.party.max_request_rows;
   dispatcher_ = std::make_unique<FederatedDispatcher>(cfg.model, *shard_, placement_, link_, dopt);
 
   loader_ = std::make_unique<data::BatchLoader>(cfg.data, data::Split::train, cfg.train.batch_size,
@@ -122,14 +125,23 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
   auto tokens = train::batch_tensor(batch, device_);
   model::ForwardResult out;
   double sq = 0;
+  // Phase times (wall clock; each phase ends in a device sync) and the waits inside them.
+  const DispatchStats d0 = dispatcher_->stats();
+  DispatchStats d1, d2;
+  auto t_fwd = t0, t_bwd = t0;
   try {
     std::shared_lock<std::shared_mutex> read(shard_mu_);
     {
       model::AutocastGuard autocast(bf16_, device_);
       out = backbone_->forward(tokens, *dispatcher_);
     }
+    (void)out.ce_loss.item<double>();  // ends the forward phase on the device too
+    t_fwd = Clock::now();
+    d1 = dispatcher_->stats();
     out.loss.backward();
     sq = model::grad_sq_norm(backbone_opt_->tensors()) + model::grad_sq_norm(shard_opt_->tensors());
+    t_bwd = Clock::now();
+    d2 = dispatcher_->stats();
   } catch (const Error& e) {
     abort_step(step, e.what());
     throw;
@@ -202,7 +214,9 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
       PCMOE_WARN("party.eval_failed").kv("step", step + 1).kv("error", e.what());
     }
   }
-  r.step_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  const auto t_end = Clock::now();
+  r.step_ms = std::chrono::duration<double, std::milli>(t_end - t0).count();
+  const DispatchStats d_end = dispatcher_->stats();
   auto mem = model::peak_memory(device_);
   r.peak_memory_bytes = mem.allocated_bytes;
 
@@ -220,8 +234,20 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
     rec.add("eval_bytes_sent", link_.bytes_sent() - sent0 - r.bytes_sent);
     rec.add("eval_bytes_received", link_.bytes_received() - recv0 - r.bytes_received);
   }
-  rec.add("remote_wait_ms", dispatcher_->stats().wait_ms)
-      .add("serialize_ms", dispatcher_->stats().serialize_ms);
+  rec.add("remote_wait_ms", d_end.wait_ms).add("serialize_ms", d_end.serialize_ms);
+  // This step's phases: forward (loader to loss), backward (to the gradient norm), update (hosts'
+  // step_end, own optimizer, evaluation when due), each with its waiting for hosts and wire
+  // (de)serialisation.
+  const auto ms = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  rec.add("forward_ms", ms(t0, t_fwd))
+      .add("forward_wait_ms", d1.wait_ms - d0.wait_ms)
+      .add("forward_serialize_ms", d1.serialize_ms - d0.serialize_ms);
+  rec.add("backward_ms", ms(t_fwd, t_bwd))
+      .add("backward_wait_ms", d2.wait_ms - d1.wait_ms)
+      .add("backward_serialize_ms", d2.serialize_ms - d1.serialize_ms);
+  rec.add("update_ms", ms(t_bwd, t_end));
   const HostStats hs = host_->stats();
   rec.add("host_compute_ms", hs.compute_ms).add("host_rows_forward", hs.rows_forward);
   if (o.evaluated) rec.add("eval_loss", r.eval_loss).add("eval_bpb", o.eval_bpb);
@@ -306,10 +332,14 @@ void PartyTrainer::export_model(const std::string& path, const proto::Pool& pool
 void PartyTrainer::save_checkpoint(const std::string& path) {
   model::NamedTensors tensors = model::module_state(*backbone_, "backbone.");
   {
+    // Copies of the shard (hosting may step it while the file is written) go to host memory: a
+    // checkpoint must not need GPU memory beyond the party's limit.
+    const auto to_host = [](const torch::Tensor& t) {
+      return t.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true);
+    };
     std::shared_lock<std::shared_mutex> read(shard_mu_);
-    for (auto& [name, t] : shard_->named_expert_params())
-      tensors.emplace_back("experts." + name, t.detach().clone());
-    for (auto& st : shard_opt_->state_tensors("opt.")) tensors.emplace_back(st.first, st.second.clone());
+    for (auto& [name, t] : shard_->named_expert_params()) tensors.emplace_back("experts." + name, to_host(t));
+    for (auto& st : shard_opt_->state_tensors("opt.")) tensors.emplace_back(st.first, to_host(st.second));
   }
   for (auto& st : backbone_opt_->state_tensors("opt.")) tensors.push_back(st);
   auto pos = loader_->position();

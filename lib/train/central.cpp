@@ -52,6 +52,7 @@ struct CentralState {
     for (auto& p : backbone->named_parameters()) params.push_back({"backbone." + p.key(), p.value()});
     for (auto& [name, t] : experts.named_expert_params()) params.push_back({"experts." + name, t});
     opt = std::make_unique<model::AdamW>(std::move(params), c.train);
+    opt->reserve_state();
     heldout = data::heldout_batches(c.data, c.train.eval_batches, c.train.batch_size, c.model.seq_len);
   }
 

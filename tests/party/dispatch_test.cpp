@@ -35,6 +35,10 @@ TEST_CASE("loopback federation: loss, gradients and one optimizer step equal the
   t.expert_seed = 9;
   t.grad_clip = 0.05;  // small enough to be active: clipping must agree too
   const uint32_t n = 3;
+  // One request per host and layer (0), one per expert (5: below any expert's row count), and
+  // requests holding one or two experts' rows (30): the same numbers each way.
+  const int max_rows = GENERATE(0, 5, 30);
+  INFO("max_request_rows " << max_rows);
   auto tokens = torch::randint(0, 259, {4, 17}, torch::kLong);
 
   // Single process.
@@ -56,10 +60,15 @@ TEST_CASE("loopback federation: loss, gradients and one optimizer step equal the
   party::DispatchOptions dopt;
   dopt.self_id = "a";
   dopt.shuffle_seed = 77;
+  dopt.max_request_rows = max_rows;
   party::FederatedDispatcher disp(m, *parties[0]->shard, party::Placement::round_robin(m, n, 0), link, dopt);
   disp.begin_step(0);
   auto out_f = fed->forward(tokens, disp);
   out_f.loss.backward();
+  // 2 MoE layers x 2 remote hosts: one request each without a limit, more with one.
+  if (max_rows == 0) CHECK(disp.stats().requests == 4);
+  if (max_rows == 5) CHECK(disp.stats().requests == 8);  // each host holds 2 experts per layer
+  if (max_rows == 30) CHECK(disp.stats().requests > 4);
 
   CHECK(out_f.loss.item<double>() == Approx(out_c.loss.item<double>()).epsilon(1e-6));
   CHECK(disp.hosts_called() == std::set<uint32_t>{1, 2});
