@@ -2,7 +2,7 @@
 # Runs on the GPU machine (device tool; carry: [".gpu-deps"]): builds pcmoe against the pip
 # PyTorch's libtorch (CUDA) and the carried Debian packages, runs the gpu-labelled tests and the
 # benchmarks named on the command line. Prepare .gpu-deps here first: scripts/gpu-deps.sh.
-#   scripts/gpu-run.sh [build|test|bench-central|bench-memory|bench-speed|bench-wire ...]
+#   scripts/gpu-run.sh [build|test|bench-central|bench-memory|bench-speed|bench-wire|bench-federation-ab ...]
 # Output: tables on stdout; logs and JSON under ${OUT:-/tmp/pcmoe-gpu-out}.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -1,10 +1,11 @@
 // Test helpers (see test_util.h).
 #include "test_util.h"
 
+#include <ftw.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <stdexcept>
 
 #include "common/fs.h"
@@ -19,8 +20,11 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
+  // nftw, not std::filesystem::remove_all: the latter crashed (SIGSEGV) in test binaries linked
+  // with the pip wheel's libtorch on the GPU machine.
+  ::nftw(
+      path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return std::remove(p); }, 32,
+      FTW_DEPTH | FTW_PHYS);
 }
 
 std::string TempDir::write(const std::string& rel, const std::string& content) const {

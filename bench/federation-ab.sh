@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# bench/federation-ab.sh BUILD OUT — the same federation (PARTIES=4 parties of the small preset on
+# DEVICES=cuda:0, STEPS=40 global steps, loopback TCP) with one setting changed at a time, to see
+# what a setting is worth without comparing runs of different days: default settings;
+# party.max_request_rows 0 (one request per host and layer, no pipelining); one ZeroMQ I/O thread.
+# Prints one line per variant: global step time, tokens/s, forward and backward (with the waiting
+# for hosts inside them), and the hosts' compute time per global step.
+set -uo pipefail
+BUILD=$1
+OUT=$2
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/common.sh"
+PRESET=$(realpath "${PRESET:-$ROOT/configs/models/small.yaml}")
+CORPUS=$(bench_corpus)
+mkdir -p "$OUT/ab"
+run() {
+  local tag=$1 pset=$2
+  shift 2
+  env "$@" python3 "$ROOT/bench/federation.py" --bin "$BUILD/apps" --preset "$PRESET" --parties "${PARTIES:-4}" \
+    --steps "${STEPS:-40}" --out "$OUT/ab/$tag" --corpus "$CORPUS" --devices "${DEVICES:-cuda:0}" --threads 2 --warm 8 \
+    --set train.warmup_steps=5 --set train.eval_every=0 --set train.eval_batches=1 $pset \
+    >"$OUT/ab/$tag.json" 2>"$OUT/ab/$tag.err" || { tail -5 "$OUT/ab/$tag.err"; return; }
+  python3 - "$OUT/ab/$tag.json" "$tag" <<'PY'
+import json, statistics, sys
+f = json.load(open(sys.argv[1]))
+ps = list(f["party"].values())
+med = lambda k: statistics.median(p.get(k, 0) or 0 for p in ps)
+print(f"{sys.argv[2]:<22} step {f.get('step_ms') or 0:7.1f} ms  tokens/s {f.get('tokens_per_s') or 0:8.0f}"
+      f"  forward {med('median_forward_ms'):6.1f} (waiting {med('median_forward_wait_ms'):6.1f})"
+      f"  backward {med('median_backward_ms'):6.1f} (waiting {med('median_backward_wait_ms'):6.1f})"
+      f"  host compute/step {f.get('host_compute_ms_per_step') or 0:6.1f}")
+PY
+}
+echo "== federation settings A/B ($(basename "$PRESET"), ${PARTIES:-4} parties on ${DEVICES:-cuda:0}, ${STEPS:-40} steps)"
+run default ""
+run max_request_rows=0 "--party-set party.max_request_rows=0"
+run io_threads=1 "" PCMOE_ZMQ_IO_THREADS=1
