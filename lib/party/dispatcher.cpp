@@ -116,15 +116,21 @@ void FederatedDispatcher::begin_step(int64_t step) {
   calls_.clear();
 }
 
-proto::Message FederatedDispatcher::expect_reply(uint32_t host, proto::MsgType expect, uint64_t request_id) {
+proto::Message FederatedDispatcher::timed_wait(uint32_t host, proto::MsgType expect, uint64_t request_id) {
   const auto t0 = Clock::now();
   proto::Message reply = link_.wait(host, expect, request_id);
   stats_.wait_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) {
-    throw HostError(host,
-                    fmt::format("host party {} refused request {}: {} ({})", host, request_id, err->reason,
-                                proto::error_code_name(static_cast<proto::ErrorCode>(err->code))));
-  }
+  return reply;
+}
+
+void FederatedDispatcher::refused(uint32_t host, uint64_t request_id, const proto::ErrorMsg& err) {
+  throw HostError(host, fmt::format("host party {} refused request {}: {} ({})", host, request_id, err.reason,
+                                    proto::error_code_name(static_cast<proto::ErrorCode>(err.code))));
+}
+
+proto::Message FederatedDispatcher::expect_reply(uint32_t host, proto::MsgType expect, uint64_t request_id) {
+  proto::Message reply = timed_wait(host, expect, request_id);
+  if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) refused(host, request_id, *err);
   return reply;
 }
 
@@ -263,9 +269,7 @@ torch::Tensor FederatedDispatcher::wait_forward(const Call& call, torch::ScalarT
     int backoff_ms = 20;
     proto::Message reply;
     while (true) {
-      const auto tw = Clock::now();
-      reply = link_.wait(call.hosts[i], proto::MsgType::expert_forward_reply, call.request_ids[i]);
-      stats_.wait_ms += std::chrono::duration<double, std::milli>(Clock::now() - tw).count();
+      reply = timed_wait(call.hosts[i], proto::MsgType::expert_forward_reply, call.request_ids[i]);
       auto* err = std::get_if<proto::ErrorMsg>(&reply);
       if (!err || err->code != static_cast<uint16_t>(proto::ErrorCode::busy) ||
           std::chrono::duration<double, std::milli>(Clock::now() - t0).count() > opt_.busy_retry_ms) {
@@ -276,12 +280,7 @@ torch::Tensor FederatedDispatcher::wait_forward(const Call& call, torch::ScalarT
       backoff_ms = std::min(backoff_ms * 2, 1000);
       link_.send(call.hosts[i], call.requests[i]);
     }
-    if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) {
-      throw HostError(
-          call.hosts[i],
-          fmt::format("host party {} refused request {}: {} ({})", call.hosts[i], call.request_ids[i],
-                      err->reason, proto::error_code_name(static_cast<proto::ErrorCode>(err->code))));
-    }
+    if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) refused(call.hosts[i], call.request_ids[i], *err);
     const auto& r = std::get<proto::ExpertForwardReply>(reply);
     if (r.outputs.shape != std::vector<int64_t>{call.rows[i], cfg_.d_model}) {
       throw ProtocolError(fmt::format("host party {} answered request {} with outputs {} (expected [{}, {}])",

@@ -92,6 +92,10 @@ class FederatedDispatcher : public model::ExpertDispatcher {
   torch::Tensor run_backward(const Call& call, const torch::Tensor& grad);
 
  private:
+  // Waits for a host's reply (the time counts as waiting in stats_).
+  proto::Message timed_wait(uint32_t host, proto::MsgType expect, uint64_t request_id);
+  [[noreturn]] static void refused(uint32_t host, uint64_t request_id, const proto::ErrorMsg& err);
+  // timed_wait, and an error reply thrown as HostError.
   proto::Message expect_reply(uint32_t host, proto::MsgType expect, uint64_t request_id);
 
   ModelConfig cfg_;
