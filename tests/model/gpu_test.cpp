@@ -304,23 +304,10 @@ TEST_CASE("a party checkpoint on CUDA, written on a helper thread, restores exac
           "[gpu]") {
   if (!torch::cuda::is_available()) FAIL("no CUDA device");
   test::TempDir dir;
-  std::string text;
-  for (int i = 0; i < 400; ++i) text += "document " + std::to_string(i) + " with some words in it\n%\n";
-  dir.write("corpus/f", text);
-  PartyConfig cfg;
-  cfg.model = gpu_model();
-  cfg.train.batch_size = 4;
-  cfg.train.eval_batches = 1;
+  PartyConfig cfg = test::party_config_with_corpus(dir, gpu_model());
   cfg.train.eval_every = 0;
   cfg.train.dtype = "bf16";
-  cfg.party.id = "a";
-  DataSource src;
-  src.path = dir.path() + "/corpus";
-  src.format = "fortune";
-  cfg.data.sources = {src};
-  cfg.data.heldout_permille = 100;
   cfg.run.device = "cuda:0";
-  cfg.run.out_dir = dir.path() + "/out";
   const torch::Device dev(torch::kCUDA, 0);
   test::LoopbackLink link("a", {});
   const auto placement = party::Placement::round_robin(cfg.model, 1, 0);

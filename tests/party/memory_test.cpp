@@ -43,25 +43,14 @@ TEST_CASE("footprint: experts shrink with the number of parties; the stash bound
 
 TEST_CASE("a memory limit below the minimum footprint is refused with the breakdown", "[unit][party]") {
   test::TempDir dir;
-  std::string text;
-  for (int i = 0; i < 300; ++i) text += "document " + std::to_string(i) + " with some words in it\n%\n";
-  dir.write("corpus/f", text);
-  PartyConfig cfg;
-  cfg.model.seq_len = 32;
-  cfg.model.d_model = 32;
-  cfg.model.n_layers = 2;
-  cfg.model.n_heads = 2;
-  cfg.model.d_ff = 32;
-  cfg.model.n_experts = 4;
-  cfg.train.batch_size = 4;
-  cfg.train.eval_batches = 1;
-  cfg.party.id = "a";
-  DataSource src;
-  src.path = dir.path() + "/corpus";
-  src.format = "fortune";
-  cfg.data.sources = {src};
-  cfg.data.heldout_permille = 100;
-  cfg.run.out_dir = dir.path() + "/out";
+  ModelConfig m;
+  m.seq_len = 32;
+  m.d_model = 32;
+  m.n_layers = 2;
+  m.n_heads = 2;
+  m.d_ff = 32;
+  m.n_experts = 4;
+  PartyConfig cfg = test::party_config_with_corpus(dir, m);
   test::LoopbackLink link("a", {});
   party::PartyTrainer trainer(cfg, 7, party::Placement::round_robin(cfg.model, 2, 0), link);
   const auto f = trainer.footprint();

@@ -8,11 +8,13 @@
 #include <shared_mutex>
 
 #include "common/error.h"
+#include "common/party_config.h"
 #include "model/expert.h"
 #include "model/optim.h"
 #include "party/dispatcher.h"
 #include "party/expert_host.h"
 #include "party/expert_link.h"
+#include "test_util.h"
 
 namespace pcmoe::test {
 
@@ -63,6 +65,26 @@ struct HostParty {
     host = std::make_unique<party::ExpertHost>(m, t, *shard, *opt, mu, ho);
   }
 };
+
+// A config for party "a" with model `m` that trains on a small fortune corpus written into `dir`
+// (400 documents; batch 4, one held-out batch, 10% held out), output under dir/out.
+inline PartyConfig party_config_with_corpus(const TempDir& dir, const ModelConfig& m) {
+  std::string text;
+  for (int i = 0; i < 400; ++i) text += "document " + std::to_string(i) + " with some words in it\n%\n";
+  dir.write("corpus/f", text);
+  PartyConfig cfg;
+  cfg.model = m;
+  cfg.train.batch_size = 4;
+  cfg.train.eval_batches = 1;
+  cfg.party.id = "a";
+  DataSource src;
+  src.path = dir.path() + "/corpus";
+  src.format = "fortune";
+  cfg.data.sources = {src};
+  cfg.data.heldout_permille = 100;
+  cfg.run.out_dir = dir.path() + "/out";
+  return cfg;
+}
 
 }  // namespace pcmoe::test
 
