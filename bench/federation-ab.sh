@@ -13,13 +13,14 @@ source "$ROOT/bench/common.sh"
 PRESET=$(realpath "${PRESET:-$ROOT/configs/models/small.yaml}")
 CORPUS=$(bench_corpus)
 mkdir -p "$OUT/ab"
-run() {
-  local tag=$1 pset=$2
-  shift 2
-  env "$@" python3 "$ROOT/bench/federation.py" --bin "$BUILD/apps" --preset "$PRESET" --parties "${PARTIES:-4}" \
-    --steps "${STEPS:-40}" --out "$OUT/ab/$tag" --corpus "$CORPUS" --devices "${DEVICES:-cuda:0}" --threads 2 --warm 8 \
-    --set train.warmup_steps=5 --set train.eval_every=0 --set train.eval_batches=1 $pset \
-    >"$OUT/ab/$tag.json" 2>"$OUT/ab/$tag.err" || { tail -5 "$OUT/ab/$tag.err"; return; }
+run() {  # run TAG "FEDERATION ARGS" [VAR=VALUE]
+  local tag=$1 pset=$2 var=${3:-}
+  (
+    if [[ -n $var ]]; then export "${var?}"; fi
+    # shellcheck disable=SC2086
+    timed_federation "$BUILD" "$PRESET" "${PARTIES:-4}" "${STEPS:-40}" "${DEVICES:-cuda:0}" "$CORPUS" \
+      "$OUT/ab/$tag" $pset
+  ) || return
   python3 - "$OUT/ab/$tag.json" "$tag" <<'PY'
 import json, statistics, sys
 f = json.load(open(sys.argv[1]))

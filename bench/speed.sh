@@ -20,10 +20,7 @@ write_central_config "$OUT/speed-$TAG/central.yaml" "$PRESET" "$CORPUS" "$OUT/sp
 "$BUILD/apps/pcmoe-central" --config "$OUT/speed-$TAG/central.yaml" --set train.steps=$STEPS --set train.warmup_steps=5 \
   --set train.eval_every=0 --set train.eval_batches=1 >"$OUT/speed-$TAG/central.json" 2>"$OUT/speed-$TAG/central.log" ||
   { tail -5 "$OUT/speed-$TAG/central.log"; exit 1; }
-python3 "$ROOT/bench/federation.py" --bin "$BUILD/apps" --preset "$PRESET" --parties "$N" --steps "$STEPS" \
-  --out "$OUT/speed-$TAG/fed" --corpus "$CORPUS" --devices "$DEVICES" --threads 2 --warm 8 \
-  --set train.warmup_steps=5 --set train.eval_every=0 --set train.eval_batches=1 \
-  >"$OUT/speed-$TAG/fed.json" 2>"$OUT/speed-$TAG/fed.err" || { tail -5 "$OUT/speed-$TAG/fed.err"; exit 1; }
+timed_federation "$BUILD" "$PRESET" "$N" "$STEPS" "$DEVICES" "$CORPUS" "$OUT/speed-$TAG/fed" || exit 1
 python3 - "$OUT/speed-$TAG" "$PRESET" "$N" "$DEVICES" <<'PY'
 import json, statistics, sys
 d, preset, n, devices = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
