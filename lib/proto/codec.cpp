@@ -92,75 +92,14 @@ Message read_as(FieldReader& r) {
 
 Message read_body(MsgType t, FieldReader& r) {
   switch (t) {
-    case MsgType::hello:
-      return read_as<Hello>(r);
-    case MsgType::welcome:
-      return read_as<Welcome>(r);
-    case MsgType::reject:
-      return read_as<Reject>(r);
-    case MsgType::directory:
-      return read_as<Directory>(r);
-    case MsgType::turn:
-      return read_as<Turn>(r);
-    case MsgType::step_report:
-      return read_as<StepReport>(r);
-    case MsgType::turn_done:
-      return read_as<TurnDone>(r);
-    case MsgType::expert_load:
-      return read_as<ExpertLoad>(r);
-    case MsgType::heartbeat:
-      return read_as<Heartbeat>(r);
-    case MsgType::status_request:
-      return read_as<StatusRequest>(r);
-    case MsgType::status:
-      return read_as<Status>(r);
-    case MsgType::control:
-      return read_as<Control>(r);
-    case MsgType::control_ack:
-      return read_as<ControlAck>(r);
-    case MsgType::checkpoint_request:
-      return read_as<CheckpointRequest>(r);
-    case MsgType::checkpoint_done:
-      return read_as<CheckpointDone>(r);
-    case MsgType::snapshot_request:
-      return read_as<SnapshotRequest>(r);
-    case MsgType::snapshot:
-      return read_as<Snapshot>(r);
-    case MsgType::pool_request:
-      return read_as<PoolRequest>(r);
-    case MsgType::pool:
-      return read_as<Pool>(r);
-    case MsgType::stop:
-      return read_as<Stop>(r);
-    case MsgType::bye:
-      return read_as<Bye>(r);
-    case MsgType::error:
-      return read_as<ErrorMsg>(r);
-    case MsgType::expert_forward:
-      return read_as<ExpertForward>(r);
-    case MsgType::expert_forward_reply:
-      return read_as<ExpertForwardReply>(r);
-    case MsgType::expert_backward:
-      return read_as<ExpertBackward>(r);
-    case MsgType::expert_backward_reply:
-      return read_as<ExpertBackwardReply>(r);
-    case MsgType::step_end:
-      return read_as<StepEnd>(r);
-    case MsgType::step_end_ack:
-      return read_as<StepEndAck>(r);
-    case MsgType::step_abort:
-      return read_as<StepAbort>(r);
-    case MsgType::step_abort_ack:
-      return read_as<StepAbortAck>(r);
+#define PCMOE_MSG_READ(T, name, num) \
+  case MsgType::name:                \
+    return read_as<T>(r);
+    PCMOE_MESSAGES(PCMOE_MSG_READ)
+#undef PCMOE_MSG_READ
   }
   throw DecodeError(ErrorCode::unknown_type,
                     fmt::format("unknown message type {}", static_cast<unsigned>(t)));
-}
-
-bool known_type(uint64_t t) {
-  return (t >= 1 && t <= static_cast<uint64_t>(MsgType::error)) ||
-         (t >= static_cast<uint64_t>(MsgType::expert_forward) &&
-          t <= static_cast<uint64_t>(MsgType::step_abort_ack));
 }
 
 template <class A, class B>

@@ -1,5 +1,6 @@
 // Owns the small runtime pieces of the message contract (messages.h): type and error-code names,
-// the message-type of a variant, Blob construction and WireTensor::numel.
+// the message-type of a variant and known_type() (from the message table), Blob construction and
+// WireTensor::numel.
 #include "proto/messages.h"
 
 #include <cstring>
@@ -37,68 +38,24 @@ int64_t WireTensor::numel() const {
 
 std::string_view msg_type_name(MsgType t) {
   switch (t) {
-    case MsgType::hello:
-      return "hello";
-    case MsgType::welcome:
-      return "welcome";
-    case MsgType::reject:
-      return "reject";
-    case MsgType::directory:
-      return "directory";
-    case MsgType::turn:
-      return "turn";
-    case MsgType::step_report:
-      return "step_report";
-    case MsgType::turn_done:
-      return "turn_done";
-    case MsgType::expert_load:
-      return "expert_load";
-    case MsgType::heartbeat:
-      return "heartbeat";
-    case MsgType::status_request:
-      return "status_request";
-    case MsgType::status:
-      return "status";
-    case MsgType::control:
-      return "control";
-    case MsgType::control_ack:
-      return "control_ack";
-    case MsgType::checkpoint_request:
-      return "checkpoint_request";
-    case MsgType::checkpoint_done:
-      return "checkpoint_done";
-    case MsgType::snapshot_request:
-      return "snapshot_request";
-    case MsgType::snapshot:
-      return "snapshot";
-    case MsgType::pool_request:
-      return "pool_request";
-    case MsgType::pool:
-      return "pool";
-    case MsgType::stop:
-      return "stop";
-    case MsgType::bye:
-      return "bye";
-    case MsgType::error:
-      return "error";
-    case MsgType::expert_forward:
-      return "expert_forward";
-    case MsgType::expert_forward_reply:
-      return "expert_forward_reply";
-    case MsgType::expert_backward:
-      return "expert_backward";
-    case MsgType::expert_backward_reply:
-      return "expert_backward_reply";
-    case MsgType::step_end:
-      return "step_end";
-    case MsgType::step_end_ack:
-      return "step_end_ack";
-    case MsgType::step_abort:
-      return "step_abort";
-    case MsgType::step_abort_ack:
-      return "step_abort_ack";
+#define PCMOE_MSG_NAME(T, name, num) \
+  case MsgType::name:                \
+    return #name;
+    PCMOE_MESSAGES(PCMOE_MSG_NAME)
+#undef PCMOE_MSG_NAME
   }
   return "unknown";
+}
+
+bool known_type(uint64_t t) {
+  switch (t) {
+#define PCMOE_MSG_KNOWN(T, name, num) case num:
+    PCMOE_MESSAGES(PCMOE_MSG_KNOWN)
+#undef PCMOE_MSG_KNOWN
+    return true;
+    default:
+      return false;
+  }
 }
 
 std::string_view error_code_name(ErrorCode c) {
@@ -146,44 +103,15 @@ std::string_view error_code_name(ErrorCode c) {
 }
 
 namespace {
-// The variant's alternatives in the order of Message; checked against MsgType at compile time.
+// The message type of each alternative of Message (from the table in messages.h).
 template <class T>
 constexpr MsgType type_for();
-#define PCMOE_TYPE_FOR(T, t)        \
-  template <>                       \
-  constexpr MsgType type_for<T>() { \
-    return MsgType::t;              \
+#define PCMOE_TYPE_FOR(T, name, num) \
+  template <>                        \
+  constexpr MsgType type_for<T>() {  \
+    return MsgType::name;            \
   }
-PCMOE_TYPE_FOR(Hello, hello)
-PCMOE_TYPE_FOR(Welcome, welcome)
-PCMOE_TYPE_FOR(Reject, reject)
-PCMOE_TYPE_FOR(Directory, directory)
-PCMOE_TYPE_FOR(Turn, turn)
-PCMOE_TYPE_FOR(StepReport, step_report)
-PCMOE_TYPE_FOR(TurnDone, turn_done)
-PCMOE_TYPE_FOR(ExpertLoad, expert_load)
-PCMOE_TYPE_FOR(Heartbeat, heartbeat)
-PCMOE_TYPE_FOR(StatusRequest, status_request)
-PCMOE_TYPE_FOR(Status, status)
-PCMOE_TYPE_FOR(Control, control)
-PCMOE_TYPE_FOR(ControlAck, control_ack)
-PCMOE_TYPE_FOR(CheckpointRequest, checkpoint_request)
-PCMOE_TYPE_FOR(CheckpointDone, checkpoint_done)
-PCMOE_TYPE_FOR(SnapshotRequest, snapshot_request)
-PCMOE_TYPE_FOR(Snapshot, snapshot)
-PCMOE_TYPE_FOR(PoolRequest, pool_request)
-PCMOE_TYPE_FOR(Pool, pool)
-PCMOE_TYPE_FOR(Stop, stop)
-PCMOE_TYPE_FOR(Bye, bye)
-PCMOE_TYPE_FOR(ErrorMsg, error)
-PCMOE_TYPE_FOR(ExpertForward, expert_forward)
-PCMOE_TYPE_FOR(ExpertForwardReply, expert_forward_reply)
-PCMOE_TYPE_FOR(ExpertBackward, expert_backward)
-PCMOE_TYPE_FOR(ExpertBackwardReply, expert_backward_reply)
-PCMOE_TYPE_FOR(StepEnd, step_end)
-PCMOE_TYPE_FOR(StepEndAck, step_end_ack)
-PCMOE_TYPE_FOR(StepAbort, step_abort)
-PCMOE_TYPE_FOR(StepAbortAck, step_abort_ack)
+PCMOE_MESSAGES(PCMOE_TYPE_FOR)
 #undef PCMOE_TYPE_FOR
 }  // namespace
 

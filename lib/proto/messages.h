@@ -41,41 +41,48 @@ struct WireTensor {
   int64_t numel() const;
 };
 
+// ---- the message table ----
+// The one list of message types: X(Struct, name, number). The enum, the names, the Message
+// variant, type_of() and the decoder's switch are generated from it; adding a message means a
+// line here, its struct below and its field list in fields.h. Numbers are part of the protocol.
+#define PCMOE_MESSAGES(X)                           \
+  /* party <-> hub (party DEALER -> hub ROUTER) */  \
+  X(Hello, hello, 1)                                \
+  X(Welcome, welcome, 2)                            \
+  X(Reject, reject, 3)                              \
+  X(Directory, directory, 4)                        \
+  X(Turn, turn, 5)                                  \
+  X(StepReport, step_report, 6)                     \
+  X(TurnDone, turn_done, 7)                         \
+  X(ExpertLoad, expert_load, 8)                     \
+  X(Heartbeat, heartbeat, 9)                        \
+  X(StatusRequest, status_request, 10)              \
+  X(Status, status, 11)                             \
+  X(Control, control, 12)                           \
+  X(ControlAck, control_ack, 13)                    \
+  X(CheckpointRequest, checkpoint_request, 14)      \
+  X(CheckpointDone, checkpoint_done, 15)            \
+  X(SnapshotRequest, snapshot_request, 16)          \
+  X(Snapshot, snapshot, 17)                         \
+  X(PoolRequest, pool_request, 18)                  \
+  X(Pool, pool, 19)                                 \
+  X(Stop, stop, 20)                                 \
+  X(Bye, bye, 21)                                   \
+  X(ErrorMsg, error, 22)                            \
+  /* party <-> party expert service */              \
+  X(ExpertForward, expert_forward, 30)              \
+  X(ExpertForwardReply, expert_forward_reply, 31)   \
+  X(ExpertBackward, expert_backward, 32)            \
+  X(ExpertBackwardReply, expert_backward_reply, 33) \
+  X(StepEnd, step_end, 34)                          \
+  X(StepEndAck, step_end_ack, 35)                   \
+  X(StepAbort, step_abort, 36)                      \
+  X(StepAbortAck, step_abort_ack, 37)
+
 // ---- message types ----
-enum class MsgType : uint16_t {
-  // party <-> hub (party DEALER -> hub ROUTER)
-  hello = 1,
-  welcome = 2,
-  reject = 3,
-  directory = 4,
-  turn = 5,
-  step_report = 6,
-  turn_done = 7,
-  expert_load = 8,
-  heartbeat = 9,
-  status_request = 10,
-  status = 11,
-  control = 12,
-  control_ack = 13,
-  checkpoint_request = 14,
-  checkpoint_done = 15,
-  snapshot_request = 16,
-  snapshot = 17,
-  pool_request = 18,
-  pool = 19,
-  stop = 20,
-  bye = 21,
-  error = 22,
-  // party <-> party expert service (requester DEALER -> host ROUTER)
-  expert_forward = 30,
-  expert_forward_reply = 31,
-  expert_backward = 32,
-  expert_backward_reply = 33,
-  step_end = 34,
-  step_end_ack = 35,
-  step_abort = 36,
-  step_abort_ack = 37,
-};
+#define PCMOE_MSG_ENUM(T, name, num) name = num,
+enum class MsgType : uint16_t { PCMOE_MESSAGES(PCMOE_MSG_ENUM) };
+#undef PCMOE_MSG_ENUM
 
 // ---- error codes (ErrorMsg.code) ----
 enum class ErrorCode : uint16_t {
@@ -349,12 +356,19 @@ struct StepAbortAck {
   int64_t step = 0;
 };
 
-using Message = std::variant<Hello, Welcome, Reject, Directory, Turn, StepReport, TurnDone, ExpertLoad,
-                             Heartbeat, StatusRequest, Status, Control, ControlAck, CheckpointRequest,
-                             CheckpointDone, SnapshotRequest, Snapshot, PoolRequest, Pool, Stop, Bye,
-                             ErrorMsg, ExpertForward, ExpertForwardReply, ExpertBackward, ExpertBackwardReply,
-                             StepEnd, StepEndAck, StepAbort, StepAbortAck>;
+namespace detail {
+template <class First, class... T>
+struct DropFirst {
+  using type = std::variant<T...>;
+};
+}  // namespace detail
+#define PCMOE_MSG_ALT(T, name, num) , T
+// Every message, in the order of the table.
+using Message = detail::DropFirst<void PCMOE_MESSAGES(PCMOE_MSG_ALT)>::type;
+#undef PCMOE_MSG_ALT
 
 MsgType type_of(const Message& m);
+// True for a number of the table.
+bool known_type(uint64_t t);
 
 }  // namespace pcmoe::proto
