@@ -30,6 +30,19 @@ class Origins {
   std::map<std::string, std::string> where_;
 };
 
+// Runs f(), reporting a ConfigError or TransportError it throws where the operator set `key`
+// ("configs/party-a.yaml:4: key 'party.hub': bad endpoint ..."), with the same type.
+template <class F>
+void at_config_key(const Origins& origins, const std::string& key, F&& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    throw ConfigError(origins.describe(key) + ": " + e.what());
+  } catch (const TransportError& e) {
+    throw TransportError(origins.describe(key) + ": " + e.what());
+  }
+}
+
 struct FieldInfo {
   std::string key;
   std::string type;

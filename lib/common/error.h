@@ -35,9 +35,16 @@ class TransportError : public Error {
 };
 
 // Tensor/model failure (shape mismatch, libtorch error rethrown with context, out of memory).
+// lib/model turns libtorch's errors into this (model::rethrow_torch); out_of_memory() says
+// whether the device ran out of memory, so a host can answer out_of_memory instead of internal.
 class ModelError : public Error {
  public:
-  using Error::Error;
+  explicit ModelError(const std::string& what, bool out_of_memory = false)
+      : Error(what), out_of_memory_(out_of_memory) {}
+  bool out_of_memory() const { return out_of_memory_; }
+
+ private:
+  bool out_of_memory_ = false;
 };
 
 // A data file is missing, unreadable or malformed.
