@@ -1,15 +1,12 @@
 // pcmoe-eval: held-out loss and bits per byte of a checkpoint or exported model, printed as one
-// JSON object on stdout. Thin: parse CLI -> load config -> evaluate.
+// JSON object on stdout. Thin: parse CLI -> load config -> evaluate (lib/train/eval_file.h).
 #include <cstdio>
 
 #include "common/app_main.h"
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/run_config.h"
-#include "data/loader.h"
-#include "model/compat.h"
-#include "train/checkpoint.h"
-#include "train/evaluate.h"
+#include "train/eval_file.h"
 
 using namespace pcmoe;
 
@@ -49,7 +46,6 @@ int main(int argc, char** argv) {
       return 0;
     }
     log::init({"eval", log::parse_level(cfg.run.log_level), cfg.run.log_file});
-    model::set_threads(cfg.run.threads);
     int batches = cfg.train.eval_batches;
     if (args.has("batches")) {
       try {
@@ -61,21 +57,7 @@ int main(int argc, char** argv) {
         throw ConfigError("pcmoe-eval: --batches must be a positive integer, got '" + args.get("batches") +
                           "'");
     }
-    const torch::Device device = model::parse_device(cfg.run.device);
-    model::Backbone backbone(cfg.model, 1);
-    model::ExpertShard experts(cfg.model, cfg.train.expert_seed, [](int, int) { return true; });
-    const std::string path = args.get("checkpoint");
-    TensorFile file = train::load_checkpoint(path, cfg.model);
-    train::load_model_weights(file, backbone, experts);
-    backbone->to(device);
-    experts.to(device);
-    model::LocalDispatcher dispatcher(experts);
-    auto heldout = data::heldout_batches(cfg.data, batches, cfg.train.batch_size, cfg.model.seq_len);
-    auto r = train::evaluate(backbone, dispatcher, heldout, device, cfg.train.dtype == "bf16");
-    JsonObject out;
-    out.add("checkpoint", path).add("step", train::meta_int(file, "step", -1)).add("loss", r.loss);
-    out.add("bpb", r.bits_per_byte).add("tokens", r.tokens).add("byte_targets", r.byte_targets);
-    out.add("batches", static_cast<int64_t>(heldout.size()));
+    const JsonObject out = train::evaluate_model_file(cfg, args.get("checkpoint"), batches);
     std::printf("%s\n", out.str().c_str());
     return 0;
   });

@@ -18,6 +18,7 @@
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
+#include "train/step.h"
 
 namespace pcmoe::train {
 namespace {
@@ -93,22 +94,21 @@ std::string progress_text(int64_t step, int64_t total, double loss, double eval_
   return s;
 }
 
-}  // namespace
-
-TrainSummary run_central(const CentralConfig& cfg) {
-  model::set_threads(cfg.run.threads);
-  fs::make_dirs(cfg.run.out_dir);
-  CentralState st(cfg);
-  const bool bf16 = cfg.train.dtype == "bf16";
-  uint64_t sum_footprint = 0;
-  if (cfg.run.resume && fs::exists(st.checkpoint_path())) {
-    st.restore(st.checkpoint_path());
-  } else if (!cfg.run.init_from.empty()) {
-    load_model_weights(load_checkpoint(cfg.run.init_from, cfg.model), st.backbone, st.experts);
-    PCMOE_WARN("train.init_from").kv("path", cfg.run.init_from);
+// Each expert's share of this step's routed tokens, per MoE layer: the load the selection bias
+// balances (a federation uses the hub's global load instead).
+std::vector<std::vector<double>> local_load(const std::vector<model::LayerStats>& stats) {
+  std::vector<std::vector<double>> load;
+  for (const auto& ls : stats) {
+    double total = 0;
+    for (auto c : ls.counts) total += static_cast<double>(c);
+    std::vector<double> share;
+    for (auto c : ls.counts) share.push_back(total > 0 ? static_cast<double>(c) / total : 0.0);
+    load.push_back(share);
   }
-  MetricsWriter metrics(cfg.run.metrics_file.empty() ? fs::join(cfg.run.out_dir, "metrics.jsonl")
-                                                     : cfg.run.metrics_file);
+  return load;
+}
+
+uint64_t log_start(const CentralConfig& cfg, CentralState& st) {
   PCMOE_INFO("train.start")
       .kv("mode", "central")
       .kv("device", cfg.run.device)
@@ -119,135 +119,56 @@ TrainSummary run_central(const CentralConfig& cfg) {
       .kv("start_step", st.step)
       .kv("steps", cfg.train.steps)
       .kv("config_hash", model_config_hash(cfg.model, cfg.train));
+  model::FootprintInput in;
+  in.backbone_params = st.backbone->parameter_count();
+  in.hosted_expert_params = st.experts.parameter_count();
+  in.hosted_experts_per_layer = cfg.model.n_experts;
+  in.bf16 = cfg.train.dtype == "bf16" && st.device.is_cuda();
+  auto fp = model::estimate_footprint(cfg.model, cfg.train, in);
+  PCMOE_INFO("train.footprint")
+      .kv("estimate_bytes", fp.total())
+      .kv("backbone_state_bytes", fp.backbone_state)
+      .kv("expert_state_bytes", fp.expert_state)
+      .kv("activations_bytes", fp.activations);
+  return fp.total();
+}
 
-  {
-    model::FootprintInput in;
-    in.backbone_params = st.backbone->parameter_count();
-    in.hosted_expert_params = st.experts.parameter_count();
-    in.hosted_experts_per_layer = cfg.model.n_experts;
-    in.bf16 = bf16 && st.device.is_cuda();
-    auto fp = model::estimate_footprint(cfg.model, cfg.train, in);
-    sum_footprint = fp.total();
-    PCMOE_INFO("train.footprint")
-        .kv("estimate_bytes", fp.total())
-        .kv("backbone_state_bytes", fp.backbone_state)
-        .kv("expert_state_bytes", fp.expert_state)
-        .kv("activations_bytes", fp.activations);
+// Why the loop must stop before the next step ("" to go on).
+std::string stop_reason(const CentralConfig& cfg, int64_t step, Clock::time_point t0) {
+  if (signals::stop_requested()) return "signal";
+  if (cfg.run.stop_at_step > 0 && step >= cfg.run.stop_at_step) {
+    PCMOE_INFO("train.stop_at_step").kv("step", step);
+    return "stop_at_step";
   }
-  std::vector<torch::Tensor> all_params = st.opt->tensors();
-  Progress progress(cfg.run.progress, cfg.train.steps);
-  TrainSummary sum;
-  model::reset_peak_memory(st.device);
-  const auto t0 = Clock::now();
-  const int64_t first_step = st.step;
-  int64_t tokens_done = 0;
-  double last_eval = -1, last_bpb = -1, ema_tok_s = 0;
-
-  while (st.step < cfg.train.steps) {
-    if (signals::stop_requested()) {
-      sum.interrupted = true;
-      break;
-    }
-    if (cfg.run.stop_at_step > 0 && st.step >= cfg.run.stop_at_step) {
-      PCMOE_INFO("train.stop_at_step").kv("step", st.step);
-      break;
-    }
-    if (cfg.run.max_minutes > 0 && seconds_since(t0) > cfg.run.max_minutes * 60) {
-      PCMOE_INFO("train.time_budget_spent").kv("minutes", cfg.run.max_minutes).kv("step", st.step);
-      break;
-    }
-    const auto ts = Clock::now();
-    auto batch = st.loader.next();
-    auto tokens = batch_tensor(batch, st.device);
-    model::ForwardResult out;
-    {
-      model::AutocastGuard autocast(bf16, st.device);
-      out = st.backbone->forward(tokens, st.dispatcher);
-    }
-    out.loss.backward();
-    const double lr = model::lr_at(cfg.train, st.step);
-    double grad_norm = 0;
-    torch::Tensor norm_t;
-    if (st.device.is_cuda()) {
-      // No host sync between backward and the optimizer: clip scale stays on the device.
-      norm_t = model::grad_norm_tensor(all_params);
-      st.opt->step(lr, model::clip_scale_tensor(norm_t, cfg.train.grad_clip));
-    } else {
-      grad_norm = std::sqrt(model::grad_sq_norm(all_params));
-      st.opt->step(lr, model::clip_scale(grad_norm, cfg.train.grad_clip));
-    }
-    if (cfg.model.router.balance_bias_rate > 0) {
-      std::vector<std::vector<double>> load;
-      for (const auto& ls : out.stats) {
-        double total = 0;
-        for (auto c : ls.counts) total += static_cast<double>(c);
-        std::vector<double> share;
-        for (auto c : ls.counts) share.push_back(total > 0 ? static_cast<double>(c) / total : 0.0);
-        load.push_back(share);
-      }
-      st.backbone->update_balance_bias(load, cfg.model.router.balance_bias_rate);
-    }
-    const double loss = out.ce_loss.item<double>();
-    const double aux = out.aux_loss.item<double>();
-    if (norm_t.defined()) grad_norm = norm_t.item<double>();
-    PCMOE_CHECK_T(ModelError, std::isfinite(loss), "training loss became {} at step {}", loss, st.step);
-    st.step += 1;
-    tokens_done += out.tokens;
-    const double step_s = seconds_since(ts);
-    const double tok_s = static_cast<double>(out.tokens) / std::max(step_s, 1e-9);
-    ema_tok_s = ema_tok_s == 0 ? tok_s : 0.9 * ema_tok_s + 0.1 * tok_s;
-
-    JsonObject rec;
-    rec.add("step", st.step).add("tokens", tokens_done).add("loss", loss).add("aux_loss", aux).add("lr", lr);
-    rec.add("grad_norm", grad_norm).add("tokens_per_s", tok_s).add("step_ms", step_s * 1e3);
-    const bool do_eval =
-        (cfg.train.eval_every > 0 && st.step % cfg.train.eval_every == 0) || st.step == cfg.train.steps;
-    if (do_eval) {
-      auto ev = evaluate(st.backbone, st.dispatcher, st.heldout, st.device, bf16);
-      last_eval = ev.loss;
-      last_bpb = ev.bits_per_byte;
-      rec.add("eval_loss", ev.loss).add("eval_bpb", ev.bits_per_byte);
-      PCMOE_INFO("train.eval")
-          .kv("step", st.step)
-          .kv("eval_loss", ev.loss)
-          .kv("eval_bpb", ev.bits_per_byte)
-          .kv("tokens", ev.tokens);
-    }
-    auto mem = model::peak_memory(st.device);
-    rec.add("peak_memory_bytes", mem.allocated_bytes).add("peak_reserved_bytes", mem.reserved_bytes);
-    metrics.write(rec);
-    if (st.step % cfg.run.log_every == 0) {
-      PCMOE_INFO("train.step")
-          .kv("step", st.step)
-          .kv("loss", loss)
-          .kv("aux_loss", aux)
-          .kv("lr", lr)
-          .kv("tokens_per_s", tok_s);
-    }
-    const double eta = static_cast<double>(cfg.train.steps - st.step) * seconds_since(t0) /
-                       static_cast<double>(std::max<int64_t>(1, st.step - first_step));
-    progress.update(st.step,
-                    progress_text(st.step, cfg.train.steps, loss, last_eval, last_bpb, ema_tok_s, eta));
-    if (cfg.run.checkpoint_every > 0 && st.step % cfg.run.checkpoint_every == 0) st.save();
-    sum.last_loss = loss;
+  if (cfg.run.max_minutes > 0 && seconds_since(t0) > cfg.run.max_minutes * 60) {
+    PCMOE_INFO("train.time_budget_spent").kv("minutes", cfg.run.max_minutes).kv("step", step);
+    return "time budget";
   }
-  progress.finish();
-  sum.wall_s = seconds_since(t0);
-  sum.steps_done = st.step;
-  sum.tokens_per_s = static_cast<double>(tokens_done) / std::max(sum.wall_s, 1e-9);
+  return "";
+}
+
+EvalResult eval_and_log(CentralState& st, bool bf16) {
+  auto ev = evaluate(st.backbone, st.dispatcher, st.heldout, st.device, bf16);
+  PCMOE_INFO("train.eval")
+      .kv("step", st.step)
+      .kv("eval_loss", ev.loss)
+      .kv("eval_bpb", ev.bits_per_byte)
+      .kv("tokens", ev.tokens);
+  return ev;
+}
+
+// The end: checkpoint, final evaluation when the last one is stale, export, summary.
+void finish(const CentralConfig& cfg, CentralState& st, TrainSummary& sum, double last_eval,
+            double last_bpb) {
+  const bool bf16 = cfg.train.dtype == "bf16";
   if (cfg.run.save_on_exit || sum.interrupted) {
     st.save();
     sum.checkpoint_path = st.checkpoint_path();
   }
   if (last_eval < 0 || sum.interrupted || st.step < cfg.train.steps) {
-    auto ev = evaluate(st.backbone, st.dispatcher, st.heldout, st.device, bf16);
+    auto ev = eval_and_log(st, bf16);
     last_eval = ev.loss;
     last_bpb = ev.bits_per_byte;
-    PCMOE_INFO("train.eval")
-        .kv("step", st.step)
-        .kv("eval_loss", ev.loss)
-        .kv("eval_bpb", ev.bits_per_byte)
-        .kv("tokens", ev.tokens);
   }
   sum.eval_loss = last_eval;
   sum.eval_bpb = last_bpb;
@@ -260,7 +181,6 @@ TrainSummary run_central(const CentralConfig& cfg) {
   sum.peak_memory_bytes = peak.allocated_bytes;
   sum.peak_reserved_bytes = peak.reserved_bytes;
   sum.optimizer_state_params = st.opt->state_tensors("").size() / 3;
-  sum.footprint_estimate_bytes = sum_footprint;
   PCMOE_INFO("train.done")
       .kv("step", st.step)
       .kv("interrupted", sum.interrupted)
@@ -270,6 +190,80 @@ TrainSummary run_central(const CentralConfig& cfg) {
       .kv("tokens_per_s", sum.tokens_per_s)
       .kv("peak_memory_bytes", sum.peak_memory_bytes)
       .kv("export", sum.export_path);
+}
+
+}  // namespace
+
+TrainSummary run_central(const CentralConfig& cfg) {
+  model::set_threads(cfg.run.threads);
+  fs::make_dirs(cfg.run.out_dir);
+  CentralState st(cfg);
+  const bool bf16 = cfg.train.dtype == "bf16";
+  if (cfg.run.resume && fs::exists(st.checkpoint_path())) {
+    st.restore(st.checkpoint_path());
+  } else if (!cfg.run.init_from.empty()) {
+    load_model_weights(load_checkpoint(cfg.run.init_from, cfg.model), st.backbone, st.experts);
+    PCMOE_WARN("train.init_from").kv("path", cfg.run.init_from);
+  }
+  MetricsWriter metrics(cfg.run.metrics_file.empty() ? fs::join(cfg.run.out_dir, "metrics.jsonl")
+                                                     : cfg.run.metrics_file);
+  TrainSummary sum;
+  sum.footprint_estimate_bytes = log_start(cfg, st);
+  const StepModel sm{&st.backbone, &st.dispatcher, st.opt.get(), nullptr, nullptr, st.device, bf16};
+  StepOptions so;
+  so.sync_free = true;                    // CUDA: no host sync between backward and AdamW
+  so.time_phases = !st.device.is_cuda();  // free on the CPU only
+  Progress progress(cfg.run.progress, cfg.train.steps);
+  model::reset_peak_memory(st.device);
+  const auto t0 = Clock::now();
+  const int64_t first_step = st.step;
+  int64_t tokens_done = 0;
+  double last_eval = -1, last_bpb = -1, ema_tok_s = 0;
+  while (st.step < cfg.train.steps) {
+    const std::string why = stop_reason(cfg, st.step, t0);
+    if (!why.empty()) {
+      sum.interrupted = why == "signal";
+      break;
+    }
+    const StepResult r = train_step(sm, batch_tensor(st.loader.next(), st.device), st.step, cfg.train, so);
+    if (cfg.model.router.balance_bias_rate > 0)
+      st.backbone->update_balance_bias(local_load(r.stats), cfg.model.router.balance_bias_rate);
+    st.step += 1;
+    tokens_done += r.tokens;
+    const double tok_s = static_cast<double>(r.tokens) / std::max(r.step_ms / 1e3, 1e-9);
+    ema_tok_s = ema_tok_s == 0 ? tok_s : 0.9 * ema_tok_s + 0.1 * tok_s;
+    JsonObject rec;
+    rec.add("step", st.step).add("tokens", tokens_done);
+    r.add_to(rec);
+    if ((cfg.train.eval_every > 0 && st.step % cfg.train.eval_every == 0) || st.step == cfg.train.steps) {
+      auto ev = eval_and_log(st, bf16);
+      last_eval = ev.loss;
+      last_bpb = ev.bits_per_byte;
+      rec.add("eval_loss", ev.loss).add("eval_bpb", ev.bits_per_byte);
+    }
+    auto mem = model::peak_memory(st.device);
+    rec.add("peak_memory_bytes", mem.allocated_bytes).add("peak_reserved_bytes", mem.reserved_bytes);
+    metrics.write(rec);
+    if (st.step % cfg.run.log_every == 0) {
+      PCMOE_INFO("train.step")
+          .kv("step", st.step)
+          .kv("loss", r.loss)
+          .kv("aux_loss", r.aux_loss)
+          .kv("lr", r.lr)
+          .kv("tokens_per_s", tok_s);
+    }
+    const double eta = static_cast<double>(cfg.train.steps - st.step) * seconds_since(t0) /
+                       static_cast<double>(std::max<int64_t>(1, st.step - first_step));
+    progress.update(st.step,
+                    progress_text(st.step, cfg.train.steps, r.loss, last_eval, last_bpb, ema_tok_s, eta));
+    if (cfg.run.checkpoint_every > 0 && st.step % cfg.run.checkpoint_every == 0) st.save();
+    sum.last_loss = r.loss;
+  }
+  progress.finish();
+  sum.wall_s = seconds_since(t0);
+  sum.steps_done = st.step;
+  sum.tokens_per_s = static_cast<double>(tokens_done) / std::max(sum.wall_s, 1e-9);
+  finish(cfg, st, sum, last_eval, last_bpb);
   return sum;
 }
 

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/log.h"
 
 namespace pcmoe::train {
@@ -74,6 +75,15 @@ int64_t meta_int(const TensorFile& file, const std::string& key, int64_t fallbac
     return std::stoll(it->second);
   } catch (...) {
     throw DataError(fmt::format("checkpoint metadata '{}' is not an integer: '{}'", key, it->second));
+  }
+}
+
+int64_t checkpoint_step(const std::string& path) {
+  if (!fs::exists(path)) return 0;
+  try {
+    return std::stoll(read_tensor_file(path).meta_at("step"));
+  } catch (const std::exception&) {
+    return 0;  // unreadable: restore_checkpoint will say why
   }
 }
 

@@ -37,5 +37,7 @@ void export_model(const std::string& path, const ModelConfig& model, model::Back
 void load_model_weights(const TensorFile& file, model::Backbone& backbone, model::ExpertShard& experts);
 
 int64_t meta_int(const TensorFile& file, const std::string& key, int64_t fallback);
+// The global step a checkpoint file was taken at: 0 if there is no file or it cannot be read.
+int64_t checkpoint_step(const std::string& path);
 
 }  // namespace pcmoe::train

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <functional>
 
 #include "common/error.h"
 #include "common/fs.h"
@@ -20,6 +21,7 @@
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
+#include "train/step.h"
 
 namespace pcmoe::train {
 namespace {
@@ -36,17 +38,8 @@ struct SimParty {
   int64_t steps = 0;
 };
 
-}  // namespace
-
-TrainSummary run_protocol_sim(const CentralConfig& cfg) {
-  model::set_threads(cfg.run.threads);
-  fs::make_dirs(cfg.run.out_dir);
-  const torch::Device device = model::parse_device(cfg.run.device);
-  const bool bf16 = cfg.train.dtype == "bf16";
-  HubConfig hub =
-      cfg.protocol.hub_config.empty() ? HubConfig{} : load_hub_config(cfg.protocol.hub_config, {});
+std::vector<SimParty> load_parties(const CentralConfig& cfg, const torch::Device& device) {
   const std::string hash = model_config_hash(cfg.model, cfg.train);
-
   std::vector<SimParty> parties;
   for (const auto& path : cfg.protocol.party_configs) {
     SimParty p;
@@ -71,15 +64,61 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
         data::heldout_batches(p.cfg.data, cfg.train.eval_batches, cfg.train.batch_size, cfg.model.seq_len);
     parties.push_back(std::move(p));
   }
-  const auto n = static_cast<uint32_t>(parties.size());
-  model::ExpertShard pool(cfg.model, cfg.train.expert_seed, [](int, int) { return true; });
-  pool.to(device);
-  model::LocalDispatcher dispatcher(pool);
-  std::vector<model::NamedParam> pool_params;
-  for (auto& [name, t] : pool.named_expert_params()) pool_params.push_back({"experts." + name, t});
-  model::AdamW pool_opt(std::move(pool_params), cfg.train);
-  TurnSchedule schedule(hub.hub.seed, n, static_cast<uint32_t>(hub.hub.steps_per_turn));
+  return parties;
+}
 
+// The shared expert pool: every expert, one optimizer (each expert steps only when it has
+// gradients, as on its host).
+struct SimPool {
+  model::ExpertShard experts;
+  model::LocalDispatcher dispatcher;
+  std::unique_ptr<model::AdamW> opt;
+
+  SimPool(const CentralConfig& cfg, const torch::Device& device)
+      : experts(cfg.model, cfg.train.expert_seed, [](int, int) { return true; }), dispatcher(experts) {
+    experts.to(device);
+    std::vector<model::NamedParam> params;
+    for (auto& [name, t] : experts.named_expert_params()) params.push_back({"experts." + name, t});
+    opt = std::make_unique<model::AdamW>(std::move(params), cfg.train);
+  }
+};
+
+void export_parties(const CentralConfig& cfg, std::vector<SimParty>& parties, SimPool& pool, int64_t step,
+                    const std::function<void(SimParty&)>& eval_party, TrainSummary& sum) {
+  const auto n = static_cast<double>(parties.size());
+  double mean_eval = 0, mean_bpb = 0;
+  for (auto& p : parties) {
+    if (p.eval_loss < 0 || step != cfg.train.steps) eval_party(p);
+    mean_eval += p.eval_loss / n;
+    mean_bpb += p.eval_bpb / n;
+    const std::string path = fs::join(cfg.run.out_dir, "model-" + p.cfg.party.id + ".pcmoe");
+    export_model(
+        path, cfg.model, p.backbone, pool.experts,
+        {{"step", std::to_string(step)}, {"party", p.cfg.party.id}, {"source", "pcmoe-central protocol"}});
+    PCMOE_INFO("train.party_done")
+        .kv("party", p.cfg.party.id)
+        .kv("steps", p.steps)
+        .kv("eval_loss", p.eval_loss)
+        .kv("eval_bpb", p.eval_bpb)
+        .kv("model", path);
+  }
+  sum.eval_loss = mean_eval;
+  sum.eval_bpb = mean_bpb;
+}
+
+}  // namespace
+
+TrainSummary run_protocol_sim(const CentralConfig& cfg) {
+  model::set_threads(cfg.run.threads);
+  fs::make_dirs(cfg.run.out_dir);
+  const torch::Device device = model::parse_device(cfg.run.device);
+  const bool bf16 = cfg.train.dtype == "bf16";
+  HubConfig hub =
+      cfg.protocol.hub_config.empty() ? HubConfig{} : load_hub_config(cfg.protocol.hub_config, {});
+  std::vector<SimParty> parties = load_parties(cfg, device);
+  const auto n = static_cast<uint32_t>(parties.size());
+  SimPool pool(cfg, device);
+  TurnSchedule schedule(hub.hub.seed, n, static_cast<uint32_t>(hub.hub.steps_per_turn));
   MetricsWriter metrics(cfg.run.metrics_file.empty() ? fs::join(cfg.run.out_dir, "metrics.jsonl")
                                                      : cfg.run.metrics_file);
   PCMOE_INFO("train.start")
@@ -93,45 +132,29 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
   const auto t0 = Clock::now();
   int64_t step = 0, tokens_done = 0;
   auto eval_party = [&](SimParty& p) {
-    auto ev = evaluate(p.backbone, dispatcher, p.heldout, device, bf16);
+    auto ev = evaluate(p.backbone, pool.dispatcher, p.heldout, device, bf16);
     p.eval_loss = ev.loss;
     p.eval_bpb = ev.bits_per_byte;
-    return ev;
   };
   while (step < cfg.train.steps && !signals::stop_requested()) {
     if (cfg.run.max_minutes > 0 &&
         std::chrono::duration<double>(Clock::now() - t0).count() > cfg.run.max_minutes * 60)
       break;
-    const uint32_t who = schedule.party_at(step);
-    SimParty& p = parties[who];
-    const auto ts = Clock::now();
-    auto batch = p.loader->next();
-    model::ForwardResult out;
-    {
-      model::AutocastGuard autocast(bf16, device);
-      out = p.backbone->forward(batch_tensor(batch, device), dispatcher);
-    }
-    out.loss.backward();
-    // Clip over this party's backbone and the experts that received gradients, as a federation does.
-    const double sq = model::grad_sq_norm(p.opt->tensors()) + model::grad_sq_norm(pool_opt.tensors());
-    const double scale = model::clip_scale(std::sqrt(sq), cfg.train.grad_clip);
-    const double lr = model::lr_at(cfg.train, step);
-    p.opt->step(lr, scale);
-    pool_opt.step(lr, scale);
-    p.last_loss = out.ce_loss.item<double>();
+    SimParty& p = parties[schedule.party_at(step)];
+    // Clipped over this party's backbone and the experts that received gradients, as a federation does.
+    const StepModel sm{&p.backbone, &pool.dispatcher, p.opt.get(), pool.opt.get(), nullptr, device, bf16};
+    const StepResult r = train_step(sm, batch_tensor(p.loader->next(), device), step, cfg.train);
+    p.last_loss = r.loss;
     p.steps += 1;
     step += 1;
-    tokens_done += out.tokens;
-    const double step_s = std::chrono::duration<double>(Clock::now() - ts).count();
+    tokens_done += r.tokens;
     JsonObject rec;
-    rec.add("step", step).add("party", p.cfg.party.id).add("tokens", tokens_done).add("loss", p.last_loss);
-    rec.add("aux_loss", out.aux_loss.item<double>()).add("lr", lr).add("grad_norm", std::sqrt(sq));
-    rec.add("tokens_per_s", static_cast<double>(out.tokens) / std::max(step_s, 1e-9))
-        .add("step_ms", step_s * 1e3);
+    rec.add("step", step).add("party", p.cfg.party.id).add("tokens", tokens_done);
+    r.add_to(rec);
     if ((cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || step == cfg.train.steps) {
       for (auto& q : parties) {
-        auto ev = eval_party(q);
-        rec.add("eval_loss_" + q.cfg.party.id, ev.loss).add("eval_bpb_" + q.cfg.party.id, ev.bits_per_byte);
+        eval_party(q);
+        rec.add("eval_loss_" + q.cfg.party.id, q.eval_loss).add("eval_bpb_" + q.cfg.party.id, q.eval_bpb);
       }
     }
     metrics.write(rec);
@@ -144,30 +167,13 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
   sum.steps_done = step;
   sum.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
   sum.tokens_per_s = static_cast<double>(tokens_done) / std::max(sum.wall_s, 1e-9);
-  double mean_eval = 0, mean_bpb = 0;
-  for (auto& p : parties) {
-    if (p.eval_loss < 0 || step != cfg.train.steps) eval_party(p);
-    mean_eval += p.eval_loss / n;
-    mean_bpb += p.eval_bpb / n;
-    const std::string path = fs::join(cfg.run.out_dir, "model-" + p.cfg.party.id + ".pcmoe");
-    export_model(
-        path, cfg.model, p.backbone, pool,
-        {{"step", std::to_string(step)}, {"party", p.cfg.party.id}, {"source", "pcmoe-central protocol"}});
-    PCMOE_INFO("train.party_done")
-        .kv("party", p.cfg.party.id)
-        .kv("steps", p.steps)
-        .kv("eval_loss", p.eval_loss)
-        .kv("eval_bpb", p.eval_bpb)
-        .kv("model", path);
-  }
-  sum.eval_loss = mean_eval;
-  sum.eval_bpb = mean_bpb;
+  export_parties(cfg, parties, pool, step, eval_party, sum);
   sum.export_path = cfg.run.out_dir;
   sum.peak_memory_bytes = model::peak_memory(device).allocated_bytes;
   PCMOE_INFO("train.done")
       .kv("mode", "protocol")
       .kv("step", step)
-      .kv("mean_eval_loss", mean_eval)
+      .kv("mean_eval_loss", sum.eval_loss)
       .kv("wall_s", sum.wall_s);
   return sum;
 }

@@ -1,6 +1,6 @@
 // pcmoe-central's training loop as a library: checkpoints round-trip exactly, a resumed run
-// reproduces the uninterrupted run's losses bit for bit, and short real training lowers the
-// held-out loss.
+// reproduces the uninterrupted run's losses bit for bit (and pcmoe-eval's job reads its exported
+// model back), and short real training lowers the held-out loss.
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -12,6 +12,7 @@
 #include "test_util.h"
 #include "train/central.h"
 #include "train/checkpoint.h"
+#include "train/eval_file.h"
 
 using namespace pcmoe;
 
@@ -113,6 +114,11 @@ TEST_CASE("resume from a checkpoint reproduces the uninterrupted run exactly", "
   REQUIRE(b.size() == 8);
   CHECK(a == b);  // every step's loss, bit for bit (printed with full precision)
   CHECK(s2.eval_loss == s_full.eval_loss);
+  // pcmoe-eval's job reads the exported model back and finds the same held-out loss.
+  const std::string ev =
+      train::evaluate_model_file(full, full.run.out_dir + "/model.pcmoe", full.train.eval_batches).str();
+  CHECK_THAT(ev,
+             Catch::Contains("\"loss\":" + json_number(s_full.eval_loss)) && Catch::Contains("\"step\":8"));
 
   // The checkpoints of both runs hold identical tensors.
   auto ca = read_tensor_file(full.run.out_dir + "/checkpoint.pcmoe");
