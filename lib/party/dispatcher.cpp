@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/log.h"
+#include "common/timer.h"
 #include "model/compat.h"
 #include "party/wire.h"
 #include "proto/describe.h"
@@ -116,11 +118,10 @@ void FederatedDispatcher::begin_step(int64_t step) {
   calls_.clear();
 }
 
-proto::Message FederatedDispatcher::timed_wait(uint32_t host, proto::MsgType expect, uint64_t request_id) {
-  const auto t0 = Clock::now();
-  proto::Message reply = link_.wait(host, expect, request_id);
-  stats_.wait_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  return reply;
+proto::Message FederatedDispatcher::timed_wait(PhaseTimes& phase, uint32_t host, proto::MsgType expect,
+                                               uint64_t request_id) {
+  ScopedTimer timer(phase.wait_ms);
+  return link_.wait(host, expect, request_id);
 }
 
 void FederatedDispatcher::refused(uint32_t host, uint64_t request_id, const proto::ErrorMsg& err) {
@@ -128,113 +129,121 @@ void FederatedDispatcher::refused(uint32_t host, uint64_t request_id, const prot
                                     proto::error_code_name(static_cast<proto::ErrorCode>(err.code))));
 }
 
-proto::Message FederatedDispatcher::expect_reply(uint32_t host, proto::MsgType expect, uint64_t request_id) {
-  proto::Message reply = timed_wait(host, expect, request_id);
+proto::Message FederatedDispatcher::expect_reply(PhaseTimes& phase, uint32_t host, proto::MsgType expect,
+                                                 uint64_t request_id) {
+  proto::Message reply = timed_wait(phase, host, expect, request_id);
   if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) refused(host, request_id, *err);
   return reply;
 }
 
-torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_sorted,
-                                            const torch::Tensor& /*expert_sorted*/,
-                                            const std::vector<int64_t>& counts) {
-  const bool train = torch::GradMode::is_enabled();
-  const int64_t d = x_sorted.size(1);
-  // Split the expert-sorted rows into this party's rows (still sorted by expert) and per-host
-  // requests, on the CPU: `counts` says which expert each sorted row belongs to, so the expert
-  // ids that travel need no device round trip. A host's rows of this layer go in requests of
-  // about max_request_rows rows (the host computes the first while the next are on the wire, and
-  // its replies travel while it computes the rest); one expert's rows always share a request, so
-  // each request's gradient norm on the host is its own contribution (PROTOCOL.md, `gsq`).
-  std::vector<int64_t> local_rows;
-  std::vector<int64_t> local_counts(counts.size(), 0);
-  std::map<uint32_t, std::vector<std::vector<int64_t>>> remote;  // host -> requests -> rows
-  std::vector<int32_t> expert_of;                                // expert of each sorted row
-  expert_of.reserve(static_cast<size_t>(x_sorted.size(0)));
+// Splits the expert-sorted rows into this party's rows (still sorted by expert) and per-host
+// requests, on the CPU: `counts` says which expert each sorted row belongs to, so the expert ids
+// that travel need no device round trip. A host's rows of this layer go in requests of about
+// max_request_rows rows (the host computes the first while the next are on the wire, and its
+// replies travel while it computes the rest); one expert's rows always share a request, so each
+// request's gradient norm on the host is its own contribution (PROTOCOL.md, `gsq`).
+FederatedDispatcher::RoutePlan FederatedDispatcher::plan_routes(int layer, int64_t n_rows,
+                                                                const std::vector<int64_t>& counts) const {
+  RoutePlan plan;
+  plan.local_counts.assign(counts.size(), 0);
+  plan.expert_of.reserve(static_cast<size_t>(n_rows));
   int64_t offset = 0;
   for (int e = 0; e < cfg_.n_experts; ++e) {
     const int64_t n = counts[static_cast<size_t>(e)];
     if (n > 0) {
       const uint32_t h = placement_.host_of(layer, e);
-      std::vector<int64_t>* v = &local_rows;
+      std::vector<int64_t>* v = &plan.local_rows;
       if (h == placement_.self) {
-        local_counts[static_cast<size_t>(e)] = n;
+        plan.local_counts[static_cast<size_t>(e)] = n;
       } else {
-        auto& reqs = remote[h];
+        auto& reqs = plan.remote[h];
         const auto limit = static_cast<size_t>(opt_.max_request_rows);
         if (reqs.empty() || (limit > 0 && !reqs.back().empty() && reqs.back().size() + n > limit))
           reqs.emplace_back();
         v = &reqs.back();
       }
       for (int64_t r = offset; r < offset + n; ++r) v->push_back(r);
-      expert_of.insert(expert_of.end(), static_cast<size_t>(n), e);
+      plan.expert_of.insert(plan.expert_of.end(), static_cast<size_t>(n), e);
     }
     offset += n;
   }
-  PCMOE_CHECK_T(ModelError, offset == x_sorted.size(0), "counts sum to {}, but there are {} rows", offset,
-                x_sorted.size(0));
+  PCMOE_CHECK_T(ModelError, offset == n_rows, "counts sum to {}, but there are {} rows", offset, n_rows);
+  return plan;
+}
 
-  // Every remote row in one gather and one device-to-host copy; each request is a slice of that
-  // buffer. All requests are in flight before the local experts compute.
+// Every remote row in one gather and one device-to-host copy (privately shuffled, optionally
+// noised); each request is a slice of that buffer. Returns the gathered rows (autograd's input).
+torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const torch::Tensor& x_sorted,
+                                                 RoutePlan& plan, Call& call) {
+  std::vector<int64_t> all_rows;
+  for (auto& [host, reqs] : plan.remote) {
+    for (auto& rows : reqs) {
+      rng_.shuffle(rows);  // private permutation: no order information leaves the party
+      all_rows.insert(all_rows.end(), rows.begin(), rows.end());
+    }
+  }
+  plan.remote_idx = torch::tensor(all_rows, torch::kLong).to(x_sorted.device());
+  torch::Tensor x_remote = x_sorted.index_select(0, plan.remote_idx);
+  ScopedTimer timer(stats_.forward.serialize_ms);
+  auto x_out = x_remote.detach();
+  if (opt_.row_noise_std > 0) {
+    auto rms = x_out.to(torch::kFloat32).pow(2).mean(1, true).sqrt();
+    auto noise =
+        at::normal(0.0, 1.0, x_out.sizes(), noise_gen_, torch::TensorOptions().dtype(torch::kFloat32));
+    x_out = x_out + (noise.to(x_out.device()) * rms * opt_.row_noise_std).to(x_out.scalar_type());
+  }
+  auto host_rows = host_copy(x_out, opt_.wire_dtype);
+  timer.stop();
+  int64_t first = 0;
+  for (auto& [host, reqs] : plan.remote) {
+    for (const auto& rows : reqs) {
+      const auto n = static_cast<int64_t>(rows.size());
+      auto ids = torch::empty({n}, torch::kInt32);
+      auto* idp = ids.data_ptr<int32_t>();
+      for (int64_t i = 0; i < n; ++i)
+        idp[i] = plan.expert_of[static_cast<size_t>(rows[static_cast<size_t>(i)])];
+      proto::ExpertForward req;
+      req.request_id = next_request_++;
+      req.requester = opt_.self_id;
+      req.step = step_;
+      req.layer = static_cast<uint32_t>(layer);
+      req.mode = train ? proto::ExpertMode::train : proto::ExpertMode::eval;
+      req.expert_ids = ids_to_wire(ids, cfg_.n_experts);
+      req.rows = wrap_rows(host_rows, first, n);
+      link_.send(host, req);
+      call.requests.push_back(req);
+      call.hosts.push_back(host);
+      call.request_ids.push_back(req.request_id);
+      call.rows.push_back(n);
+      first += n;
+      stats_.requests++;
+      stats_.rows_sent += static_cast<uint64_t>(n);
+    }
+    if (train) hosts_called_.insert(host);
+  }
+  return x_remote;
+}
+
+torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_sorted,
+                                            const torch::Tensor& /*expert_sorted*/,
+                                            const std::vector<int64_t>& counts) {
+  const bool train = torch::GradMode::is_enabled();
+  RoutePlan plan = plan_routes(layer, x_sorted.size(0), counts);
+  // All requests are in flight before the local experts compute.
   auto call = std::make_shared<Call>();
   call->layer = layer;
   call->device = x_sorted.device();
-  torch::Tensor all_idx, x_remote;
-  if (!remote.empty()) {
-    std::vector<int64_t> all_rows;
-    for (auto& [host, reqs] : remote) {
-      for (auto& rows : reqs) {
-        rng_.shuffle(rows);  // private permutation: no order information leaves the party
-        all_rows.insert(all_rows.end(), rows.begin(), rows.end());
-      }
-    }
-    all_idx = torch::tensor(all_rows, torch::kLong).to(x_sorted.device());
-    x_remote = x_sorted.index_select(0, all_idx);
-    const auto ts = Clock::now();
-    auto x_out = x_remote.detach();
-    if (opt_.row_noise_std > 0) {
-      auto rms = x_out.to(torch::kFloat32).pow(2).mean(1, true).sqrt();
-      auto noise =
-          at::normal(0.0, 1.0, x_out.sizes(), noise_gen_, torch::TensorOptions().dtype(torch::kFloat32));
-      x_out = x_out + (noise.to(x_out.device()) * rms * opt_.row_noise_std).to(x_out.scalar_type());
-    }
-    auto host_rows = host_copy(x_out, opt_.wire_dtype);
-    stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
-    int64_t first = 0;
-    for (auto& [host, reqs] : remote) {
-      for (const auto& rows : reqs) {
-        const auto n = static_cast<int64_t>(rows.size());
-        auto ids = torch::empty({n}, torch::kInt32);
-        auto* idp = ids.data_ptr<int32_t>();
-        for (int64_t i = 0; i < n; ++i) idp[i] = expert_of[static_cast<size_t>(rows[static_cast<size_t>(i)])];
-        proto::ExpertForward req;
-        req.request_id = next_request_++;
-        req.requester = opt_.self_id;
-        req.step = step_;
-        req.layer = static_cast<uint32_t>(layer);
-        req.mode = train ? proto::ExpertMode::train : proto::ExpertMode::eval;
-        req.expert_ids = ids_to_wire(ids, cfg_.n_experts);
-        req.rows = wrap_rows(host_rows, first, n);
-        link_.send(host, req);
-        call->requests.push_back(req);
-        call->hosts.push_back(host);
-        call->request_ids.push_back(req.request_id);
-        call->rows.push_back(n);
-        first += n;
-        stats_.requests++;
-        stats_.rows_sent += static_cast<uint64_t>(n);
-      }
-      if (train) hosts_called_.insert(host);
-    }
-  }
+  torch::Tensor x_remote;
+  if (!plan.remote.empty()) x_remote = send_requests(layer, train, x_sorted, plan, *call);
 
   std::vector<torch::Tensor> pieces;
   std::vector<torch::Tensor> piece_idx;
-  if (!local_rows.empty()) {
+  if (!plan.local_rows.empty()) {
     // All local experts at once (grouped GEMM on CUDA), while the remote requests are in flight.
-    auto idx = torch::tensor(local_rows, torch::kLong).to(x_sorted.device());
-    pieces.push_back(local_.run_sorted(layer, x_sorted.index_select(0, idx), local_counts));
+    auto idx = torch::tensor(plan.local_rows, torch::kLong).to(x_sorted.device());
+    pieces.push_back(local_.run_sorted(layer, x_sorted.index_select(0, idx), plan.local_counts));
     piece_idx.push_back(idx);
-    stats_.rows_local += local_rows.size();
+    stats_.rows_local += plan.local_rows.size();
   }
   if (!call->hosts.empty()) {
     torch::Tensor y_remote;
@@ -246,9 +255,9 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
       y_remote = wait_forward(*call, x_sorted.scalar_type());
     }
     pieces.push_back(y_remote);
-    piece_idx.push_back(all_idx);
+    piece_idx.push_back(plan.remote_idx);
   }
-  if (pieces.empty()) return torch::zeros({0, d}, x_sorted.options());
+  if (pieces.empty()) return torch::zeros({0, x_sorted.size(1)}, x_sorted.options());
   for (auto& p : pieces) p = p.to(x_sorted.scalar_type());  // local bf16 (grouped GEMM) vs remote
   auto y_cat = pieces.size() == 1 ? pieces[0] : torch::cat(pieces, 0);
   auto idx_cat = piece_idx.size() == 1 ? piece_idx[0] : torch::cat(piece_idx, 0);
@@ -269,10 +278,11 @@ torch::Tensor FederatedDispatcher::wait_forward(const Call& call, torch::ScalarT
     int backoff_ms = 20;
     proto::Message reply;
     while (true) {
-      reply = timed_wait(call.hosts[i], proto::MsgType::expert_forward_reply, call.request_ids[i]);
+      reply = timed_wait(stats_.forward, call.hosts[i], proto::MsgType::expert_forward_reply,
+                         call.request_ids[i]);
       auto* err = std::get_if<proto::ErrorMsg>(&reply);
       if (!err || err->code != static_cast<uint16_t>(proto::ErrorCode::busy) ||
-          std::chrono::duration<double, std::milli>(Clock::now() - t0).count() > opt_.busy_retry_ms) {
+          ms_since(t0) > opt_.busy_retry_ms) {
         break;
       }
       stats_.busy_retries++;
@@ -287,21 +297,18 @@ torch::Tensor FederatedDispatcher::wait_forward(const Call& call, torch::ScalarT
                                       call.hosts[i], call.request_ids[i], proto::describe_tensor(r.outputs),
                                       call.rows[i], cfg_.d_model));
     }
-    const auto ts = Clock::now();
+    ScopedTimer timer(stats_.forward.serialize_ms);
     stager.add(r.outputs);  // while the next replies are still arriving
-    stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
   }
-  const auto ts = Clock::now();
-  auto y = stager.finish();
-  stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
-  return y;
+  ScopedTimer timer(stats_.forward.serialize_ms);
+  return stager.finish();
 }
 
 torch::Tensor FederatedDispatcher::run_backward(const Call& call, const torch::Tensor& grad) {
   // All hosts' output gradients in one device-to-host copy; each request is a slice of it.
-  const auto ts = Clock::now();
+  ScopedTimer copy_timer(stats_.backward.serialize_ms);
   auto host_grads = host_copy(grad, opt_.wire_dtype);
-  stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - ts).count();
+  copy_timer.stop();
   int64_t off = 0;
   for (size_t i = 0; i < call.hosts.size(); ++i) {
     proto::ExpertBackward req;
@@ -312,21 +319,49 @@ torch::Tensor FederatedDispatcher::run_backward(const Call& call, const torch::T
   }
   ReplyStager stager(off, cfg_.d_model, call.device, grad.scalar_type());
   for (size_t i = 0; i < call.hosts.size(); ++i) {
-    auto reply = expect_reply(call.hosts[i], proto::MsgType::expert_backward_reply, call.request_ids[i]);
+    auto reply = expect_reply(stats_.backward, call.hosts[i], proto::MsgType::expert_backward_reply,
+                              call.request_ids[i]);
     const auto& r = std::get<proto::ExpertBackwardReply>(reply);
     if (r.grad_inputs.shape != std::vector<int64_t>{call.rows[i], cfg_.d_model}) {
       throw ProtocolError(fmt::format("host party {} answered backward {} with grads {}", call.hosts[i],
                                       call.request_ids[i], proto::describe_tensor(r.grad_inputs)));
     }
     remote_grad_sq_ += r.grad_sq_norm;
-    const auto t1 = Clock::now();
+    ScopedTimer timer(stats_.backward.serialize_ms);
     stager.add(r.grad_inputs);
-    stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
   }
-  const auto t2 = Clock::now();
-  auto g = stager.finish();
-  stats_.serialize_ms += std::chrono::duration<double, std::milli>(Clock::now() - t2).count();
-  return g;
+  ScopedTimer timer(stats_.backward.serialize_ms);
+  return stager.finish();
+}
+
+void FederatedDispatcher::commit(int64_t step, double clip_scale) {
+  proto::StepEnd se;
+  se.requester = opt_.self_id;
+  se.step = step;
+  se.clip_scale = clip_scale;
+  for (uint32_t h : hosts_called_) link_.send(h, se);
+  for (uint32_t h : hosts_called_) {
+    auto reply = timed_wait(stats_.commit, h, proto::MsgType::step_end_ack, static_cast<uint64_t>(step));
+    if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) {
+      throw TransportError(fmt::format("host party {} refused step_end {}: {}", h, step, err->reason));
+    }
+  }
+}
+
+void FederatedDispatcher::abort(int64_t step, const std::string& why) {
+  PCMOE_WARN("party.step_aborted").kv("step", step).kv("reason", why);
+  proto::StepAbort a;
+  a.requester = opt_.self_id;
+  a.step = step;
+  a.reason = why;
+  for (uint32_t h : hosts_called_) {
+    try {
+      link_.send(h, a);
+      timed_wait(stats_.commit, h, proto::MsgType::step_abort_ack, static_cast<uint64_t>(step));
+    } catch (const Error& e) {
+      PCMOE_WARN("party.abort_unacknowledged").kv("host", static_cast<int64_t>(h)).kv("error", e.what());
+    }
+  }
 }
 
 }  // namespace pcmoe::party

@@ -7,11 +7,16 @@
 // the remote results enter autograd through RemoteCall, whose backward sends the output
 // gradients to each host and receives the input gradients (and the host's parameter-gradient
 // squared norm, for global clipping). Without gradients the requests are eval-mode (hosts keep
-// nothing). Single-threaded: used by the party's trainer thread only.
+// nothing). It owns the whole requester side of a remote step: as the step's train::StepHooks it
+// reports the hosts' gradient norm, commits the step (step_end with the clip scale to every host
+// called, waiting for every acknowledgement) or aborts it (step_abort). The trainer never talks
+// to a link. Single-threaded: the party's trainer thread (and, on CUDA, libtorch's autograd
+// thread while the trainer thread is blocked in backward()).
 #pragma once
 
 #include <torch/torch.h>
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -21,6 +26,7 @@
 #include "common/model_config.h"
 #include "model/expert.h"
 #include "party/expert_link.h"
+#include "train/step.h"
 
 namespace pcmoe::party {
 
@@ -49,16 +55,26 @@ struct DispatchOptions {
                               // rows (one expert's rows are never split); 0: one request per host
 };
 
+// Time of one phase of remote calls: blocked on host replies, and converting rows/gradients to
+// wire tensors and replies back to the device.
+struct PhaseTimes {
+  double wait_ms = 0;
+  double serialize_ms = 0;
+};
+
 struct DispatchStats {
   uint64_t requests = 0;
   uint64_t busy_retries = 0;
   uint64_t rows_sent = 0;
   uint64_t rows_local = 0;
-  double wait_ms = 0;       // time blocked on host replies (forward and backward)
-  double serialize_ms = 0;  // rows/gradients to wire tensors and replies back to the device
+  PhaseTimes forward;   // expert_forward (training and evaluation)
+  PhaseTimes backward;  // expert_backward
+  PhaseTimes commit;    // step_end / step_abort acknowledgements
+  double wait_ms() const { return forward.wait_ms + backward.wait_ms + commit.wait_ms; }
+  double serialize_ms() const { return forward.serialize_ms + backward.serialize_ms + commit.serialize_ms; }
 };
 
-class FederatedDispatcher : public model::ExpertDispatcher {
+class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHooks {
  public:
   FederatedDispatcher(const ModelConfig& cfg, model::ExpertShard& local, Placement placement,
                       ExpertLink& link, DispatchOptions options);
@@ -74,10 +90,21 @@ class FederatedDispatcher : public model::ExpertDispatcher {
   void set_alive(const std::vector<bool>& alive);
   // Hosts called with train-mode requests since begin_step (they need step_end or step_abort).
   const std::set<uint32_t>& hosts_called() const { return hosts_called_; }
+
+  // ---- train::StepHooks: the remote part of the step begun by begin_step ----
   // Sum of the hosts' parameter-gradient squared norms reported in backward replies.
-  double remote_grad_sq() const { return remote_grad_sq_; }
+  double remote_grad_sq() const override { return remote_grad_sq_; }
+  // step_end with `clip_scale` to every host called, then every acknowledgement. Throws HostError
+  // (a host timed out or was lost) or TransportError (a host refused).
+  void commit(int64_t step, double clip_scale) override;
+  // step_abort to every host called, waiting for each acknowledgement; failures are logged.
+  void abort(int64_t step, const std::string& why) override;
+
   const DispatchStats& stats() const { return stats_; }
   const Placement& placement() const { return placement_; }
+  // Bytes on the links to the hosts since the start (training and evaluation).
+  uint64_t bytes_sent() const { return link_.bytes_sent(); }
+  uint64_t bytes_received() const { return link_.bytes_received(); }
 
   // ---- used by RemoteCall (autograd) ----
   struct Call {
@@ -92,11 +119,22 @@ class FederatedDispatcher : public model::ExpertDispatcher {
   torch::Tensor run_backward(const Call& call, const torch::Tensor& grad);
 
  private:
-  // Waits for a host's reply (the time counts as waiting in stats_).
-  proto::Message timed_wait(uint32_t host, proto::MsgType expect, uint64_t request_id);
+  // Where the sorted rows of one MoE layer go.
+  struct RoutePlan {
+    std::vector<int64_t> local_rows;    // sorted-row indices for this party's experts
+    std::vector<int64_t> local_counts;  // per expert
+    std::map<uint32_t, std::vector<std::vector<int64_t>>> remote;  // host -> requests -> rows
+    std::vector<int32_t> expert_of;                                // expert of each sorted row
+    torch::Tensor remote_idx;  // the remote rows in the order they were sent
+  };
+  RoutePlan plan_routes(int layer, int64_t n_rows, const std::vector<int64_t>& counts) const;
+  torch::Tensor send_requests(int layer, bool train, const torch::Tensor& x_sorted, RoutePlan& plan,
+                              Call& call);
+  // Waits for a host's reply (the time counts as waiting in `phase`).
+  proto::Message timed_wait(PhaseTimes& phase, uint32_t host, proto::MsgType expect, uint64_t request_id);
   [[noreturn]] static void refused(uint32_t host, uint64_t request_id, const proto::ErrorMsg& err);
   // timed_wait, and an error reply thrown as HostError.
-  proto::Message expect_reply(uint32_t host, proto::MsgType expect, uint64_t request_id);
+  proto::Message expect_reply(PhaseTimes& phase, uint32_t host, proto::MsgType expect, uint64_t request_id);
 
   ModelConfig cfg_;
   model::ExpertShard& local_;

@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "model/compat.h"
+#include "model/torch_error.h"
 #include "party/wire.h"
 #include "proto/wire_tensor.h"
 
@@ -25,12 +26,6 @@ proto::Message error_reply(proto::ErrorCode code, std::string reason, proto::Msg
   e.in_reply_to = static_cast<uint16_t>(type);
   e.request_id = request_id;
   return e;
-}
-
-bool is_oom(const c10::Error& e) {
-  std::string what = e.what();
-  return what.find("out of memory") != std::string::npos ||
-         what.find("CUDA out of memory") != std::string::npos;
 }
 
 }  // namespace
@@ -108,21 +103,17 @@ proto::Message ExpertHost::handle(const std::string& sender, const proto::Messag
   const auto t0 = Clock::now();
   proto::Message reply;
   try {
-    if (auto* f = std::get_if<proto::ExpertForward>(&request)) {
-      reply = forward(requester, *f);
-    } else if (auto* b = std::get_if<proto::ExpertBackward>(&request)) {
-      reply = backward(requester, *b);
-    } else if (auto* s = std::get_if<proto::StepEnd>(&request)) {
-      reply = step_end(requester, *s);
-    } else {
-      reply = step_abort(requester, std::get<proto::StepAbort>(request));
-    }
-  } catch (const c10::Error& e) {
+    reply = model::guarded("expert computation failed", [&]() -> proto::Message {
+      if (auto* f = std::get_if<proto::ExpertForward>(&request)) return forward(requester, *f);
+      if (auto* b = std::get_if<proto::ExpertBackward>(&request)) return backward(requester, *b);
+      if (auto* s = std::get_if<proto::StepEnd>(&request)) return step_end(requester, *s);
+      return step_abort(requester, std::get<proto::StepAbort>(request));
+    });
+  } catch (const ModelError& e) {
     std::lock_guard<std::mutex> lock(mu_);
     stash_.erase(request_id);
-    reply = error_reply(is_oom(e) ? proto::ErrorCode::out_of_memory : proto::ErrorCode::internal,
-                        std::string("expert computation failed: ") + e.what_without_backtrace(), type,
-                        request_id);
+    reply = error_reply(e.out_of_memory() ? proto::ErrorCode::out_of_memory : proto::ErrorCode::internal,
+                        e.what(), type, request_id);
   } catch (const std::exception& e) {
     reply = error_reply(proto::ErrorCode::internal, std::string("expert request failed: ") + e.what(), type,
                         request_id);
@@ -167,7 +158,8 @@ void ExpertHost::drop_open_step_locked(const char* reason) {
   open_step_ = -1;
 }
 
-proto::Message ExpertHost::forward(const std::string& requester, const proto::ExpertForward& req) {
+std::optional<proto::Message> ExpertHost::check_forward(const proto::ExpertForward& req, torch::Tensor& ids,
+                                                        std::vector<int64_t>& distinct) const {
   const auto type = proto::MsgType::expert_forward;
   const int layer = static_cast<int>(req.layer);
   if (!model_.is_moe_layer(layer)) {
@@ -181,8 +173,7 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
                        fmt::format("rows must be [R, {}] with R expert ids", model_.d_model), type,
                        req.request_id);
   }
-  auto ids = ids_from_wire(req.expert_ids, torch::kCPU);
-  std::vector<int64_t> distinct;
+  ids = ids_from_wire(req.expert_ids, torch::kCPU);
   if (rows > 0) {
     auto uniq = std::get<0>(torch::_unique(ids, /*sorted=*/true));
     distinct.assign(uniq.data_ptr<int64_t>(), uniq.data_ptr<int64_t>() + uniq.numel());
@@ -195,6 +186,43 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
                          type, req.request_id);
     }
   }
+  return std::nullopt;
+}
+
+std::optional<proto::Message> ExpertHost::admit(const std::string& requester, const proto::ExpertForward& req,
+                                                uint64_t full_bytes, uint64_t min_bytes, bool& recompute) {
+  const auto type = proto::MsgType::expert_forward;
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string why;
+  if (!open_step(requester, req.step, why))
+    return error_reply(proto::ErrorCode::busy, why, type, req.request_id);
+  if (stash_.count(req.request_id)) {
+    return error_reply(proto::ErrorCode::out_of_order,
+                       fmt::format("request id {} already in use", req.request_id), type, req.request_id);
+  }
+  const uint64_t cap = opt_s_.max_stash_bytes;
+  recompute = false;
+  if (cap > 0 && stats_.stash_bytes + full_bytes > cap) {
+    if (stats_.stash_bytes + min_bytes > cap) {
+      stats_.busy++;
+      return error_reply(
+          proto::ErrorCode::busy,
+          fmt::format("rows kept for backward would exceed the memory limit ({} of {} bytes in use)",
+                      stats_.stash_bytes, cap),
+          type, req.request_id);
+    }
+    recompute = true;
+  }
+  return std::nullopt;
+}
+
+proto::Message ExpertHost::forward(const std::string& requester, const proto::ExpertForward& req) {
+  const auto type = proto::MsgType::expert_forward;
+  const int layer = static_cast<int>(req.layer);
+  torch::Tensor ids;
+  std::vector<int64_t> distinct;
+  if (auto bad = check_forward(req, ids, distinct)) return *bad;
+  const int64_t rows = req.rows.shape[0];
   const bool train = req.mode == proto::ExpertMode::train;
   // Bytes a train request keeps until its backward: everything autograd saves, or (recompute)
   // only the fp32 input rows.
@@ -204,26 +232,7 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
   const uint64_t min_bytes = static_cast<uint64_t>(rows) * 4 * model_.d_model;
   bool recompute = false;
   if (train) {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::string why;
-    if (!open_step(requester, req.step, why))
-      return error_reply(proto::ErrorCode::busy, why, type, req.request_id);
-    if (stash_.count(req.request_id)) {
-      return error_reply(proto::ErrorCode::out_of_order,
-                         fmt::format("request id {} already in use", req.request_id), type, req.request_id);
-    }
-    const uint64_t cap = opt_s_.max_stash_bytes;
-    if (cap > 0 && stats_.stash_bytes + full_bytes > cap) {
-      if (stats_.stash_bytes + min_bytes > cap) {
-        stats_.busy++;
-        return error_reply(
-            proto::ErrorCode::busy,
-            fmt::format("rows kept for backward would exceed the memory limit ({} of {} bytes in use)",
-                        stats_.stash_bytes, cap),
-            type, req.request_id);
-      }
-      recompute = true;
-    }
+    if (auto refused = admit(requester, req, full_bytes, min_bytes, recompute)) return *refused;
   }
   auto x = from_wire(req.rows, opt_s_.device, torch::kFloat32);
   torch::Tensor y;

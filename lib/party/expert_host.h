@@ -18,6 +18,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <string>
@@ -82,6 +83,13 @@ class ExpertHost {
   };
 
   proto::Message forward(const std::string& requester, const proto::ExpertForward& req);
+  // The request's layer, shapes and experts (ids and distinct ids filled); an error reply if bad.
+  std::optional<proto::Message> check_forward(const proto::ExpertForward& req, torch::Tensor& ids,
+                                              std::vector<int64_t>& distinct) const;
+  // A train forward's place in the open step and in the memory for kept rows (recompute set
+  // when only the input rows fit); an error reply (busy, out_of_order) if refused.
+  std::optional<proto::Message> admit(const std::string& requester, const proto::ExpertForward& req,
+                                      uint64_t full_bytes, uint64_t min_bytes, bool& recompute);
   proto::Message backward(const std::string& requester, const proto::ExpertBackward& req);
   proto::Message step_end(const std::string& requester, const proto::StepEnd& req);
   proto::Message step_abort(const std::string& requester, const proto::StepAbort& req);

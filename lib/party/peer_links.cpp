@@ -12,7 +12,7 @@ namespace pcmoe::party {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr int kIdleEveryMs = 50;
+constexpr int kSliceMs = 50;  // waits re-check liveness this often
 
 // Does `m` answer the request (expect, id)?
 bool matches(const proto::Message& m, proto::MsgType expect, uint64_t id) {
@@ -86,37 +86,33 @@ PeerLinks::Peer& PeerLinks::peer(uint32_t host) {
   return it->second;
 }
 
-void PeerLinks::idle() {
-  if (!idle_ || Clock::now() - last_idle_ < std::chrono::milliseconds(kIdleEveryMs)) return;
-  last_idle_ = Clock::now();
-  idle_();
+void PeerLinks::check_alive(uint32_t host, const Peer& p, const char* what) const {
+  if (p.alive && !(lost_probe_ && lost_probe_(host))) return;
+  throw HostError(host, fmt::format("host party '{}' {}", p.id, what));
 }
 
 void PeerLinks::send(uint32_t host, const proto::Message& msg) {
-  // In slices, so that a host that is gone (no connection to queue to) does not silence this
-  // party's heartbeats for request_timeout_ms: the hub would declare the requester lost too.
+  // In slices, so that a host the hub declares lost meanwhile ends the wait at once.
   const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.request_timeout_ms);
   while (true) {
     Peer& p = peer(host);
-    if (!p.alive) throw HostError(host, fmt::format("host party '{}' is marked lost", p.id));
-    if (net::send_message(*p.client, msg, kIdleEveryMs)) return;
+    check_alive(host, p, "is marked lost");
+    if (net::send_message(*p.client, msg, kSliceMs)) return;
     if (Clock::now() > deadline) {
       throw HostError(host, fmt::format("cannot send to host party '{}' at {} within {} ms", p.id, p.endpoint,
                                         opt_.request_timeout_ms));
     }
-    idle();
   }
 }
 
 proto::Message PeerLinks::wait(uint32_t host, proto::MsgType expect, uint64_t request_id) {
   const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.request_timeout_ms);
   while (true) {
-    idle();  // also when replies come at once: a `busy` retry loop must not starve heartbeats
     Peer& p = peer(host);
-    if (!p.alive) throw HostError(host, fmt::format("host party '{}' was lost while we waited for it", p.id));
+    check_alive(host, p, "was lost while we waited for it");
     std::optional<proto::Message> m;
     try {
-      m = net::recv_message(*p.client, 50, opt_.limits);
+      m = net::recv_message(*p.client, kSliceMs, opt_.limits);
     } catch (const proto::DecodeError& e) {
       throw HostError(host, fmt::format("host party '{}' sent a malformed reply: {}", p.id, e.what()));
     }

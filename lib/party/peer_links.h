@@ -1,8 +1,10 @@
 // Owns the requester's ZeroMQ connections to the other parties' expert services: one DEALER per
 // peer, (re)connected from the hub's directory with the peer's CURVE key, and the ExpertLink
 // implementation over them (send, and wait for the matching reply with a timeout, discarding
-// late answers to abandoned requests). While it waits it calls an idle hook, through which the
-// daemon keeps heartbeating the hub. Used by the party's main thread only.
+// late answers to abandoned requests). A wait ends early when the host is marked lost, by the
+// directory last applied or by a liveness probe (the hub link's latest directory, which arrives
+// while a step runs). Used by the party's main thread (and, on CUDA, libtorch's autograd thread
+// while the main thread is blocked in backward()), one at a time.
 #pragma once
 
 #include <zmq.hpp>
@@ -36,9 +38,9 @@ class PeerLinks : public ExpertLink {
   // Applies a directory: connects new peers, reconnects peers whose endpoint or key changed,
   // records liveness. Throws ConfigError for a bad endpoint in the directory.
   void update(const std::vector<proto::PartyEntry>& directory);
-  // Called about every 50 ms while send() or wait() block, also while replies keep arriving (a
-  // host answering `busy` again and again): the daemon heartbeats the hub through it.
-  void set_idle_hook(std::function<void()> hook) { idle_ = std::move(hook); }
+  // Asked about every 50 ms while send() or wait() block: true if the host with this index is
+  // lost (HubLink::party_lost). Must be thread-safe and cheap; it does no hub work.
+  void set_lost_probe(std::function<bool(uint32_t)> probe) { lost_probe_ = std::move(probe); }
   std::string peer_id(uint32_t host) const;
 
   void send(uint32_t host, const proto::Message& msg) override;
@@ -55,14 +57,13 @@ class PeerLinks : public ExpertLink {
     std::unique_ptr<net::Client> client;
   };
   Peer& peer(uint32_t host);
-  // Runs the idle hook if it has not run for kIdleEveryMs.
-  void idle();
+  // Throws HostError if the host is marked lost (`what` says where we were).
+  void check_alive(uint32_t host, const Peer& p, const char* what) const;
 
   zmq::context_t& ctx_;
   PeerLinksOptions opt_;
   std::map<uint32_t, Peer> peers_;
-  std::function<void()> idle_;
-  std::chrono::steady_clock::time_point last_idle_{};
+  std::function<bool(uint32_t)> lost_probe_;
   uint64_t closed_sent_ = 0, closed_received_ = 0;  // bytes of clients replaced since
 };
 

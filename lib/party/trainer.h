@@ -1,10 +1,13 @@
 // Owns a party's training state and its step: the private backbone and its optimizer, the
 // party's expert shard with its optimizer and lock, the expert host that serves the others, the
 // federated dispatcher, the private data loader and held-out set, metrics, checkpoints, the
-// expert snapshot and the exported model. One training step (DESIGN.md "One training step"):
-// forward through the backbone with remote experts, backward, global-norm clipping over the
-// backbone + local experts + the hosts' expert gradients, backbone and local-expert AdamW, then
-// step_end to every host called (or step_abort to all of them on failure).
+// expert snapshot and the exported model. One training step is train::train_step (lib/train/step.h)
+// with the dispatcher as its hooks: forward through the backbone with remote experts, backward,
+// global-norm clipping over the backbone + local experts + the hosts' expert gradients, step_end
+// to every host called (step_abort to all of them on failure), then backbone and local-expert
+// AdamW; plus the party's metrics record and the periodic held-out evaluation.
+// Implementation: trainer.cpp (construction, the step, evaluation, directory), trainer_state.cpp
+// (checkpoints, snapshot, export, footprint and memory limit, the end's summary).
 // Thread-safety: the trainer is used by the daemon's main thread; only host() is called from the
 // expert-service thread (ExpertHost is thread-safe and shares the shard lock).
 #pragma once
@@ -28,6 +31,7 @@
 #include "party/expert_link.h"
 #include "proto/messages.h"
 #include "train/metrics.h"
+#include "train/step.h"
 
 namespace pcmoe::party {
 
@@ -47,11 +51,10 @@ class PartyTrainer {
   FederatedDispatcher& dispatcher() { return *dispatcher_; }
   const torch::Device& device() const { return device_; }
 
-  // One training step at global step `step`. Throws TransportError/ProtocolError when a host
-  // fails; the step is then aborted everywhere (abort_step) and no parameter changed.
+  // One training step at global step `step`. Throws TransportError (HostError: which host) or
+  // ProtocolError when a host fails, ModelError for a non-finite loss or a libtorch failure; the
+  // step is then aborted everywhere and no parameter changed.
   StepOutcome train_step(int64_t step, uint64_t turn_id);
-  // Sends step_abort to every host called in the current step and clears all gradients.
-  void abort_step(int64_t step, const std::string& reason);
   // Held-out loss and bits per byte of this party's model through the federation (eval-mode).
   std::pair<double, double> evaluate();
 
@@ -71,19 +74,29 @@ class PartyTrainer {
   int64_t backbone_params() const { return backbone_->parameter_count(); }
   int64_t expert_params() const { return shard_->parameter_count(); }
   void update_balance_bias(const std::vector<std::vector<double>>& load);
+  // A directory from the hub: lost parties' experts are masked, the host serves only the listed
+  // parties and stops waiting for the lost ones' open steps.
+  void apply_directory(const std::vector<proto::PartyEntry>& dir);
   // This party's memory footprint from the model config and its placement (footprint.h).
   model::Footprint footprint() const;
+  // party.footprint (log) and the footprint table (stderr, for the operator's terminal).
+  void log_footprint(uint64_t limit_bytes) const;
+  // party.done: the end's summary (`model`: the exported model's path, "" if none).
+  void log_done(double eval_loss, double eval_bpb, const std::string& model);
   // Applies party.memory_limit_mb: throws ConfigError (with the breakdown) if even the minimum
   // footprint does not fit; else caps the CUDA allocator and gives the expert host what is left
   // for rows kept for backward (beyond it the host recomputes, then answers busy).
   void apply_memory_limit(uint64_t limit_bytes);
 
  private:
+  proto::StepReport report_of(const train::StepResult& r, uint64_t turn_id) const;
+  // The periodic held-out evaluation after a step, into its report and metrics record.
+  void evaluate_into(StepOutcome& o, JsonObject& rec, uint64_t sent0, uint64_t recv0);
+
   PartyConfig cfg_;
   torch::Device device_;
   bool bf16_;
   Placement placement_;
-  ExpertLink& link_;
   model::Backbone backbone_{nullptr};
   std::unique_ptr<model::ExpertShard> shard_;
   std::unique_ptr<model::AdamW> backbone_opt_;
@@ -104,5 +117,8 @@ class PartyTrainer {
 // The party's private backbone seed: run.seed if set, else the seed kept in
 // <out_dir>/backbone.seed, else a fresh one from the OS (written there, mode 0600).
 uint64_t private_backbone_seed(const PartyConfig& cfg, std::string* source);
+// party.start (and the loud privacy.shared_backbone warning when the backbone starts from a
+// shared checkpoint); returns private_backbone_seed().
+uint64_t log_party_start(const PartyConfig& cfg);
 
 }  // namespace pcmoe::party

@@ -1,0 +1,387 @@
+// A party's side of the hub protocol, socket-free (see party_session.h).
+#include "party/party_session.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/log.h"
+
+namespace pcmoe::party {
+namespace {
+
+using Millis = std::chrono::milliseconds;
+
+double ms_between(PartySession::TimePoint a, PartySession::TimePoint b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+SessionOptions session_options(const PartyConfig& cfg, const std::string& public_key) {
+  SessionOptions so;
+  so.hub_endpoint = cfg.party.hub;
+  so.id_origin = cfg.origins.describe("party.id");
+  so.key_file = public_key.empty() ? "" : cfg.party.curve.secret_key_file;
+  so.public_key = public_key;
+  for (int l : cfg.model.moe_layer_indices()) so.moe_layers.push_back(static_cast<uint32_t>(l));
+  so.n_experts = static_cast<uint32_t>(cfg.model.n_experts);
+  so.hub_timeout_ms = cfg.party.hub_timeout_ms;
+  so.heartbeat_ms = cfg.party.heartbeat_ms;
+  so.checkpoint_every = cfg.run.checkpoint_every;
+  so.save_on_exit = cfg.run.save_on_exit;
+  return so;
+}
+
+proto::Hello hello_for(const PartyConfig& cfg, const std::string& expert_endpoint,
+                       const std::string& public_key) {
+  proto::Hello hello;
+  hello.party_id = cfg.party.id;
+  hello.model_hash = model_config_hash(cfg.model, cfg.train);
+  hello.expert_endpoint = expert_endpoint;
+  hello.curve_public_key = public_key;
+  hello.memory_budget_bytes = cfg.party.memory_limit_mb << 20;
+  return hello;
+}
+
+PartySession::PartySession(SessionOptions options, proto::Hello hello, TimePoint now)
+    : opt_(std::move(options)), hello_(std::move(hello)), started_(now) {}
+
+std::vector<Action> PartySession::take() {
+  std::vector<Action> out;
+  out.swap(out_);
+  return out;
+}
+
+void PartySession::fail(act::FailKind kind, std::string message) {
+  exited_ = true;
+  out_.push_back(act::Fail{kind, std::move(message)});
+}
+
+// ---- joining ----
+
+std::vector<Action> PartySession::start(int64_t resume_step, TimePoint now) {
+  hello_.resume_step = resume_step;
+  last_step_ = resume_step - 1;
+  last_hello_ = now;
+  out_.push_back(act::Send{hello_, 200});
+  return take();
+}
+
+void PartySession::on_welcome(const proto::Welcome& w) {
+  if (!joined_) {
+    if (std::vector<uint32_t>(w.moe_layers.begin(), w.moe_layers.end()) != opt_.moe_layers ||
+        w.n_experts != opt_.n_experts) {
+      fail(act::FailKind::protocol, "the hub's placement does not match this party's model config");
+      return;
+    }
+    joined_ = true;
+    index_ = w.party_index;
+    placement_ = w.placement;
+    global_step_ = std::max(global_step_, w.step);
+    state_ = "serving";
+    out_.push_back(act::Join{w});
+    return;
+  }
+  // The answer to rejoin(): the same place in the same federation, the experts available again.
+  if (w.party_index != index_ || w.placement != placement_) {
+    fail(act::FailKind::protocol,
+         fmt::format("the hub welcomed this party back at index {} with another placement (was index {})",
+                     w.party_index, index_));
+    return;
+  }
+  global_step_ = std::max(global_step_, w.step);
+  out_.push_back(act::ApplyDirectory{w.directory});
+  PCMOE_INFO("party.rejoined")
+      .kv("step", w.step)
+      .kv("index", static_cast<int64_t>(w.party_index))
+      .kv("run_id", w.run_id);
+}
+
+void PartySession::on_reject(const proto::Reject& r) {
+  const auto code = static_cast<proto::ErrorCode>(r.code);
+  if (joined_) {
+    PCMOE_WARN("party.rejoin_refused")
+        .kv("code", std::string(proto::error_code_name(code)))
+        .kv("reason", r.reason);
+    return;
+  }
+  std::string msg =
+      fmt::format("the hub refused this party ({}): {}", proto::error_code_name(code), r.reason);
+  if (code == proto::ErrorCode::unknown_party) {  // the id, or (CURVE) the key, is not the hub's
+    msg += fmt::format("; fix party.id ({}){} or the hub's hub.parties", opt_.id_origin,
+                       opt_.key_file.empty() ? "" : " / party.curve.secret_key_file");
+  }
+  const bool config = code == proto::ErrorCode::config_mismatch || code == proto::ErrorCode::unknown_party ||
+                      code == proto::ErrorCode::bad_version;
+  fail(config ? act::FailKind::config : act::FailKind::transport, msg);
+}
+
+void PartySession::rejoin(const std::string& why, TimePoint now) {
+  if (last_rejoin_ != TimePoint{} && ms_between(last_rejoin_, now) < opt_.rejoin_min_ms) return;
+  last_rejoin_ = now;
+  PCMOE_WARN("party.rejoining").kv("reason", why).kv("step", last_step_ + 1);
+  proto::Hello h = hello_;
+  h.resume_step = last_step_ + 1;
+  out_.push_back(act::Send{h, 200});
+}
+
+void PartySession::resumed_at(int64_t step) { last_step_ = std::max(last_step_, step - 1); }
+
+// ---- hub messages ----
+
+std::vector<Action> PartySession::on_message(const proto::Message& m, TimePoint at) {
+  if (exited_) return {};
+  // The federation's global step, as the hub last told it.
+  if (auto* h = std::get_if<proto::Heartbeat>(&m)) global_step_ = std::max(global_step_, h->step);
+  if (auto* l = std::get_if<proto::ExpertLoad>(&m)) global_step_ = std::max(global_step_, l->step + 1);
+  if (auto* t = std::get_if<proto::Turn>(&m)) global_step_ = std::max(global_step_, t->step_begin);
+  if (running_) {
+    // Applied at the step boundary (release_held); heartbeats only tell that the hub is alive.
+    if (!std::holds_alternative<proto::Heartbeat>(m)) held_.emplace_back(m, at);
+    return take();
+  }
+  handle(m, at);
+  return take();
+}
+
+void PartySession::handle(const proto::Message& m, TimePoint at) {
+  if (auto* w = std::get_if<proto::Welcome>(&m)) {
+    on_welcome(*w);
+  } else if (auto* r = std::get_if<proto::Reject>(&m)) {
+    on_reject(*r);
+  } else if (!joined_) {
+    // Nothing else means anything before the welcome (e.g. a stale answer to an earlier life).
+  } else if (auto* t = std::get_if<proto::Turn>(&m)) {
+    if (turn_ || finishing_ || finished_) {
+      PCMOE_WARN("party.unexpected_turn").kv("turn", t->turn_id).kv("state", state_);
+      return;
+    }
+    turn_ = OpenTurn{*t, 0};
+    state_ = "training";
+  } else if (auto* d = std::get_if<proto::Directory>(&m)) {
+    out_.push_back(act::ApplyDirectory{d->directory});
+  } else if (auto* l = std::get_if<proto::ExpertLoad>(&m)) {
+    out_.push_back(act::UpdateLoad{l->window});
+  } else if (auto* c = std::get_if<proto::CheckpointRequest>(&m)) {
+    steps_since_ckpt_ = 0;
+    out_.push_back(act::Checkpoint{c->step});
+  } else if (auto* s = std::get_if<proto::SnapshotRequest>(&m)) {
+    // The snapshot is of the experts as they are now: at the federation's global step.
+    out_.push_back(act::SendSnapshot{s->snapshot_id, std::max(global_step_, last_step_ + 1)});
+  } else if (auto* st = std::get_if<proto::Stop>(&m)) {
+    on_stop(*st, at);
+  } else if (auto* e = std::get_if<proto::ErrorMsg>(&m)) {
+    on_error(*e, at);
+  } else if (auto* p = std::get_if<proto::Pool>(&m)) {
+    if (!pool_deadline_) return;  // a late answer
+    pool_deadline_.reset();
+    if (p->step >= 0) {
+      out_.push_back(act::Export{*p});
+    } else {
+      PCMOE_WARN("party.no_pool")
+          .kv("reason", "the hub had no complete expert-pool snapshot; model not exported");
+      finalize(false);
+    }
+  } else if (!std::holds_alternative<proto::Heartbeat>(m)) {
+    PCMOE_WARN("party.unexpected_hub_message")
+        .kv("type", std::string(proto::msg_type_name(proto::type_of(m))));
+  }
+}
+
+void PartySession::on_error(const proto::ErrorMsg& e, TimePoint at) {
+  const auto code = static_cast<proto::ErrorCode>(e.code);
+  if (code == proto::ErrorCode::unknown_party && !finished_) {
+    rejoin(e.reason, at);
+    return;
+  }
+  PCMOE_WARN("party.hub_error").kv("code", std::string(proto::error_code_name(code))).kv("reason", e.reason);
+}
+
+void PartySession::on_stop(const proto::Stop& s, TimePoint at) {
+  if (s.reason == "release") {
+    released_ = true;
+    if (finished_) {
+      exited_ = true;
+      out_.push_back(act::Exit{0});
+    } else if (pool_deadline_) {
+      pool_deadline_.reset();  // everyone is done: no pool will come
+      PCMOE_WARN("party.no_pool")
+          .kv("reason", "released by the hub before a pool arrived; model not exported");
+      finalize(false);
+    }
+    return;
+  }
+  if (finishing_ || finished_) return;
+  finishing_ = true;
+  finish_reason_ = s.reason;
+  state_ = "finishing";
+  PCMOE_INFO("party.finishing").kv("reason", s.reason);
+  out_.push_back(act::PrepareFinish{s.reason});
+}
+
+// ---- steps ----
+
+std::optional<StepOrder> PartySession::begin_step() {
+  if (!turn_ || running_ || exited_ || turn_->done >= turn_->turn.n_steps) return std::nullopt;
+  running_ = true;
+  return StepOrder{turn_->turn.step_begin + turn_->done, turn_->turn.turn_id};
+}
+
+std::vector<Action> PartySession::step_done(const proto::StepReport& report, TimePoint now) {
+  running_ = false;
+  last_step_ = std::max(last_step_, report.step);
+  out_.push_back(act::Send{report});
+  if (turn_) turn_->done += 1;
+  if (opt_.checkpoint_every > 0 && ++steps_since_ckpt_ >= opt_.checkpoint_every) {
+    steps_since_ckpt_ = 0;
+    out_.push_back(act::Checkpoint{std::nullopt});
+  }
+  if (turn_ && turn_->done >= turn_->turn.n_steps) end_turn(true, "", "");
+  release_held(now);
+  return take();
+}
+
+std::vector<Action> PartySession::step_failed(const std::string& reason, const std::string& suspect,
+                                              TimePoint now) {
+  running_ = false;
+  PCMOE_WARN("party.turn_failed")
+      .kv("step", turn_ ? turn_->turn.step_begin + turn_->done : -1)
+      .kv("suspect", suspect)
+      .kv("reason", reason);
+  end_turn(false, reason, suspect);
+  release_held(now);
+  return take();
+}
+
+void PartySession::end_turn(bool ok, const std::string& reason, const std::string& suspect) {
+  if (!turn_) return;
+  proto::TurnDone td;
+  td.turn_id = turn_->turn.turn_id;
+  td.steps_done = turn_->done;
+  td.ok = ok;
+  td.reason = reason;
+  td.suspect_party = suspect;
+  out_.push_back(act::Send{td});
+  turn_.reset();
+  if (!finishing_ && !finished_) state_ = "serving";
+}
+
+void PartySession::release_held(TimePoint now) {
+  while (!held_.empty() && !running_ && !exited_) {
+    auto [m, at] = std::move(held_.front());
+    held_.pop_front();
+    handle(m, at);
+  }
+}
+
+// ---- checkpoints, the end, time, signals ----
+
+std::vector<Action> PartySession::checkpoint_done(int64_t step, bool ok, const std::string& path,
+                                                  const std::string& reason) {
+  proto::CheckpointDone done;
+  done.step = step;
+  done.ok = ok;
+  done.path = ok ? path : "";
+  done.reason = reason;
+  out_.push_back(act::Send{done});
+  return take();
+}
+
+std::vector<Action> PartySession::finish_prepared(TimePoint now) {
+  if (!opt_.save_on_exit) {
+    finalize(false);
+    return take();
+  }
+  out_.push_back(act::Send{proto::PoolRequest{}});
+  pool_deadline_ = now + Millis(opt_.pool_timeout_ms);
+  return take();
+}
+
+std::vector<Action> PartySession::exported(bool ok, TimePoint now) {
+  finalize(ok);
+  return take();
+}
+
+void PartySession::finalize(bool exported) {
+  out_.push_back(act::Finished{finish_reason_, exported});
+  proto::Bye bye;
+  bye.reason = finish_reason_;
+  out_.push_back(act::Send{bye});
+  finished_ = true;
+  state_ = "done";
+  if (released_) {
+    exited_ = true;
+    out_.push_back(act::Exit{0});
+  }
+}
+
+std::vector<Action> PartySession::on_tick(TimePoint now, TimePoint last_heard, bool key_refused) {
+  if (exited_) return {};
+  const double silent_ms = ms_between(last_heard, now);
+  if (!joined_) {
+    if (key_refused && !opt_.key_file.empty()) {
+      // The hub's key list comes from its config: asking again cannot help.
+      fail(act::FailKind::config,
+           fmt::format(
+               "the hub at {} refused this party's CURVE key {} (party.curve.secret_key_file {}): the hub "
+               "accepts only the keys in its hub.parties[].public_key; put this public key there for "
+               "party '{}', or use the key file whose public key is listed (pcmoe-ctl keygen --out FILE "
+               "makes a pair and prints its public key)",
+               opt_.hub_endpoint, opt_.public_key, opt_.key_file, hello_.party_id));
+    } else if (ms_between(started_, now) > opt_.hub_timeout_ms) {
+      fail(act::FailKind::transport,
+           fmt::format(
+               "no welcome from the hub at {} within {} ms (is pcmoe-hub running? right endpoint and keys?)",
+               opt_.hub_endpoint, opt_.hub_timeout_ms));
+    } else if (ms_between(last_hello_, now) > opt_.hello_retry_ms) {
+      last_hello_ = now;
+      out_.push_back(act::Send{hello_, 200});
+    }
+    return take();
+  }
+  if (finished_) {
+    if (silent_ms > 5.0 * opt_.heartbeat_ms) {
+      // Our bye is in and the hub went quiet: it finished (its release may have been lost).
+      PCMOE_INFO("party.hub_gone_after_bye").kv("silent_ms", silent_ms);
+      exited_ = true;
+      out_.push_back(act::Exit{0});
+    }
+    return take();
+  }
+  if (silent_ms > opt_.hub_timeout_ms) {
+    PCMOE_ERROR("party.hub_lost")
+        .kv("error", fmt::format("lost the hub at {}: nothing heard for {} ms", opt_.hub_endpoint,
+                                 opt_.hub_timeout_ms));
+    out_.push_back(act::Checkpoint{std::nullopt});
+    exited_ = true;
+    out_.push_back(act::Exit{3});
+    return take();
+  }
+  if (pool_deadline_ && now > *pool_deadline_) {
+    pool_deadline_.reset();
+    PCMOE_WARN("party.no_pool").kv("reason", "no pool from the hub in time; model not exported");
+    finalize(false);
+  }
+  return take();
+}
+
+std::vector<Action> PartySession::on_signal(TimePoint now) {
+  if (exited_) return {};
+  if (!joined_) {
+    fail(act::FailKind::transport, "stopped by a signal before joining the federation");
+    return take();
+  }
+  exited_ = true;
+  if (!finished_) {
+    end_turn(false, "party stopping (signal)", "");
+    out_.push_back(act::Checkpoint{std::nullopt});
+    proto::Bye bye;
+    bye.reason = "signal";
+    out_.push_back(act::Send{bye});
+  }
+  out_.push_back(act::Exit{0});
+  return take();
+}
+
+}  // namespace pcmoe::party
