@@ -145,8 +145,7 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
   dispatcher_->begin_step(step);
   const train::StepModel sm{
       &backbone_, dispatcher_.get(), backbone_opt_.get(), shard_opt_.get(), &shard_mu_, device_, bf16_};
-  const torch::Tensor tokens = train::batch_tensor(loader_->next(), device_);
-  const train::StepResult r = train::train_step(sm, tokens, step, cfg_.train, {}, dispatcher_.get());
+  const train::StepResult r = train::train_step(sm, *loader_, step, cfg_.train, {}, dispatcher_.get());
   steps_done_ += 1;
   last_step_ = step;
   tokens_done_ += r.tokens;

@@ -225,7 +225,7 @@ TrainSummary run_central(const CentralConfig& cfg) {
       sum.interrupted = why == "signal";
       break;
     }
-    const StepResult r = train_step(sm, batch_tensor(st.loader.next(), st.device), st.step, cfg.train, so);
+    const StepResult r = train_step(sm, st.loader, st.step, cfg.train, so);
     if (cfg.model.router.balance_bias_rate > 0)
       st.backbone->update_balance_bias(local_load(r.stats), cfg.model.router.balance_bias_rate);
     st.step += 1;

@@ -143,7 +143,7 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
     SimParty& p = parties[schedule.party_at(step)];
     // Clipped over this party's backbone and the experts that received gradients, as a federation does.
     const StepModel sm{&p.backbone, &pool.dispatcher, p.opt.get(), pool.opt.get(), nullptr, device, bf16};
-    const StepResult r = train_step(sm, batch_tensor(p.loader->next(), device), step, cfg.train);
+    const StepResult r = train_step(sm, *p.loader, step, cfg.train);
     p.last_loss = r.loss;
     p.steps += 1;
     step += 1;

@@ -10,6 +10,7 @@
 #include "common/timer.h"
 #include "model/compat.h"
 #include "model/torch_error.h"
+#include "train/evaluate.h"
 
 namespace pcmoe::train {
 namespace {
@@ -128,6 +129,17 @@ StepResult train_step(const StepModel& m, const torch::Tensor& tokens, int64_t s
   r.stats = std::move(out.stats);
   r.update_ms = ms_since(t_update);
   r.step_ms = ms_since(t0);
+  return r;
+}
+
+StepResult train_step(const StepModel& m, data::BatchLoader& loader, int64_t step, const TrainConfig& cfg,
+                      const StepOptions& options, StepHooks* hooks) {
+  const auto t0 = SteadyClock::now();
+  const torch::Tensor tokens = batch_tensor(loader.next(), m.device);
+  const double data_ms = ms_since(t0);
+  StepResult r = train_step(m, tokens, step, cfg, options, hooks);
+  r.data_ms = data_ms;
+  r.step_ms += data_ms;
   return r;
 }
 

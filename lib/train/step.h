@@ -18,6 +18,7 @@
 
 #include "common/json.h"
 #include "common/model_config.h"
+#include "data/loader.h"
 #include "model/backbone.h"
 #include "model/expert.h"
 #include "model/optim.h"
@@ -70,6 +71,7 @@ struct StepResult {
   std::vector<model::LayerStats> stats;      // per MoE layer: routing counts and mean gate
   double forward_ms = -1, backward_ms = -1;  // -1 when not timed (StepOptions::time_phases)
   double update_ms = 0;                      // norm, commit, local updates
+  double data_ms = 0;                        // the batch from the loader to the device (loader overload)
   double step_ms = 0;
 
   // Appends the metrics fields every trainer writes: loss, aux_loss, lr, grad_norm,
@@ -79,6 +81,10 @@ struct StepResult {
 
 // One step on `tokens` ([B, T+1] on m.device) at global step `step` (learning rate from `cfg`).
 StepResult train_step(const StepModel& m, const torch::Tensor& tokens, int64_t step, const TrainConfig& cfg,
+                      const StepOptions& options = {}, StepHooks* hooks = nullptr);
+// The same on the next batch of `loader`; fetching it (and moving it to the device) is part of
+// the step's time (step_ms, and data_ms).
+StepResult train_step(const StepModel& m, data::BatchLoader& loader, int64_t step, const TrainConfig& cfg,
                       const StepOptions& options = {}, StepHooks* hooks = nullptr);
 
 }  // namespace pcmoe::train
