@@ -136,13 +136,24 @@ std::vector<Action> PartySession::on_message(const proto::Message& m, TimePoint 
   if (auto* h = std::get_if<proto::Heartbeat>(&m)) global_step_ = std::max(global_step_, h->step);
   if (auto* l = std::get_if<proto::ExpertLoad>(&m)) global_step_ = std::max(global_step_, l->step + 1);
   if (auto* t = std::get_if<proto::Turn>(&m)) global_step_ = std::max(global_step_, t->step_begin);
-  if (running_) {
-    // Applied at the step boundary (release_held); heartbeats only tell that the hub is alive.
-    if (!std::holds_alternative<proto::Heartbeat>(m)) held_.emplace_back(m, at);
+  if (std::holds_alternative<proto::Heartbeat>(m)) return take();  // liveness only
+  if (!held_.empty() || !applicable_now(m)) {
+    held_.emplace_back(m, at);  // applied at the step boundary, or after the turn
+    release_held(at);
     return take();
   }
   handle(m, at);
   return take();
+}
+
+bool PartySession::applicable_now(const proto::Message& m) const {
+  if (running_) return false;
+  // A turn runs to its end before another turn, a stop, a checkpoint or a snapshot round (the hub
+  // sends those between turns only; a party keeps that order whatever arrives).
+  const bool turn_scoped = std::holds_alternative<proto::Turn>(m) || std::holds_alternative<proto::Stop>(m) ||
+                           std::holds_alternative<proto::CheckpointRequest>(m) ||
+                           std::holds_alternative<proto::SnapshotRequest>(m);
+  return !(turn_ && turn_scoped);
 }
 
 void PartySession::handle(const proto::Message& m, TimePoint at) {
@@ -268,10 +279,16 @@ void PartySession::end_turn(bool ok, const std::string& reason, const std::strin
 }
 
 void PartySession::release_held(TimePoint now) {
-  while (!held_.empty() && !running_ && !exited_) {
-    auto [m, at] = std::move(held_.front());
-    held_.pop_front();
+  // In arrival order; what must wait for the turn's end keeps its place.
+  for (auto it = held_.begin(); it != held_.end() && !exited_;) {
+    if (!applicable_now(it->first)) {
+      ++it;
+      continue;
+    }
+    auto [m, at] = std::move(*it);
+    it = held_.erase(it);
     handle(m, at);
+    it = held_.begin();  // handling may have opened or ended a turn
   }
 }
 

@@ -6,7 +6,8 @@
 // for (step_done, checkpoint_done, finish_prepared, exported); each call returns the actions for
 // the daemon: messages to send and work to do, in order. Hub messages that arrive while a step
 // runs are held and applied at the step boundary, so a directory or load update never changes the
-// dispatcher in the middle of a step. Logs its decisions (party.* events); never throws.
+// dispatcher in the middle of a step; a turn, stop, checkpoint or snapshot request waits for the
+// end of the open turn. Logs its decisions (party.* events); never throws.
 // States (heartbeat_state()): connecting -> serving <-> training -> finishing -> done.
 // Not thread-safe: the daemon's main thread drives it.
 #pragma once
@@ -150,6 +151,8 @@ class PartySession {
   void rejoin(const std::string& why, TimePoint now);
   void end_turn(bool ok, const std::string& reason, const std::string& suspect);
   void finalize(bool exported);
+  // Whether a hub message may be handled now (no step running; a turn-scoped one: no open turn).
+  bool applicable_now(const proto::Message& m) const;
   void release_held(TimePoint now);
   void fail(act::FailKind kind, std::string message);
   std::vector<Action> take();

@@ -426,3 +426,29 @@ TEST_CASE("party session and hub state in one process: join, turns, reports, the
   CHECK(exits == 1);
   CHECK(hub.finished());
 }
+
+TEST_CASE("party session: a stop or checkpoint request during a turn waits for the turn's end",
+          "[unit][party_session]") {
+  Joined j;
+  j.turn(2, 0, 2);
+  REQUIRE(j.s.begin_step());
+  j.s.step_done(Joined::report(2, 0), j.t0);
+  proto::Stop stop;
+  stop.reason = "operator";
+  proto::CheckpointRequest c;
+  c.step = 1;
+  proto::Directory d;
+  d.directory = welcome().directory;
+  CHECK(j.s.on_message(stop, j.t0).empty());  // between two steps of the turn: held
+  CHECK(j.s.on_message(c, j.t0).empty());
+  CHECK(all_of<act::ApplyDirectory>(j.s.on_message(d, j.t0)).size() == 1);  // not turn-scoped
+  auto order = j.s.begin_step();
+  REQUIRE(order);  // the turn goes on
+  CHECK(order->step == 1);
+  auto out = j.s.step_done(Joined::report(2, 1), j.t0);
+  REQUIRE(out.size() == 4);
+  CHECK(std::holds_alternative<proto::StepReport>(std::get<act::Send>(out[0]).message));
+  CHECK(std::holds_alternative<proto::TurnDone>(std::get<act::Send>(out[1]).message));
+  CHECK(std::holds_alternative<act::PrepareFinish>(out[2]));  // in arrival order, after the turn
+  CHECK(std::get<act::Checkpoint>(out[3]).hub_step == std::optional<int64_t>(1));
+}
