@@ -25,6 +25,10 @@ std::string_view dtype_name(DType d) {
       return "int8";
     case DType::boolean:
       return "bool";
+    case DType::f8e4m3:
+      return "fp8e4m3";
+    case DType::f8e5m2:
+      return "fp8e5m2";
   }
   return "?";
 }
@@ -40,6 +44,8 @@ std::optional<DType> parse_dtype(std::string_view n) {
   if (n == "uint8") return DType::u8;
   if (n == "int8") return DType::i8;
   if (n == "bool") return DType::boolean;
+  if (n == "fp8e4m3" || n == "f8e4m3" || n == "float8_e4m3fn") return DType::f8e4m3;
+  if (n == "fp8e5m2" || n == "f8e5m2" || n == "float8_e5m2") return DType::f8e5m2;
   return std::nullopt;
 }
 

@@ -20,8 +20,10 @@ enum class DType : uint8_t {
   u8 = 7,
   i8 = 8,
   boolean = 9,
+  f8e4m3 = 10,  // OCP FP8 E4M3 ("fn"): wire activations with scales (protocol 1.1; common/fp8.h)
+  f8e5m2 = 11,  // OCP FP8 E5M2: the same, more range, less precision
 };
-constexpr int kNumDTypes = 10;
+constexpr int kNumDTypes = 12;
 
 constexpr size_t dtype_size(DType d) {
   switch (d) {
@@ -45,13 +47,20 @@ constexpr size_t dtype_size(DType d) {
       return 1;
     case DType::boolean:
       return 1;
+    case DType::f8e4m3:
+      return 1;
+    case DType::f8e5m2:
+      return 1;
   }
   return 0;
 }
 
+// The float types a tensor can hold on its own (fp8 needs scales: dtype_is_fp8).
 constexpr bool dtype_is_float(DType d) {
   return d == DType::f32 || d == DType::f16 || d == DType::bf16 || d == DType::f64;
 }
+
+constexpr bool dtype_is_fp8(DType d) { return d == DType::f8e4m3 || d == DType::f8e5m2; }
 
 std::string_view dtype_name(DType d);
 // Parses "fp32"/"f32", "fp16"/"f16", "bf16", ... ; nullopt when unknown.

@@ -58,6 +58,10 @@ torch::ScalarType to_scalar_type(DType d) {
       return torch::kInt8;
     case DType::boolean:
       return torch::kBool;
+    case DType::f8e4m3:
+    case DType::f8e5m2:
+      throw ModelError(
+          fmt::format("{} data is bytes plus scales here (party/wire.h), not a tensor type", dtype_name(d)));
   }
   throw ModelError("unknown dtype code");
 }

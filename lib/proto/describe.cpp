@@ -32,6 +32,10 @@ class Describer {
     list(key, xs.size());
   }
   template <class T>
+  void optional_uints(const char* key, const std::vector<T>& xs) {
+    if (!xs.empty()) list(key, xs.size());
+  }
+  template <class T>
   void uint_matrix(const char* key, const std::vector<std::vector<T>>& xss) {
     matrix(key, xss);
   }

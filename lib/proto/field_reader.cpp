@@ -162,14 +162,22 @@ void FieldReader::strs(const char* key, std::vector<std::string>& xs) {
 }
 
 WireTensor FieldReader::read_tensor_(const std::string& field, TensorRole role) {
-  if (r_.read_array(field) != 2) {
-    throw DecodeError(ErrorCode::bad_field,
-                      fmt::format("tensor '{}': descriptor must be [dtype, shape]", field));
+  const uint32_t n_desc = r_.read_array(field);
+  if (n_desc != 2 && n_desc != 3) {
+    throw DecodeError(
+        ErrorCode::bad_field,
+        fmt::format("tensor '{}': descriptor must be [dtype, shape] or (fp8) [dtype, shape, block]", field));
   }
   uint64_t code = r_.read_uint(field);
   auto dtype = dtype_from_code(code);
   if (!dtype) {
     throw DecodeError(ErrorCode::bad_dtype, fmt::format("tensor '{}': unknown dtype code {}", field, code));
+  }
+  if ((n_desc == 3) != dtype_is_fp8(*dtype)) {
+    throw DecodeError(
+        ErrorCode::bad_field,
+        fmt::format("tensor '{}': a {} descriptor has {} elements ({})", field, dtype_name(*dtype), n_desc,
+                    dtype_is_fp8(*dtype) ? "fp8 needs [dtype, shape, block]" : "only fp8 has a scale block"));
   }
   uint32_t n_dims = r_.read_array(field);
   if (n_dims > kMaxTensorDims) {
@@ -197,8 +205,32 @@ WireTensor FieldReader::read_tensor_(const std::string& field, TensorRole role) 
     throw DecodeError(ErrorCode::bad_shape, fmt::format("tensor '{}': {} needs {} bytes, its frame has {}",
                                                         field, describe_tensor(t), *bytes, t.data.size));
   }
+  if (n_desc == 3) read_scales_(field, t);
   check_tensor(field, t, role, limits_);
   return t;
+}
+
+void FieldReader::read_scales_(const std::string& field, WireTensor& t) {
+  const uint64_t block = r_.read_uint(field);
+  const int64_t last = t.shape.empty() ? 0 : t.shape.back();
+  if (block == 0 || last == 0 || block > static_cast<uint64_t>(last) ||
+      last % static_cast<int64_t>(block) != 0) {
+    throw DecodeError(ErrorCode::bad_shape,
+                      fmt::format("tensor '{}': scale block {} does not divide the last "
+                                  "dimension {}",
+                                  field, block, last));
+  }
+  t.scale_block = static_cast<uint32_t>(block);
+  if (frames_.next >= frames_.frames->size()) {
+    throw DecodeError(ErrorCode::malformed, fmt::format("tensor '{}': no frame left for its scales", field));
+  }
+  t.scales = (*frames_.frames)[frames_.next++];
+  const uint64_t want = static_cast<uint64_t>(t.data.size) / block * sizeof(float);
+  if (t.scales.size != want) {
+    throw DecodeError(ErrorCode::bad_shape,
+                      fmt::format("tensor '{}': {} needs {} scale bytes, its frame has {}", field,
+                                  describe_tensor(t), want, t.scales.size));
+  }
 }
 
 void FieldReader::tensor(const char* key, WireTensor& t, TensorRole role) {

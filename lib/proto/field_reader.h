@@ -58,6 +58,11 @@ class FieldReader {
     read_uints_(key, xs, hi);
   }
   template <class T>
+  void optional_uints(const char* key, std::vector<T>& xs) {
+    xs.clear();
+    if (has(key)) uints(key, xs);
+  }
+  template <class T>
   void uint_matrix(const char* key, std::vector<std::vector<T>>& xss) {
     seek_(key);
     uint32_t n = array_(key);
@@ -95,6 +100,8 @@ class FieldReader {
     for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<T>(checked_uint_(field, 0, hi, int64_t(i)));
   }
   WireTensor read_tensor_(const std::string& field, TensorRole role);
+  // fp8: the descriptor's scale block and the scales frame (checked for size; values by check_tensor).
+  void read_scales_(const std::string& field, WireTensor& t);
 
   MpReader& r_;
   const Limits& limits_;

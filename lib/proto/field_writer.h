@@ -56,6 +56,10 @@ class FieldWriter {
     pack_uints(xs);
   }
   template <class T>
+  void optional_uints(const char* key, const std::vector<T>& xs) {
+    if (!xs.empty()) uints(key, xs);
+  }
+  template <class T>
   void uint_matrix(const char* key, const std::vector<std::vector<T>>& xss) {
     key_(key);
     pk_.pack_array(static_cast<uint32_t>(xss.size()));

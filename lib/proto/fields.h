@@ -5,8 +5,9 @@
 //
 // Each message type has one overload fields(v, m, Of<Type>) (m a Type or a const Type). A visitor
 // V provides: str, boolean, uint (unsigned, with [lo, hi]), int64 (with lo), real (with a Real
-// rule), enumeration, uints, uint_matrix, real_matrix, strs, tensor, tensors and entries (a list
-// of nested maps). Internal to lib/proto (and its tests).
+// rule), enumeration, uints, optional_uints (a key added by a minor version: written only when
+// non-empty, empty when absent), uint_matrix, real_matrix, strs, tensor, tensors and entries (a
+// list of nested maps). Internal to lib/proto (and its tests).
 #pragma once
 
 #include <cstdint>
@@ -253,6 +254,7 @@ template <class V, class M>
 void fields(V& v, M& m, Of<ExpertForwardReply>) {
   v.uint("rid", m.request_id);
   v.tensor("out", m.outputs, TensorRole::activations);
+  v.optional_uints("tl", m.timeline);  // 1.1
 }
 
 template <class V, class M>
@@ -266,6 +268,7 @@ void fields(V& v, M& m, Of<ExpertBackwardReply>) {
   v.uint("rid", m.request_id);
   v.real("gsq", m.grad_sq_norm, Real::nonneg);
   v.tensor("gin", m.grad_inputs, TensorRole::activations);
+  v.optional_uints("tl", m.timeline);  // 1.1
 }
 
 template <class V, class M>

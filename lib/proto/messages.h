@@ -17,7 +17,7 @@ namespace pcmoe::proto {
 // ---- versioning ----
 // Frame 0 of every message is the ASCII tag "PCMOE/<major>"; the header carries the minor.
 constexpr uint32_t kProtocolMajor = 1;
-constexpr uint32_t kProtocolMinor = 0;
+constexpr uint32_t kProtocolMinor = 1;
 
 // ---- raw frames ----
 // Bytes of one raw frame. `owner` keeps the storage alive (a std::string, a zmq message, ...), so
@@ -32,11 +32,15 @@ struct Blob {
   std::string to_string() const { return std::string(reinterpret_cast<const char*>(data), size); }
 };
 
-// A tensor on the wire: dtype and shape travel in the header, the bytes as one raw frame.
+// A tensor on the wire: dtype and shape travel in the header, the bytes as one raw frame. An fp8
+// tensor (protocol 1.1) also has scales: one fp32 per `scale_block` consecutive elements of its
+// last dimension, as a second raw frame; its value is fp8(data) * scale (common/fp8.h).
 struct WireTensor {
   DType dtype = DType::f32;
   std::vector<int64_t> shape;
-  Blob data;  // numel(shape) * dtype_size(dtype) bytes, row-major, little endian
+  Blob data;                 // numel(shape) * dtype_size(dtype) bytes, row-major, little endian
+  uint32_t scale_block = 0;  // fp8 only: elements per scale (divides the last dimension)
+  Blob scales;               // fp8 only: numel / scale_block fp32 values, little endian
 
   int64_t numel() const;
 };
@@ -317,9 +321,24 @@ struct ExpertForward {
   WireTensor rows;        // [rows, d_model] fp32/bf16/fp16
 };
 
+// The host's side of one request (protocol 1.1, optional key `tl` of the replies): when it took
+// the request off its socket and handed the reply to its socket (steady clock, ns: comparable with
+// the requester's only on the same machine), and the durations in between (us).
+enum TimelineIndex : size_t {
+  kTlReceivedNs = 0,  // request taken off the socket
+  kTlRepliedNs,       // reply handed to the socket
+  kTlStageUs,         // request bytes into (pinned) staging memory
+  kTlH2dUs,           // host-to-device copy and conversion (device time)
+  kTlComputeUs,       // the experts (device time)
+  kTlD2hUs,           // device-to-host copy of the reply (and its conversion)
+  kTlCheckUs,         // the NaN/Inf check of the reply
+  kTlCount
+};
+
 struct ExpertForwardReply {
   uint64_t request_id = 0;
-  WireTensor outputs;  // [rows, d_model], same dtype as the request rows
+  WireTensor outputs;              // [rows, d_model], same dtype as the request rows
+  std::vector<uint64_t> timeline;  // optional (1.1): TimelineIndex, empty if not sent
 };
 
 struct ExpertBackward {
@@ -329,8 +348,9 @@ struct ExpertBackward {
 
 struct ExpertBackwardReply {
   uint64_t request_id = 0;
-  double grad_sq_norm = 0;  // squared norm of the expert-parameter grads this request produced
-  WireTensor grad_inputs;   // [rows, d_model]
+  double grad_sq_norm = 0;         // squared norm of the expert-parameter grads this request produced
+  WireTensor grad_inputs;          // [rows, d_model]
+  std::vector<uint64_t> timeline;  // optional (1.1): TimelineIndex, empty if not sent
 };
 
 // The requester finished its step: the host applies its experts' optimizer for exactly the

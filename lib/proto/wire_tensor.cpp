@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "common/error.h"
@@ -28,6 +29,22 @@ WireTensor wrap_tensor(DType dtype, std::vector<int64_t> shape, std::shared_ptr<
 WireTensor make_tensor(DType dtype, std::vector<int64_t> shape, const void* data, size_t bytes) {
   Blob b = Blob::copy_of(data, bytes);
   return wrap_tensor(dtype, std::move(shape), b.owner, b.data, b.size);
+}
+
+WireTensor wrap_fp8(DType dtype, std::vector<int64_t> shape, uint32_t scale_block, Blob data, Blob scales) {
+  PCMOE_CHECK(dtype_is_fp8(dtype), "wrap_fp8: {} is not an fp8 dtype", dtype_name(dtype));
+  auto want = tensor_bytes(dtype, shape);
+  PCMOE_CHECK(want && *want == data.size && scale_block > 0 && !shape.empty() &&
+                  shape.back() % scale_block == 0 && scales.size == *want / scale_block * sizeof(float),
+              "fp8 tensor [{}]/{}: {} data bytes, {} scale bytes", fmt::join(shape, "x"), scale_block,
+              data.size, scales.size);
+  WireTensor t;
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  t.data = std::move(data);
+  t.scale_block = scale_block;
+  t.scales = std::move(scales);
+  return t;
 }
 
 WireTensor make_f32(std::vector<int64_t> shape, const std::vector<float>& values) {
@@ -95,6 +112,10 @@ std::optional<size_t> first_non_finite(DType dtype, const uint8_t* data, size_t 
       return first_exp_all_ones<uint16_t>(data, n_bytes / 2, 0x7c00u);
     case DType::f64:
       return first_exp_all_ones<uint64_t>(data, n_bytes / 8, 0x7ff0000000000000ull);
+    case DType::f8e4m3:
+      return first_exp_all_ones<uint8_t>(data, n_bytes, uint8_t{0x7f});  // S.1111.111: NaN
+    case DType::f8e5m2:
+      return first_exp_all_ones<uint8_t>(data, n_bytes, uint8_t{0x7c});  // exponent 31: Inf, NaN
     default:
       return std::nullopt;
   }
@@ -112,11 +133,25 @@ namespace {
   throw DecodeError(code, fmt::format("tensor '{}': {}", field, why));
 }
 
-void check_activations(std::string_view field, const WireTensor& t, const Limits& limits) {
-  if (t.dtype != DType::f32 && t.dtype != DType::bf16 && t.dtype != DType::f16) {
-    fail(ErrorCode::bad_dtype, field,
-         fmt::format("dtype {} not allowed (fp32, bf16 or fp16)", dtype_name(t.dtype)));
+// An fp8 tensor's scales: finite, > 0 and normal (a subnormal or zero scale would turn every code
+// into 0, an Inf one into Inf or NaN).
+void check_scales(std::string_view field, const WireTensor& t) {
+  const size_t n = t.scales.size / sizeof(float);
+  for (size_t i = 0; i < n; ++i) {
+    float s;
+    std::memcpy(&s, t.scales.data + i * sizeof(float), sizeof s);
+    if (!(std::isnormal(s) && s > 0)) {
+      fail(ErrorCode::bad_field, field, fmt::format("scale {} is {} (must be finite, > 0 and normal)", i, s));
+    }
   }
+}
+
+void check_activations(std::string_view field, const WireTensor& t, const Limits& limits) {
+  if (t.dtype != DType::f32 && t.dtype != DType::bf16 && t.dtype != DType::f16 && !dtype_is_fp8(t.dtype)) {
+    fail(ErrorCode::bad_dtype, field,
+         fmt::format("dtype {} not allowed (fp32, bf16, fp16, fp8e4m3 or fp8e5m2)", dtype_name(t.dtype)));
+  }
+  if (dtype_is_fp8(t.dtype)) check_scales(field, t);
   if (t.shape.size() != 2) {
     fail(ErrorCode::bad_shape, field, fmt::format("must be 2-D, has {} dims", t.shape.size()));
   }
@@ -169,6 +204,8 @@ void check_tensor(std::string_view field, const WireTensor& t, TensorRole role, 
 }
 
 std::string describe_tensor(const WireTensor& t) {
+  if (dtype_is_fp8(t.dtype))
+    return fmt::format("{}[{}]/{}", dtype_name(t.dtype), fmt::join(t.shape, ","), t.scale_block);
   return fmt::format("{}[{}]", dtype_name(t.dtype), fmt::join(t.shape, ","));
 }
 

@@ -96,6 +96,10 @@ struct FieldLister {
     keys.emplace_back(k);
   }
   template <class T>
+  void optional_uints(const char* k, const std::vector<T>&) {
+    keys.emplace_back(k);
+  }
+  template <class T>
   void uint_matrix(const char* k, const std::vector<std::vector<T>>&) {
     keys.emplace_back(k);
   }

@@ -20,7 +20,8 @@ using namespace pcmoe::proto;
 using test::Frames;
 
 TEST_CASE("decode survives random and mutated frame sets", "[fuzz][proto]") {
-  const auto seeds = test::golden_messages();
+  std::vector<Message> seeds = test::golden_messages();
+  for (const auto& [stem, m] : test::golden_messages_1_1()) seeds.push_back(m);  // fp8, timelines
   std::vector<Frames> valid;
   for (const auto& m : seeds) valid.push_back(encode(m));
   Limits tight;

@@ -1,8 +1,9 @@
-// Golden encoded messages (proto/golden/*.bin): every file decodes, forever, to the values of
-// golden_messages(), and today's encoder reproduces it byte for byte. If either fails, the wire
-// format changed: that needs a version bump (PROTOCOL.md, "Versioning"), not new golden files.
-// The files are written by the hidden test "[.golden-write]" (run it once per new message type:
-//   ./pcmoe_tests_core "[.golden-write]").
+// Golden encoded messages (proto/golden/<version>/*.bin): every file of every version decodes,
+// forever, to the values of its sample (golden_messages(), plus golden_messages_1_1() from 1.1 on),
+// and today's encoder reproduces the current version's files byte for byte. If either fails, the
+// wire format changed: that needs a version bump (PROTOCOL.md, "Versioning"), not new files for an
+// old version. The hidden test "[.golden-write]" writes the current version's files:
+//   ./pcmoe_tests_core "[.golden-write]".
 #include <catch2/catch.hpp>
 #include <filesystem>
 
@@ -15,36 +16,56 @@ using namespace pcmoe;
 using namespace pcmoe::proto;
 
 namespace {
-std::string golden_path(const Message& m) {
-  return test::golden_dir() + "/" + std::string(msg_type_name(type_of(m))) + ".bin";
+
+constexpr const char* kCurrent = "1.1";  // the version today's encoder writes
+
+std::string golden_path(const std::string& version, const std::string& stem) {
+  return test::golden_dir(version) + "/" + stem + ".bin";
 }
+std::string stem_of(const Message& m) { return std::string(msg_type_name(type_of(m))); }
+
+// Every sample of a version with its file stem.
+std::vector<std::pair<std::string, Message>> samples(const std::string& version) {
+  std::vector<std::pair<std::string, Message>> out;
+  for (const auto& m : test::golden_messages()) out.emplace_back(stem_of(m), m);
+  if (version == "1.1") {
+    for (auto& s : test::golden_messages_1_1()) out.push_back(s);
+  }
+  return out;
+}
+
+size_t bin_files(const std::string& dir) {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.path().extension() == ".bin";
+  return n;
+}
+
 }  // namespace
 
 TEST_CASE("write golden files", "[.golden-write]") {
-  fs::make_dirs(test::golden_dir());
-  for (const auto& m : test::golden_messages()) write_frame_file(golden_path(m), encode(m));
+  fs::make_dirs(test::golden_dir(kCurrent));
+  for (const auto& [stem, m] : samples(kCurrent)) write_frame_file(golden_path(kCurrent, stem), encode(m));
 }
 
-TEST_CASE("golden files decode to the expected values", "[unit][proto]") {
-  auto expected = test::golden_messages();
-  for (const auto& m : expected) {
-    std::string path = golden_path(m);
-    INFO(path);
-    REQUIRE(fs::exists(path));
-    Message back = decode(read_frame_file(path));
-    CHECK(type_of(back) == type_of(m));
-    CHECK(test::message_diff(m, back) == "");
+TEST_CASE("golden files of every version decode to the expected values", "[unit][proto]") {
+  for (const std::string version : {"1.0", "1.1"}) {
+    const auto expected = samples(version);
+    for (const auto& [stem, m] : expected) {
+      const std::string path = golden_path(version, stem);
+      INFO(path);
+      REQUIRE(fs::exists(path));
+      Message back = decode(read_frame_file(path));
+      CHECK(type_of(back) == type_of(m));
+      CHECK(test::message_diff(m, back) == "");
+    }
+    CHECK(bin_files(test::golden_dir(version)) == expected.size());
   }
-  size_t n_files = 0;
-  for (const auto& e : std::filesystem::directory_iterator(test::golden_dir()))
-    n_files += e.path().extension() == ".bin";
-  CHECK(n_files == expected.size());
 }
 
-TEST_CASE("the encoder reproduces the golden files byte for byte", "[unit][proto]") {
-  for (const auto& m : test::golden_messages()) {
-    INFO(golden_path(m));
-    CHECK(frames_to_bytes(encode(m)) == fs::read_file(golden_path(m)));
+TEST_CASE("the encoder reproduces the current version's golden files byte for byte", "[unit][proto]") {
+  for (const auto& [stem, m] : samples(kCurrent)) {
+    INFO(golden_path(kCurrent, stem));
+    CHECK(frames_to_bytes(encode(m)) == fs::read_file(golden_path(kCurrent, stem)));
   }
 }
 

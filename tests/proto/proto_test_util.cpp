@@ -28,6 +28,16 @@ WireTensor f16_rows(int64_t rows, int64_t cols) {
   return make_tensor(DType::f16, {rows, cols}, v.data(), v.size() * 2);
 }
 
+// fp8 codes with one fp32 scale per `block` elements of a row (codes count up from `start`).
+WireTensor fp8_rows(DType dtype, int64_t rows, int64_t cols, uint32_t block, uint8_t start) {
+  std::vector<uint8_t> q(static_cast<size_t>(rows * cols));
+  for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<uint8_t>(start + i);
+  std::vector<float> sc(static_cast<size_t>(rows * cols / block));
+  for (size_t i = 0; i < sc.size(); ++i) sc[i] = 0.0625f * static_cast<float>(i + 1);
+  return wrap_fp8(dtype, {rows, cols}, block, Blob::copy_of(q.data(), q.size()),
+                  Blob::copy_of(sc.data(), sc.size() * sizeof(float)));
+}
+
 std::vector<PartyEntry> sample_directory() {
   return {{"alice", 0, "tcp://10.0.0.1:7001", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7", true},
           {"bob", 1, "tcp://10.0.0.2:7001", "", false}};
@@ -132,6 +142,10 @@ class Flattener {
     put(k, fmt::format("[{}]", fmt::join(w, ",")));
   }
   template <class T>
+  void optional_uints(const char* k, const std::vector<T>& xs) {
+    uints(k, xs);
+  }
+  template <class T>
   void uint_matrix(const char* k, const std::vector<std::vector<T>>& xss) {
     std::string s;
     for (const auto& xs : xss) s += fmt::format("[{}]", fmt::join(xs, ","));
@@ -151,7 +165,9 @@ class Flattener {
   }
   void tensor(const char* k, const WireTensor& t, TensorRole) {
     std::string_view bytes(reinterpret_cast<const char*>(t.data.data), t.data.size);
-    put(k, fmt::format("{} bytes={} fnv={:x}", describe_tensor(t), t.data.size, fnv1a64(bytes)));
+    std::string_view scales(reinterpret_cast<const char*>(t.scales.data), t.scales.size);
+    put(k, fmt::format("{} bytes={} fnv={:x} scales={:x}", describe_tensor(t), t.data.size, fnv1a64(bytes),
+                       fnv1a64(scales)));
   }
   void tensors(const char* k, const std::vector<WireTensor>& ts, TensorRole role) {
     put(k, std::to_string(ts.size()));
@@ -174,6 +190,26 @@ class Flattener {
 
 }  // namespace
 
+std::vector<std::pair<std::string, Message>> golden_messages_1_1() {
+  std::vector<std::pair<std::string, Message>> out;
+  auto ids = make_tensor(DType::i16, {3}, std::vector<int16_t>{2, 0, 2}.data(), 6);
+  out.emplace_back("expert_forward.fp8", ExpertForward{78, "bob", 1600, 1, ExpertMode::train, ids,
+                                                       fp8_rows(DType::f8e4m3, 3, 4, 4, 0x30)});
+  out.emplace_back(
+      "expert_forward_reply.fp8_timeline",
+      ExpertForwardReply{
+          78, fp8_rows(DType::f8e4m3, 3, 4, 4, 0xb0), {123456789000, 123456791500, 40, 310, 520, 275, 12}});
+  out.emplace_back("expert_backward.fp8", ExpertBackward{78, fp8_rows(DType::f8e5m2, 3, 4, 2, 0x38)});
+  out.emplace_back("expert_backward_reply.fp8_timeline",
+                   ExpertBackwardReply{78,
+                                       0.25,
+                                       fp8_rows(DType::f8e5m2, 3, 4, 2, 0x3c),
+                                       {123456800000, 123456802000, 35, 300, 900, 260, 10}});
+  out.emplace_back("expert_forward_reply.timeline",
+                   ExpertForwardReply{79, bf16_rows(2, 4, 0x3f80), {5, 9, 1, 1, 1, 1, 1}});
+  return out;
+}
+
 std::vector<std::pair<std::string, std::string>> flatten(const Message& m) {
   Flattener f;
   f.out.emplace_back("type", std::string(msg_type_name(type_of(m))));
@@ -191,6 +227,6 @@ std::string message_diff(const Message& a, const Message& b) {
   return "";
 }
 
-std::string golden_dir() { return source_dir() + "/proto/golden"; }
+std::string golden_dir(const std::string& version) { return source_dir() + "/proto/golden/" + version; }
 
 }  // namespace pcmoe::test

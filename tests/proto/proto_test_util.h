@@ -11,8 +11,12 @@
 
 namespace pcmoe::test {
 
-// One message of every MsgType, every field set to a non-default value, in MsgType order.
+// One message of every MsgType, every field set to a non-default value, in MsgType order: the
+// samples of protocol 1.0 (proto/golden/1.0/<type>.bin), also written at 1.1.
 std::vector<proto::Message> golden_messages();
+// The samples added by 1.1 (fp8 tensors with scales, reply timelines), as (file stem, message):
+// proto/golden/1.1/<stem>.bin.
+std::vector<std::pair<std::string, proto::Message>> golden_messages_1_1();
 
 // Every field as (path, value text); tensors as dtype, shape and a hash of the bytes; doubles
 // by their exact bits.
@@ -21,6 +25,6 @@ std::vector<std::pair<std::string, std::string>> flatten(const proto::Message& m
 // "" when a and b carry the same values, else the first difference ("field: a vs b").
 std::string message_diff(const proto::Message& a, const proto::Message& b);
 
-std::string golden_dir();  // <source>/proto/golden
+std::string golden_dir(const std::string& version);  // <source>/proto/golden/<version>
 
 }  // namespace pcmoe::test
