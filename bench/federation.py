@@ -48,6 +48,8 @@ def main():
     ap.add_argument("--party-set", action="append", default=[], help="override for every party only")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--warm", type=int, default=5, help="global steps excluded from throughput")
+    ap.add_argument("--transport", default="tcp", choices=["tcp", "ipc"],
+                    help="the parties' expert services: loopback TCP or ipc:// (Unix domain sockets)")
     a = ap.parse_args()
 
     os.makedirs(a.out, exist_ok=True)
@@ -63,7 +65,8 @@ def main():
         f.write(f"  out_dir: {a.out}/hub\n  log_file: {a.out}/hub.log\n  party_timeout_ms: 60000\n  final_snapshot: false\n  resume: false\n")
     for n, i in enumerate(ids):
         with open(f"{a.out}/{i}.yaml", "w") as f:
-            f.write(f"preset: {preset}\nparty:\n  id: {i}\n  hub: {hub_ep}\n  expert_bind: tcp://127.0.0.1:*\n"
+            bind = "tcp://127.0.0.1:*" if a.transport == "tcp" else "ipc://*"
+            f.write(f"preset: {preset}\nparty:\n  id: {i}\n  hub: {hub_ep}\n  expert_bind: {bind}\n"
                     f"  request_timeout_ms: 120000\n  hub_timeout_ms: 300000\n"
                     f"data:\n  sources:\n    - path: {a.corpus}\n      format: {a.format}\n"
                     f"run:\n  out_dir: {a.out}/{i}\n  device: {devices[n % len(devices)]}\n  seed: {1000 + n}\n"
@@ -117,7 +120,7 @@ def main():
 
     # ---- summary ----
     load = read_jsonl(f"{a.out}/hub/expert_load.jsonl")
-    summary = {"parties": a.parties, "steps": a.steps, "devices": devices, "wall_s": wall,
+    summary = {"parties": a.parties, "steps": a.steps, "devices": devices, "wall_s": wall, "transport": a.transport,
                "exit_codes": [p.returncode for p in procs], "party": {}}
     if len(load) > a.warm + 1:
         def ts(r):
@@ -153,8 +156,10 @@ def main():
             p["median_step_ms"] = statistics.median(r["step_ms"] for r in rows)
             p["median_wait_ms"] = statistics.median(deltas("remote_wait_ms") or [0])
             p["median_serialize_ms"] = statistics.median(deltas("serialize_ms") or [0])
-            for k in ("forward_ms", "forward_wait_ms", "forward_serialize_ms", "backward_ms", "backward_wait_ms",
-                      "backward_serialize_ms", "update_ms"):
+            keys = ["forward_ms", "forward_wait_ms", "forward_serialize_ms", "backward_ms", "backward_wait_ms",
+                    "backward_serialize_ms", "update_ms", "update_wait_ms", "data_ms"]
+            keys += sorted({k for r in rows for k in r if k.startswith("tl_")})  # the per-step timeline
+            for k in keys:
                 vals = [r[k] for r in rows if k in r]
                 if vals:
                     p["median_" + k] = statistics.median(vals)

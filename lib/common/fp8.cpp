@@ -1,7 +1,9 @@
 // FP8 conversions and scaled quantization on the CPU (see fp8.h).
 #include "common/fp8.h"
 
+#include <algorithm>
 #include <array>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 
@@ -115,7 +117,8 @@ bool fp8_quantize(const float* x, int64_t rows, int64_t cols, int64_t block, Fp8
       float amax = 0;
       for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::fabs(xs[i]));
       if (!std::isfinite(amax)) return false;
-      const float s = amax > 0 ? amax / maxv : 1.0f;
+      // A normal scale (the wire refuses others): rows below FLT_MIN * max_finite keep FLT_MIN.
+      const float s = amax > 0 ? std::max(amax / maxv, FLT_MIN) : 1.0f;
       scales[r * nb + b] = s;
       uint8_t* qs = q + r * cols + b * block;
       for (int64_t i = 0; i < block; ++i) qs[i] = encode(xs[i] / s, F);

@@ -6,8 +6,9 @@
 //                (mantissa 0) or NaN; largest finite 57344, smallest subnormal 2^-16.
 // float -> fp8 rounds to nearest, ties to even, and saturates at the largest finite value; fp8 ->
 // float is exact (a table). A scaled tensor is q = fp8(x / s) with one scale s per `block`
-// consecutive elements of a row, s = amax(|x|) / max_finite (1 for an all-zero block), so every
-// block uses the whole range. Stateless, thread-safe, no allocation.
+// consecutive elements of a row, s = max(amax(|x|) / max_finite, FLT_MIN) (1 for an all-zero
+// block), so every block uses the whole range and every scale is a normal float.
+// Stateless, thread-safe, no allocation.
 #pragma once
 
 #include <cstdint>

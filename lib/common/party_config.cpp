@@ -31,8 +31,9 @@ static config::Schema<PartyNetConfig> party_net_schema() {
              "limit)")
       .field("wire_dtype", &PartyNetConfig::wire_dtype,
              "dtype of activations and gradients on the wire: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, "
-             "fp16",
-             config::one_of({"auto", "fp32", "bf16", "fp16"}))
+             "fp16, fp8 (8-bit floats with one scale per row: fp8e4m3; every host must speak protocol 1.1), "
+             "fp8e4m3, fp8e5m2",
+             config::one_of({"auto", "fp32", "bf16", "fp16", "fp8", "fp8e4m3", "fp8e5m2"}))
       .field("max_request_rows", &PartyNetConfig::max_request_rows,
              "rows per expert request (about: one expert's rows are never split): a host's rows of one layer "
              "go in several requests, so the wire, the host's compute and the replies overlap (0 = one "

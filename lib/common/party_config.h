@@ -26,7 +26,7 @@ struct PartyNetConfig {
   std::string expert_bind = "tcp://127.0.0.1:*";  // where this party's expert service binds
   std::string expert_advertise;                   // endpoint the others connect to ("" = the bound one)
   uint64_t memory_limit_mb = 0;                   // device memory budget; 0 = no limit
-  std::string wire_dtype = "auto";                // activations/gradients on the wire: auto|fp32|bf16|fp16
+  std::string wire_dtype = "auto";                // on the wire: auto|fp32|bf16|fp16|fp8|fp8e4m3|fp8e5m2
   int max_request_rows = 2048;  // rows per expert request; a host's rows of a layer go in several (0 = one)
   int heartbeat_ms = 1000;
   int request_timeout_ms = 30000;  // a host that does not answer in time fails the step

@@ -129,13 +129,6 @@ void FederatedDispatcher::refused(uint32_t host, uint64_t request_id, const prot
                                     proto::error_code_name(static_cast<proto::ErrorCode>(err.code))));
 }
 
-proto::Message FederatedDispatcher::expect_reply(PhaseTimes& phase, uint32_t host, proto::MsgType expect,
-                                                 uint64_t request_id) {
-  proto::Message reply = timed_wait(phase, host, expect, request_id);
-  if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) refused(host, request_id, *err);
-  return reply;
-}
-
 // Splits the expert-sorted rows into this party's rows (still sorted by expert) and per-host
 // requests, on the CPU: `counts` says which expert each sorted row belongs to, so the expert ids
 // that travel need no device round trip. A host's rows of this layer go in requests of about
@@ -182,9 +175,9 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
       all_rows.insert(all_rows.end(), rows.begin(), rows.end());
     }
   }
+  ScopedTimer timer(stats_.forward.gather_ms);
   plan.remote_idx = torch::tensor(all_rows, torch::kLong).to(x_sorted.device());
   torch::Tensor x_remote = x_sorted.index_select(0, plan.remote_idx);
-  ScopedTimer timer(stats_.forward.serialize_ms);
   auto x_out = x_remote.detach();
   if (opt_.row_noise_std > 0) {
     auto rms = x_out.to(torch::kFloat32).pow(2).mean(1, true).sqrt();
@@ -194,6 +187,7 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
   }
   auto host_rows = host_copy(x_out, opt_.wire_dtype);
   timer.stop();
+  ScopedTimer send_timer(stats_.forward.send_ms);
   int64_t first = 0;
   for (auto& [host, reqs] : plan.remote) {
     for (const auto& rows : reqs) {
@@ -211,10 +205,12 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
       req.expert_ids = ids_to_wire(ids, cfg_.n_experts);
       req.rows = wrap_rows(host_rows, first, n);
       link_.send(host, req);
+      call.sent_at.push_back(SteadyClock::now());
       call.requests.push_back(req);
       call.hosts.push_back(host);
       call.request_ids.push_back(req.request_id);
       call.rows.push_back(n);
+      call.first.push_back(first);
       first += n;
       stats_.requests++;
       stats_.rows_sent += static_cast<uint64_t>(n);
@@ -265,73 +261,6 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
   auto inverse = torch::empty_like(idx_cat);
   inverse.index_put_({idx_cat}, torch::arange(idx_cat.size(0), idx_cat.options()));
   return y_cat.index_select(0, inverse);
-}
-
-torch::Tensor FederatedDispatcher::wait_forward(const Call& call, torch::ScalarType dtype) {
-  int64_t total = 0;
-  for (int64_t n : call.rows) total += n;
-  ReplyStager stager(total, cfg_.d_model, call.device, dtype);
-  for (size_t i = 0; i < call.hosts.size(); ++i) {
-    // A host short of memory answers `busy`: ask again with back-off (its stash drains as other
-    // requests' backward passes arrive), up to busy_retry_ms.
-    const auto t0 = Clock::now();
-    int backoff_ms = 20;
-    proto::Message reply;
-    while (true) {
-      reply = timed_wait(stats_.forward, call.hosts[i], proto::MsgType::expert_forward_reply,
-                         call.request_ids[i]);
-      auto* err = std::get_if<proto::ErrorMsg>(&reply);
-      if (!err || err->code != static_cast<uint16_t>(proto::ErrorCode::busy) ||
-          ms_since(t0) > opt_.busy_retry_ms) {
-        break;
-      }
-      stats_.busy_retries++;
-      std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
-      backoff_ms = std::min(backoff_ms * 2, 1000);
-      link_.send(call.hosts[i], call.requests[i]);
-    }
-    if (auto* err = std::get_if<proto::ErrorMsg>(&reply)) refused(call.hosts[i], call.request_ids[i], *err);
-    const auto& r = std::get<proto::ExpertForwardReply>(reply);
-    if (r.outputs.shape != std::vector<int64_t>{call.rows[i], cfg_.d_model}) {
-      throw ProtocolError(fmt::format("host party {} answered request {} with outputs {} (expected [{}, {}])",
-                                      call.hosts[i], call.request_ids[i], proto::describe_tensor(r.outputs),
-                                      call.rows[i], cfg_.d_model));
-    }
-    ScopedTimer timer(stats_.forward.serialize_ms);
-    stager.add(r.outputs);  // while the next replies are still arriving
-  }
-  ScopedTimer timer(stats_.forward.serialize_ms);
-  return stager.finish();
-}
-
-torch::Tensor FederatedDispatcher::run_backward(const Call& call, const torch::Tensor& grad) {
-  // All hosts' output gradients in one device-to-host copy; each request is a slice of it.
-  ScopedTimer copy_timer(stats_.backward.serialize_ms);
-  auto host_grads = host_copy(grad, opt_.wire_dtype);
-  copy_timer.stop();
-  int64_t off = 0;
-  for (size_t i = 0; i < call.hosts.size(); ++i) {
-    proto::ExpertBackward req;
-    req.request_id = call.request_ids[i];
-    req.grad_outputs = wrap_rows(host_grads, off, call.rows[i]);
-    link_.send(call.hosts[i], req);
-    off += call.rows[i];
-  }
-  ReplyStager stager(off, cfg_.d_model, call.device, grad.scalar_type());
-  for (size_t i = 0; i < call.hosts.size(); ++i) {
-    auto reply = expect_reply(stats_.backward, call.hosts[i], proto::MsgType::expert_backward_reply,
-                              call.request_ids[i]);
-    const auto& r = std::get<proto::ExpertBackwardReply>(reply);
-    if (r.grad_inputs.shape != std::vector<int64_t>{call.rows[i], cfg_.d_model}) {
-      throw ProtocolError(fmt::format("host party {} answered backward {} with grads {}", call.hosts[i],
-                                      call.request_ids[i], proto::describe_tensor(r.grad_inputs)));
-    }
-    remote_grad_sq_ += r.grad_sq_norm;
-    ScopedTimer timer(stats_.backward.serialize_ms);
-    stager.add(r.grad_inputs);
-  }
-  ScopedTimer timer(stats_.backward.serialize_ms);
-  return stager.finish();
 }
 
 void FederatedDispatcher::commit(int64_t step, double clip_scale) {

@@ -11,11 +11,15 @@
 // reports the hosts' gradient norm, commits the step (step_end with the clip scale to every host
 // called, waiting for every acknowledgement) or aborts it (step_abort). The trainer never talks
 // to a link. Single-threaded: the party's trainer thread (and, on CUDA, libtorch's autograd
-// thread while the trainer thread is blocked in backward()).
+// thread while the trainer thread is blocked in backward()). Implementation: dispatcher.cpp
+// (routing, requests, commit and abort), remote_call.cpp (replies in arrival order, staging,
+// backward, the hosts' timelines).
 #pragma once
 
 #include <torch/torch.h>
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -55,11 +59,26 @@ struct DispatchOptions {
                               // rows (one expert's rows are never split); 0: one request per host
 };
 
-// Time of one phase of remote calls: blocked on host replies, and converting rows/gradients to
-// wire tensors and replies back to the device.
+// Time of one phase of remote calls on the requester (wall clock of its thread).
 struct PhaseTimes {
-  double wait_ms = 0;
-  double serialize_ms = 0;
+  double gather_ms = 0;  // rows / gradients gathered, converted and copied to the host (blocking)
+  double send_ms = 0;    // requests built and handed to the sockets
+  double wait_ms = 0;    // blocked on host replies
+  double stage_ms = 0;   // replies copied into staging memory as they arrive
+  double h2d_ms = 0;     // the staged replies to the device (launching; the copy itself is async on CUDA)
+  double serialize_ms() const { return gather_ms + stage_ms + h2d_ms; }
+};
+
+// The requests of one phase as the hosts saw them (their replies' timelines, protocol 1.1):
+// sums over the requests answered with one. out_ms and back_ms need the host's clock to be the
+// requester's (the same machine: steady clocks agree); they are summed over `same_clock` only.
+struct RemoteTimes {
+  uint64_t requests = 0;    // replies with a timeline
+  uint64_t same_clock = 0;  // of them, with comparable clocks
+  double out_ms = 0;        // sent -> the host took it off its socket (wire, then the host's queue)
+  double host_stage_ms = 0, host_h2d_ms = 0, host_compute_ms = 0, host_d2h_ms = 0, host_check_ms = 0;
+  double host_other_ms = 0;  // the rest of the host's handling (decode, bookkeeping, locks)
+  double back_ms = 0;        // the host handed the reply to its socket -> the requester took it
 };
 
 struct DispatchStats {
@@ -69,9 +88,10 @@ struct DispatchStats {
   uint64_t rows_local = 0;
   PhaseTimes forward;   // expert_forward (training and evaluation)
   PhaseTimes backward;  // expert_backward
-  PhaseTimes commit;    // step_end / step_abort acknowledgements
+  PhaseTimes commit;    // step_end / step_abort acknowledgements (wait_ms)
+  RemoteTimes remote_forward, remote_backward;
   double wait_ms() const { return forward.wait_ms + backward.wait_ms + commit.wait_ms; }
-  double serialize_ms() const { return forward.serialize_ms + backward.serialize_ms + commit.serialize_ms; }
+  double serialize_ms() const { return forward.serialize_ms() + backward.serialize_ms(); }
 };
 
 class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHooks {
@@ -112,11 +132,13 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
     std::vector<uint32_t> hosts;
     std::vector<uint64_t> request_ids;
     std::vector<int64_t> rows;
+    std::vector<int64_t> first;                  // row offset of each request in the call's rows
     std::vector<proto::ExpertForward> requests;  // kept to ask again after a `busy`
+    std::vector<std::chrono::steady_clock::time_point> sent_at;  // of each request, this phase
     torch::Device device = torch::kCPU;
   };
-  torch::Tensor wait_forward(const Call& call, torch::ScalarType dtype);
-  torch::Tensor run_backward(const Call& call, const torch::Tensor& grad);
+  torch::Tensor wait_forward(Call& call, torch::ScalarType dtype);
+  torch::Tensor run_backward(Call& call, const torch::Tensor& grad);
 
  private:
   // Where the sorted rows of one MoE layer go.
@@ -133,8 +155,15 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
   // Waits for a host's reply (the time counts as waiting in `phase`).
   proto::Message timed_wait(PhaseTimes& phase, uint32_t host, proto::MsgType expect, uint64_t request_id);
   [[noreturn]] static void refused(uint32_t host, uint64_t request_id, const proto::ErrorMsg& err);
-  // timed_wait, and an error reply thrown as HostError.
-  proto::Message expect_reply(PhaseTimes& phase, uint32_t host, proto::MsgType expect, uint64_t request_id);
+  // ---- remote_call.cpp ----
+  // The replies of every request of `call` in the order they arrive, each handed to `take(i, reply)`
+  // (a forward answered `busy` is sent again, with back-off, up to busy_retry_ms); an error reply
+  // is thrown as HostError, a timeout or lost host as HostError from the link.
+  void collect(Call& call, proto::MsgType expect, PhaseTimes& phase,
+               const std::function<void(size_t, const proto::Message&)>& take);
+  // Adds a reply's host timeline to `rt` (request i of `call`, taken off the socket at `received`).
+  static void note_timeline(RemoteTimes& rt, const Call& call, size_t i, const std::vector<uint64_t>& tl,
+                            std::chrono::steady_clock::time_point received);
 
   ModelConfig cfg_;
   model::ExpertShard& local_;

@@ -8,7 +8,9 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/timer.h"
 #include "model/compat.h"
+#include "model/device_timer.h"
 #include "model/torch_error.h"
 #include "party/wire.h"
 #include "proto/wire_tensor.h"
@@ -59,7 +61,19 @@ HostStats ExpertHost::stats() const {
   return stats_;
 }
 
-proto::Message ExpertHost::handle(const std::string& sender, const proto::Message& request) {
+void ExpertHost::stamp_replied(proto::Message& reply) {
+  const auto now = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+  if (auto* f = std::get_if<proto::ExpertForwardReply>(&reply); f && f->timeline.size() == proto::kTlCount) {
+    f->timeline[proto::kTlRepliedNs] = now;
+  }
+  if (auto* b = std::get_if<proto::ExpertBackwardReply>(&reply); b && b->timeline.size() == proto::kTlCount) {
+    b->timeline[proto::kTlRepliedNs] = now;
+  }
+}
+
+proto::Message ExpertHost::handle(const std::string& sender, const proto::Message& request,
+                                  std::chrono::steady_clock::time_point received) {
   const proto::MsgType type = proto::type_of(request);
   uint64_t request_id = 0;
   std::string requester;
@@ -102,10 +116,11 @@ proto::Message ExpertHost::handle(const std::string& sender, const proto::Messag
   }
   const auto t0 = Clock::now();
   proto::Message reply;
+  RequestTimes tm;
   try {
     reply = model::guarded("expert computation failed", [&]() -> proto::Message {
-      if (auto* f = std::get_if<proto::ExpertForward>(&request)) return forward(requester, *f);
-      if (auto* b = std::get_if<proto::ExpertBackward>(&request)) return backward(requester, *b);
+      if (auto* f = std::get_if<proto::ExpertForward>(&request)) return forward(requester, *f, tm);
+      if (auto* b = std::get_if<proto::ExpertBackward>(&request)) return backward(requester, *b, tm);
       if (auto* s = std::get_if<proto::StepEnd>(&request)) return step_end(requester, *s);
       return step_abort(requester, std::get<proto::StepAbort>(request));
     });
@@ -118,6 +133,18 @@ proto::Message ExpertHost::handle(const std::string& sender, const proto::Messag
     reply = error_reply(proto::ErrorCode::internal, std::string("expert request failed: ") + e.what(), type,
                         request_id);
   }
+  const auto us = [](double ms) { return static_cast<uint64_t>(std::max(0.0, ms) * 1e3); };
+  const std::vector<uint64_t> timeline = {
+      static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(received.time_since_epoch()).count()),
+      0,
+      us(tm.stage_ms),
+      us(tm.h2d_ms),
+      us(tm.compute_ms),
+      us(tm.d2h_ms),
+      us(tm.check_ms)};
+  if (auto* f = std::get_if<proto::ExpertForwardReply>(&reply)) f->timeline = timeline;
+  if (auto* b = std::get_if<proto::ExpertBackwardReply>(&reply)) b->timeline = timeline;
   std::lock_guard<std::mutex> lock(mu_);
   stats_.compute_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   if (std::holds_alternative<proto::ErrorMsg>(reply)) stats_.errors++;
@@ -216,7 +243,8 @@ std::optional<proto::Message> ExpertHost::admit(const std::string& requester, co
   return std::nullopt;
 }
 
-proto::Message ExpertHost::forward(const std::string& requester, const proto::ExpertForward& req) {
+proto::Message ExpertHost::forward(const std::string& requester, const proto::ExpertForward& req,
+                                   RequestTimes& tm) {
   const auto type = proto::MsgType::expert_forward;
   const int layer = static_cast<int>(req.layer);
   torch::Tensor ids;
@@ -234,7 +262,13 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
   if (train) {
     if (auto refused = admit(requester, req, full_bytes, min_bytes, recompute)) return *refused;
   }
-  auto x = from_wire(req.rows, opt_s_.device, torch::kFloat32);
+  auto t = Clock::now();
+  const Staged staged = stage(req.rows, opt_s_.device);
+  tm.stage_ms = ms_since(t);
+  model::DeviceTimer dt(opt_s_.device);
+  dt.mark();
+  auto x = to_device(staged, opt_s_.device, torch::kFloat32);
+  dt.mark();
   torch::Tensor y;
   {
     std::shared_lock<std::shared_mutex> r(shard_mu_);
@@ -247,10 +281,19 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
       y = shard_.run(layer, x, ids);
     }
   }
+  dt.mark();
   proto::ExpertForwardReply out;
   out.request_id = req.request_id;
   out.outputs = to_wire(y, req.rows.dtype);
-  if (proto::first_non_finite(out.outputs.dtype, out.outputs.data.data, out.outputs.data.size)) {
+  dt.mark();
+  t = Clock::now();
+  const bool bad = wire_not_finite(out.outputs);
+  tm.check_ms = ms_since(t);
+  const auto iv = dt.intervals_ms();
+  tm.h2d_ms = iv[0];
+  tm.compute_ms = iv[1];
+  tm.d2h_ms = iv[2];
+  if (bad) {
     // Finite rows too large for the experts (or outputs beyond the rows' wire dtype): a reply
     // the requester's decoder would reject, and gradients that would poison the experts.
     return error_reply(
@@ -282,7 +325,8 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
   return out;
 }
 
-proto::Message ExpertHost::backward(const std::string& requester, const proto::ExpertBackward& req) {
+proto::Message ExpertHost::backward(const std::string& requester, const proto::ExpertBackward& req,
+                                    RequestTimes& tm) {
   const auto type = proto::MsgType::expert_backward;
   Entry e;
   {
@@ -306,6 +350,10 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
   double sq = 0;
   proto::ExpertBackwardReply out;
   out.request_id = req.request_id;
+  auto t = Clock::now();
+  const Staged staged = stage(req.grad_outputs, opt_s_.device);
+  tm.stage_ms = ms_since(t);
+  model::DeviceTimer dt(opt_s_.device);
   {
     std::shared_lock<std::shared_mutex> r(shard_mu_);
     if (!e.y.defined()) {  // recompute mode: run the experts again, this time keeping the graph
@@ -313,7 +361,9 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
       model::AutocastGuard autocast(opt_s_.bf16, opt_s_.device);
       e.y = shard_.run(e.layer, e.x, e.ids);
     }
-    auto grad = from_wire(req.grad_outputs, opt_s_.device, e.y.scalar_type());
+    dt.mark();
+    auto grad = to_device(staged, opt_s_.device, e.y.scalar_type());
+    dt.mark();
     torch::autograd::backward({e.y}, {grad});
     std::vector<torch::Tensor> touched;
     for (int64_t id : e.experts) {
@@ -321,14 +371,22 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
     }
     // The norm stays on the device until the input gradients' copy to the host has synchronised.
     auto norm = model::grad_norm_tensor(touched);
+    dt.mark();
     out.grad_inputs = to_wire(e.x.grad(), req.grad_outputs.dtype);
+    dt.mark();
     const double n = norm.item<double>();
     sq = n * n;
   }
   out.grad_sq_norm = sq;
+  t = Clock::now();
+  const bool bad = !std::isfinite(sq) || wire_not_finite(out.grad_inputs);
+  tm.check_ms = ms_since(t);
+  const auto iv = dt.intervals_ms();
+  tm.h2d_ms = iv[0];
+  tm.compute_ms = iv[1];
+  tm.d2h_ms = iv[2];
   std::lock_guard<std::mutex> lock(mu_);
-  if (!std::isfinite(sq) ||
-      proto::first_non_finite(out.grad_inputs.dtype, out.grad_inputs.data.data, out.grad_inputs.data.size)) {
+  if (bad) {
     // The experts' gradients of this step overflowed: an optimizer step on them would turn the
     // shared experts into NaN for every party. The whole step is dropped, its gradients with it.
     if (open_requester_ == e.requester && open_step_ == e.step) drop_open_step_locked("non-finite gradients");

@@ -64,8 +64,13 @@ class ExpertHost {
   // trainer's thread in the middle of a step.
   void set_lost_parties(std::set<std::string> ids);
   // Answers one request from `sender` (the authenticated party id of the connection, or "" when
-  // the transport cannot authenticate; then the request's own requester field is used).
-  proto::Message handle(const std::string& sender, const proto::Message& request);
+  // the transport cannot authenticate; then the request's own requester field is used), taken off
+  // the socket at `received`. Forward and backward replies carry the host's timeline
+  // (proto::TimelineIndex) but for kTlRepliedNs, which stamp_replied() sets just before sending.
+  proto::Message handle(const std::string& sender, const proto::Message& request,
+                        std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now());
+  // Sets a reply's kTlRepliedNs to now (no-op for replies without a timeline).
+  static void stamp_replied(proto::Message& reply);
   HostStats stats() const;
   // Memory for rows kept for backward (see HostOptions::max_stash_bytes). Thread-safe.
   void set_max_stash_bytes(uint64_t bytes);
@@ -82,7 +87,11 @@ class ExpertHost {
     uint64_t bytes = 0;
   };
 
-  proto::Message forward(const std::string& requester, const proto::ExpertForward& req);
+  // Where a request's time went (the reply's timeline).
+  struct RequestTimes {
+    double stage_ms = 0, h2d_ms = 0, compute_ms = 0, d2h_ms = 0, check_ms = 0;
+  };
+  proto::Message forward(const std::string& requester, const proto::ExpertForward& req, RequestTimes& tm);
   // The request's layer, shapes and experts (ids and distinct ids filled); an error reply if bad.
   std::optional<proto::Message> check_forward(const proto::ExpertForward& req, torch::Tensor& ids,
                                               std::vector<int64_t>& distinct) const;
@@ -90,7 +99,7 @@ class ExpertHost {
   // when only the input rows fit); an error reply (busy, out_of_order) if refused.
   std::optional<proto::Message> admit(const std::string& requester, const proto::ExpertForward& req,
                                       uint64_t full_bytes, uint64_t min_bytes, bool& recompute);
-  proto::Message backward(const std::string& requester, const proto::ExpertBackward& req);
+  proto::Message backward(const std::string& requester, const proto::ExpertBackward& req, RequestTimes& tm);
   proto::Message step_end(const std::string& requester, const proto::StepEnd& req);
   proto::Message step_abort(const std::string& requester, const proto::StepAbort& req);
   // Opens (or continues) requester's step; false with `why` if another requester holds one.

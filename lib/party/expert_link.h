@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/error.h"
 #include "proto/messages.h"
@@ -22,6 +24,17 @@ class HostError : public TransportError {
   uint32_t host_;
 };
 
+// One reply a requester waits for: from `host`, of type `expect`, for `request_id` (for step_end
+// and step_abort acks: the step).
+struct Expected {
+  uint32_t host = 0;
+  proto::MsgType expect = proto::MsgType::expert_forward_reply;
+  uint64_t request_id = 0;
+};
+
+// Does `m` answer `e` (the reply itself, or the ErrorMsg a host sent for that request)?
+bool reply_matches(const proto::Message& m, const Expected& e);
+
 class ExpertLink {
  public:
   virtual ~ExpertLink() = default;
@@ -32,6 +45,10 @@ class ExpertLink {
   // it. Throws TransportError on timeout or when the host is lost. Unrelated replies (late answers
   // to abandoned requests) are discarded.
   virtual proto::Message wait(uint32_t host, proto::MsgType expect, uint64_t request_id) = 0;
+  // The first of `pending` (non-empty) to be answered, whichever host answers first: its index in
+  // `pending` and the reply (or the host's ErrorMsg for it). Throws TransportError (HostError) when
+  // none is answered within the request timeout, or when one of their hosts is lost.
+  virtual std::pair<size_t, proto::Message> wait_any(const std::vector<Expected>& pending) = 0;
   virtual uint64_t bytes_sent() const = 0;
   virtual uint64_t bytes_received() const = 0;
 };

@@ -60,6 +60,7 @@ void ExpertServer::loop() {
           .kv("bytes_sent", server_->bytes_sent());
     }
     if (!req) continue;
+    const auto received = Clock::now();
     requests_++;
     if (req->error) {
       bad_++;
@@ -95,8 +96,9 @@ void ExpertServer::loop() {
         auto it = key_to_id_.find(req->curve_key);
         sender = it == key_to_id_.end() ? "?unknown-key" : it->second;
       }
-      reply = host->handle(sender, *req->message);
+      reply = host->handle(sender, *req->message, received);
     }
+    ExpertHost::stamp_replied(reply);
     net::reply(*server_, req->peer, reply);
   }
 }

@@ -3,9 +3,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/log.h"
+#include "net/poll.h"
 #include "net/rpc.h"
 
 namespace pcmoe::party {
@@ -14,9 +16,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr int kSliceMs = 50;  // waits re-check liveness this often
 
-// Does `m` answer the request (expect, id)?
-bool matches(const proto::Message& m, proto::MsgType expect, uint64_t id) {
-  switch (expect) {
+}  // namespace
+
+bool reply_matches(const proto::Message& m, const Expected& e) {
+  const uint64_t id = e.request_id;
+  switch (e.expect) {
     case proto::MsgType::expert_forward_reply:
       if (auto* r = std::get_if<proto::ExpertForwardReply>(&m)) return r->request_id == id;
       break;
@@ -32,16 +36,14 @@ bool matches(const proto::Message& m, proto::MsgType expect, uint64_t id) {
     default:
       break;
   }
-  if (auto* e = std::get_if<proto::ErrorMsg>(&m)) {
-    const auto t = static_cast<proto::MsgType>(e->in_reply_to);
-    if (expect == proto::MsgType::step_end_ack) return t == proto::MsgType::step_end;
-    if (expect == proto::MsgType::step_abort_ack) return t == proto::MsgType::step_abort;
-    return e->request_id == id;
+  if (auto* err = std::get_if<proto::ErrorMsg>(&m)) {
+    const auto t = static_cast<proto::MsgType>(err->in_reply_to);
+    if (e.expect == proto::MsgType::step_end_ack) return t == proto::MsgType::step_end;
+    if (e.expect == proto::MsgType::step_abort_ack) return t == proto::MsgType::step_abort;
+    return err->request_id == id;
   }
   return false;
 }
-
-}  // namespace
 
 PeerLinks::PeerLinks(zmq::context_t& ctx, PeerLinksOptions options) : ctx_(ctx), opt_(std::move(options)) {}
 
@@ -106,26 +108,50 @@ void PeerLinks::send(uint32_t host, const proto::Message& msg) {
 }
 
 proto::Message PeerLinks::wait(uint32_t host, proto::MsgType expect, uint64_t request_id) {
+  return wait_any({{host, expect, request_id}}).second;
+}
+
+std::pair<size_t, proto::Message> PeerLinks::wait_any(const std::vector<Expected>& pending) {
+  // One poll over the hosts' sockets, in slices, so that a host the hub declares lost ends the
+  // wait at once; the deadline is the request timeout without any answer.
+  std::vector<uint32_t> hosts;
+  for (const auto& e : pending) {
+    if (std::find(hosts.begin(), hosts.end(), e.host) == hosts.end()) hosts.push_back(e.host);
+  }
   const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.request_timeout_ms);
   while (true) {
-    Peer& p = peer(host);
-    check_alive(host, p, "was lost while we waited for it");
-    std::optional<proto::Message> m;
-    try {
-      m = net::recv_message(*p.client, kSliceMs, opt_.limits);
-    } catch (const proto::DecodeError& e) {
-      throw HostError(host, fmt::format("host party '{}' sent a malformed reply: {}", p.id, e.what()));
+    net::Poller poller;
+    for (uint32_t h : hosts) {
+      Peer& p = peer(h);
+      check_alive(h, p, "was lost while we waited for it");
+      poller.add(p.client->socket());
     }
-    if (m) {
-      if (matches(*m, expect, request_id)) return *m;
-      PCMOE_DEBUG("party.stale_reply")
-          .kv("peer", p.id)
-          .kv("type", std::string(proto::msg_type_name(proto::type_of(*m))));
-      continue;
+    poller.wait(kSliceMs);
+    for (size_t i = 0; i < hosts.size(); ++i) {
+      if (!poller.ready(i)) continue;
+      Peer& p = peer(hosts[i]);
+      while (true) {
+        std::optional<proto::Message> m;
+        try {
+          m = net::recv_message(*p.client, 0, opt_.limits);
+        } catch (const proto::DecodeError& e) {
+          throw HostError(hosts[i],
+                          fmt::format("host party '{}' sent a malformed reply: {}", p.id, e.what()));
+        }
+        if (!m) break;
+        for (size_t k = 0; k < pending.size(); ++k) {
+          if (pending[k].host == hosts[i] && reply_matches(*m, pending[k])) return {k, std::move(*m)};
+        }
+        PCMOE_DEBUG("party.stale_reply")
+            .kv("peer", p.id)
+            .kv("type", std::string(proto::msg_type_name(proto::type_of(*m))));
+      }
     }
     if (Clock::now() > deadline) {
-      throw HostError(host, fmt::format("host party '{}' did not answer {} {} within {} ms", p.id,
-                                        proto::msg_type_name(expect), request_id, opt_.request_timeout_ms));
+      const Expected& e = pending.front();
+      throw HostError(e.host,
+                      fmt::format("host party '{}' did not answer {} {} within {} ms", peer(e.host).id,
+                                  proto::msg_type_name(e.expect), e.request_id, opt_.request_timeout_ms));
     }
   }
 }

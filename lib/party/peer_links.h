@@ -45,6 +45,7 @@ class PeerLinks : public ExpertLink {
 
   void send(uint32_t host, const proto::Message& msg) override;
   proto::Message wait(uint32_t host, proto::MsgType expect, uint64_t request_id) override;
+  std::pair<size_t, proto::Message> wait_any(const std::vector<Expected>& pending) override;
   uint64_t bytes_sent() const override;
   uint64_t bytes_received() const override;
 

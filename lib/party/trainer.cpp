@@ -38,6 +38,37 @@ std::vector<model::NamedParam> named(const std::vector<std::pair<std::string, to
   return out;
 }
 
+// This step's remote calls, phase by phase: the requester's blocking work and waits (wall clock),
+// and the requests as the hosts saw them (their timelines: sums over the step's requests).
+void add_phase(JsonObject& rec, const char* name, const PhaseTimes& a, const PhaseTimes& b) {
+  const std::string p = name;
+  rec.add(p + "_wait_ms", b.wait_ms - a.wait_ms)
+      .add(p + "_serialize_ms", b.serialize_ms() - a.serialize_ms());
+  rec.add("tl_" + p + "_gather_ms", b.gather_ms - a.gather_ms)
+      .add("tl_" + p + "_send_ms", b.send_ms - a.send_ms);
+  rec.add("tl_" + p + "_stage_ms", b.stage_ms - a.stage_ms).add("tl_" + p + "_h2d_ms", b.h2d_ms - a.h2d_ms);
+}
+
+void add_remote(JsonObject& rec, const char* name, const RemoteTimes& a, const RemoteTimes& b) {
+  const std::string p = std::string("tl_") + name + "_host_";
+  rec.add(p + "requests", static_cast<int64_t>(b.requests - a.requests));
+  rec.add(p + "same_clock", static_cast<int64_t>(b.same_clock - a.same_clock));
+  rec.add(p + "out_ms", b.out_ms - a.out_ms).add(p + "back_ms", b.back_ms - a.back_ms);
+  rec.add(p + "stage_ms", b.host_stage_ms - a.host_stage_ms).add(p + "h2d_ms", b.host_h2d_ms - a.host_h2d_ms);
+  rec.add(p + "compute_ms", b.host_compute_ms - a.host_compute_ms)
+      .add(p + "d2h_ms", b.host_d2h_ms - a.host_d2h_ms);
+  rec.add(p + "check_ms", b.host_check_ms - a.host_check_ms)
+      .add(p + "other_ms", b.host_other_ms - a.host_other_ms);
+}
+
+void add_timeline(JsonObject& rec, const DispatchStats& d0, const DispatchStats& d1) {
+  add_phase(rec, "forward", d0.forward, d1.forward);
+  add_phase(rec, "backward", d0.backward, d1.backward);
+  rec.add("update_wait_ms", d1.commit.wait_ms - d0.commit.wait_ms);
+  add_remote(rec, "forward", d0.remote_forward, d1.remote_forward);
+  add_remote(rec, "backward", d0.remote_backward, d1.remote_backward);
+}
+
 }  // namespace
 
 uint64_t private_backbone_seed(const PartyConfig& cfg, std::string* source) {
@@ -166,11 +197,7 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
   rec.add("remote_wait_ms", d1.wait_ms()).add("serialize_ms", d1.serialize_ms());
   // This step's phases: forward (to the loss), backward (to the gradient norm), update (the hosts'
   // step_end, the own optimizer), each with its waiting for hosts and wire (de)serialisation.
-  rec.add("forward_wait_ms", d1.forward.wait_ms - d0.forward.wait_ms)
-      .add("forward_serialize_ms", d1.forward.serialize_ms - d0.forward.serialize_ms);
-  rec.add("backward_wait_ms", d1.backward.wait_ms - d0.backward.wait_ms)
-      .add("backward_serialize_ms", d1.backward.serialize_ms - d0.backward.serialize_ms);
-  rec.add("update_wait_ms", d1.commit.wait_ms - d0.commit.wait_ms);
+  add_timeline(rec, d0, d1);
   const HostStats hs = host_->stats();
   rec.add("host_compute_ms", hs.compute_ms).add("host_rows_forward", hs.rows_forward);
   if (cfg_.train.eval_every > 0 && (step + 1) / cfg_.train.eval_every > last_eval_bucket_) {

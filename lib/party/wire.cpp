@@ -3,103 +3,221 @@
 
 #include <fmt/format.h>
 
+#include <cfloat>
 #include <cstring>
 
 #include "common/error.h"
+#include "common/fp8.h"
+#include "model/compat.h"
 #include "model/tensor_io.h"
 #include "proto/wire_tensor.h"
 
 namespace pcmoe::party {
-
-torch::Tensor host_copy(const torch::Tensor& t, DType wire) {
-  if (t.is_cuda()) {
-    // Cast on the device (fewer bytes to move), then one copy into pinned host memory (from
-    // libtorch's caching host allocator), which the network layer sends without another copy.
-    auto src = t.detach().to(model::to_scalar_type(wire)).contiguous();
-    auto cpu = torch::empty(src.sizes(), torch::TensorOptions().dtype(src.scalar_type()).pinned_memory(true));
-    cpu.copy_(src);
-    return cpu;
-  }
-  return t.detach().to(model::to_scalar_type(wire)).contiguous();
-}
-
 namespace {
 
-proto::WireTensor wrap_host(torch::Tensor host) {
+Fp8Format fp8_format(DType d) { return d == DType::f8e4m3 ? Fp8Format::e4m3 : Fp8Format::e5m2; }
+
+// The storage type of a wire dtype on the host (fp8 codes are bytes).
+torch::ScalarType storage_type(DType d) { return dtype_is_fp8(d) ? torch::kUInt8 : model::to_scalar_type(d); }
+
+torch::Tensor pinned_copy(const torch::Tensor& src) {
+  auto cpu = torch::empty(src.sizes(), torch::TensorOptions().dtype(src.scalar_type()).pinned_memory(true));
+  cpu.copy_(src);
+  return cpu;
+}
+
+// Codes [R, d] (uint8) and scales [R] (fp32) of `t` [R, d], on t's device where libtorch has
+// float8, else on the CPU. A row holding NaN or Inf gets a NaN scale (refused downstream).
+std::pair<torch::Tensor, torch::Tensor> quantize(const torch::Tensor& t, DType d) {
+  auto x = t.detach().to(torch::kFloat32).contiguous();
+  const double fmax = fp8_max(fp8_format(d));
+#if PCMOE_TORCH_HAS_FLOAT8
+  auto amax = x.abs().amax({1});
+  auto scales = torch::where(amax > 0, (amax / fmax).clamp_min(FLT_MIN), torch::ones_like(amax));
+  const auto f8 = d == DType::f8e4m3 ? at::kFloat8_e4m3fn : at::kFloat8_e5m2;
+  auto codes = (x / scales.unsqueeze(1)).clamp(-fmax, fmax).to(f8).view(torch::kUInt8);
+  scales = torch::where(torch::isfinite(amax), scales, torch::full_like(scales, NAN));
+  return {codes, scales};
+#else
+  x = x.to(torch::kCPU);
+  const int64_t rows = x.size(0), cols = x.size(1);
+  auto codes = torch::empty({rows, cols}, torch::kUInt8);
+  auto scales = torch::empty({rows}, torch::kFloat32);
+  if (!fp8_quantize(x.data_ptr<float>(), rows, cols, cols, fp8_format(d), codes.data_ptr<uint8_t>(),
+                    scales.data_ptr<float>())) {
+    scales.fill_(NAN);
+  }
+  return {codes.to(t.device()), scales.to(t.device())};
+#endif
+}
+
+// Values of codes [R, d] (uint8, any device) with scales [R, d / block] (fp32, same device).
+torch::Tensor dequantize(const torch::Tensor& codes, const torch::Tensor& scales, DType d, int64_t block,
+                         torch::ScalarType dtype) {
+  const int64_t rows = codes.size(0), cols = codes.size(1);
+#if PCMOE_TORCH_HAS_FLOAT8
+  const auto f8 = d == DType::f8e4m3 ? at::kFloat8_e4m3fn : at::kFloat8_e5m2;
+  auto v = codes.view(f8).to(torch::kFloat32).view({rows, cols / block, block});
+  return (v * scales.view({rows, cols / block, 1})).view({rows, cols}).to(dtype);
+#else
+  auto c = codes.to(torch::kCPU).contiguous();
+  auto s = scales.to(torch::kCPU, torch::kFloat32).contiguous();
+  auto out = torch::empty({rows, cols}, torch::kFloat32);
+  fp8_dequantize(c.data_ptr<uint8_t>(), s.data_ptr<float>(), rows, cols, block, fp8_format(d),
+                 out.data_ptr<float>());
+  return out.to(codes.device(), dtype);
+#endif
+}
+
+// A CPU view of a wire buffer (no copy; the owner is kept alive by the view).
+torch::Tensor view_of(const proto::Blob& b, std::vector<int64_t> shape, torch::ScalarType t) {
+  auto owner = b.owner;
+  return torch::from_blob(
+      const_cast<uint8_t*>(b.data), shape, [owner](void*) {}, torch::TensorOptions().dtype(t));
+}
+
+proto::Blob blob_of(torch::Tensor host) {
   auto owner = std::make_shared<torch::Tensor>(std::move(host));
-  const size_t bytes = static_cast<size_t>(owner->numel()) * owner->element_size();
-  const void* data = owner->data_ptr();
-  return proto::wrap_tensor(model::to_dtype(owner->scalar_type()), owner->sizes().vec(),
-                            std::shared_ptr<const void>(owner, data), data, bytes);
+  proto::Blob b;
+  b.data = static_cast<const uint8_t*>(owner->data_ptr());
+  b.size = static_cast<size_t>(owner->numel()) * owner->element_size();
+  b.owner = std::shared_ptr<const void>(owner, owner->data_ptr());
+  return b;
 }
 
 }  // namespace
 
-proto::WireTensor wrap_rows(const torch::Tensor& host, int64_t first, int64_t n) {
-  return wrap_host(host.narrow(0, first, n));
+HostRows host_copy(const torch::Tensor& t, DType wire) {
+  HostRows h;
+  h.dtype = wire;
+  if (dtype_is_fp8(wire)) {
+    auto [codes, scales] = quantize(t, wire);
+    h.data = t.is_cuda() ? pinned_copy(codes) : codes.contiguous();
+    h.scales = t.is_cuda() ? pinned_copy(scales) : scales.contiguous();
+    return h;
+  }
+  // Cast on the device (fewer bytes to move), then one copy into pinned host memory (from
+  // libtorch's caching host allocator), which the network layer sends without another copy.
+  auto src = t.detach().to(model::to_scalar_type(wire)).contiguous();
+  h.data = t.is_cuda() ? pinned_copy(src) : src;
+  return h;
 }
 
-proto::WireTensor to_wire(const torch::Tensor& t, DType wire) { return wrap_host(host_copy(t, wire)); }
+proto::WireTensor HostRows::wrap(int64_t first, int64_t n) const {
+  auto rows = data.narrow(0, first, n);
+  std::vector<int64_t> shape = rows.sizes().vec();
+  if (dtype_is_fp8(dtype)) {
+    return proto::wrap_fp8(dtype, shape, static_cast<uint32_t>(data.size(1)), blob_of(rows),
+                           blob_of(scales.narrow(0, first, n)));
+  }
+  proto::Blob b = blob_of(rows);
+  return proto::wrap_tensor(dtype, shape, b.owner, b.data, b.size);
+}
+
+proto::WireTensor to_wire(const torch::Tensor& t, DType wire) {
+  if (dtype_is_fp8(wire)) {
+    PCMOE_CHECK_T(ModelError, t.dim() == 2, "fp8 wire tensors are rows [R, d], not {}", model::shape_str(t));
+    return host_copy(t, wire).wrap(0, t.size(0));
+  }
+  HostRows h = host_copy(t, wire);
+  proto::Blob b = blob_of(h.data);
+  return proto::wrap_tensor(wire, h.data.sizes().vec(), b.owner, b.data, b.size);
+}
+
+bool wire_not_finite(const proto::WireTensor& w) {
+  if (proto::first_non_finite(w.dtype, w.data.data, w.data.size)) return true;
+  if (!dtype_is_fp8(w.dtype)) return false;
+  const size_t n = w.scales.size / sizeof(float);
+  for (size_t i = 0; i < n; ++i) {
+    float s;
+    std::memcpy(&s, w.scales.data + i * sizeof(float), sizeof s);
+    if (!(std::isnormal(s) && s > 0)) return true;
+  }
+  return false;
+}
+
+Staged stage(const proto::WireTensor& w, const torch::Device& device) {
+  Staged st;
+  st.dtype = w.dtype;
+  st.data = view_of(w.data, w.shape, storage_type(w.dtype));
+  if (dtype_is_fp8(w.dtype)) {
+    st.block = w.scale_block;
+    st.scales = view_of(w.scales, {w.shape[0], w.shape[1] / st.block}, torch::kFloat32);
+  }
+  if (device.is_cuda()) {
+    // The caching host allocator keeps a pinned block until the copy that reads it has run.
+    st.data = pinned_copy(st.data);
+    if (st.scales.defined()) st.scales = pinned_copy(st.scales);
+  }
+  return st;
+}
+
+torch::Tensor to_device(const Staged& st, const torch::Device& device, torch::ScalarType dtype) {
+  const bool cuda = device.is_cuda();
+  if (dtype_is_fp8(st.dtype)) {
+    return dequantize(cuda ? st.data.to(device, true) : st.data,
+                      cuda ? st.scales.to(device, true) : st.scales, st.dtype, st.block,
+                      dtype);  // a new tensor: never aliases the frame
+  }
+  if (cuda) return st.data.to(device, /*non_blocking=*/true).to(dtype);
+  // .to() copies when the dtype changes; clone() otherwise, so the result never aliases the frame.
+  auto out = st.data.to(dtype);
+  if (out.data_ptr() == st.data.data_ptr()) out = out.clone();
+  return out;
+}
+
+torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device, torch::ScalarType dtype) {
+  return to_device(stage(w, device), device, dtype);
+}
+
+// ---- ReplyStager ----
 
 ReplyStager::ReplyStager(int64_t rows, int64_t width, const torch::Device& device, torch::ScalarType dtype)
     : rows_(rows), width_(width), device_(device), dtype_(dtype) {}
 
-void ReplyStager::add(const proto::WireTensor& w) {
-  const int64_t n = w.shape.empty() ? 0 : w.shape[0];
-  PCMOE_CHECK(w.shape.size() == 2 && w.shape[1] == width_ && filled_ + n <= rows_,
-              "reply {} does not fit the remaining {} of {} rows x {}", proto::describe_tensor(w),
-              rows_ - filled_, rows_, width_);
-  if (!mixed_ && (!staged_.defined() || w.dtype == wire_)) {
-    if (!staged_.defined()) {
-      wire_ = w.dtype;
-      // Pinned staging makes the one host-to-device copy asynchronous; the caching host
-      // allocator keeps the block until that copy has run.
-      staged_ = torch::empty(
-          {rows_, width_},
-          torch::TensorOptions().dtype(model::to_scalar_type(wire_)).pinned_memory(device_.is_cuda()));
-    }
-    std::memcpy(static_cast<uint8_t*>(staged_.data_ptr()) + filled_ * width_ * staged_.element_size(),
-                w.data.data, w.data.size);
-    filled_ += n;
-    return;
-  }
-  if (!mixed_) {
-    mixed_ = true;
-    if (filled_ > 0) parts_.push_back(to_device(staged_.narrow(0, 0, filled_)));
-  }
-  parts_.push_back(from_wire(w, device_, dtype_));
-  filled_ += n;
+void ReplyStager::allocate(DType wire) {
+  wire_ = wire;
+  // Pinned staging makes the host-to-device copy asynchronous; the caching host allocator keeps
+  // the block until that copy has run.
+  const auto opts = torch::TensorOptions().pinned_memory(device_.is_cuda());
+  staged_.dtype = wire;
+  staged_.data = torch::empty({rows_, width_}, opts.dtype(storage_type(wire)));
+  if (dtype_is_fp8(wire)) staged_.scales = torch::empty({rows_}, opts.dtype(torch::kFloat32));
 }
 
-torch::Tensor ReplyStager::to_device(const torch::Tensor& host) const {
-  if (device_.is_cuda()) return host.to(device_, /*non_blocking=*/true).to(dtype_);
-  return host.to(dtype_);  // staging is this object's own buffer: never aliases the network's
+void ReplyStager::add(const proto::WireTensor& w, int64_t first) {
+  const int64_t n = w.shape.empty() ? 0 : w.shape[0];
+  PCMOE_CHECK(w.shape.size() == 2 && w.shape[1] == width_ && first >= 0 && first + n <= rows_,
+              "reply {} does not fit rows [{}, {}) of {} x {}", proto::describe_tensor(w), first, first + n,
+              rows_, width_);
+  filled_ += n;
+  if (!staged_.data.defined()) allocate(w.dtype);
+  const bool same = w.dtype == wire_ && (!dtype_is_fp8(w.dtype) || w.scale_block == width_);
+  if (!same) {  // another dtype (or fp8 block) than the first reply's: converted on its own
+    odd_.emplace_back(first, from_wire(w, device_, dtype_));
+    return;
+  }
+  auto* dst = static_cast<uint8_t*>(staged_.data.data_ptr()) + first * width_ * staged_.data.element_size();
+  std::memcpy(dst, w.data.data, w.data.size);
+  if (dtype_is_fp8(w.dtype)) {
+    std::memcpy(staged_.scales.data_ptr<float>() + first, w.scales.data, w.scales.size);
+  }
 }
 
 torch::Tensor ReplyStager::finish() {
   PCMOE_CHECK(filled_ == rows_, "replies hold {} of {} rows", filled_, rows_);
-  if (mixed_) return parts_.size() == 1 ? parts_[0] : torch::cat(parts_, 0);
-  if (!staged_.defined())
+  if (!staged_.data.defined())
     return torch::empty({0, width_}, torch::TensorOptions().dtype(dtype_).device(device_));
-  return to_device(staged_);
-}
-
-torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device, torch::ScalarType dtype) {
-  auto owner = w.data.owner;
-  auto view = torch::from_blob(
-      const_cast<uint8_t*>(w.data.data), w.shape, [owner](void*) {},
-      torch::TensorOptions().dtype(model::to_scalar_type(w.dtype)));
-  // .to() copies when the device or dtype changes; clone() otherwise, so the result never aliases
-  // the network buffer.
-  if (device.is_cuda()) {
-    // Stage in pinned memory so the host-to-device copy is asynchronous; the caching host
-    // allocator keeps the staging block until the copy has run.
-    auto staged = torch::empty(view.sizes(), view.options().pinned_memory(true));
-    staged.copy_(view);
-    return staged.to(device, /*non_blocking=*/true).to(dtype);
+  torch::Tensor out;
+  const bool cuda = device_.is_cuda();
+  if (dtype_is_fp8(wire_)) {
+    out = dequantize(cuda ? staged_.data.to(device_, true) : staged_.data,
+                     cuda ? staged_.scales.to(device_, true) : staged_.scales, wire_, width_, dtype_);
+  } else {
+    // The staging is this object's own buffer (never the network's), so it may be the result.
+    out = cuda ? staged_.data.to(device_, true).to(dtype_) : staged_.data.to(dtype_);
   }
-  auto out = view.to(device, dtype);
-  if (out.data_ptr() == view.data_ptr()) out = out.clone();
+  for (auto& [first, part] : odd_) out.narrow(0, first, part.size(0)).copy_(part);
   return out;
 }
 
@@ -113,9 +231,11 @@ proto::WireTensor ids_to_wire(const torch::Tensor& ids, int n_experts) {
 
 DType resolve_wire_dtype(const std::string& name, const torch::Device& device) {
   if (name == "auto") return device.is_cuda() ? DType::bf16 : DType::f32;
+  if (name == "fp8") return DType::f8e4m3;
   auto d = parse_dtype(name);
-  PCMOE_CHECK_T(ConfigError, d && (*d == DType::f32 || *d == DType::bf16 || *d == DType::f16),
-                "wire dtype '{}' is not one of fp32, bf16, fp16", name);
+  PCMOE_CHECK_T(ConfigError,
+                d && (*d == DType::f32 || *d == DType::bf16 || *d == DType::f16 || dtype_is_fp8(*d)),
+                "wire dtype '{}' is not one of fp32, bf16, fp16, fp8, fp8e4m3, fp8e5m2", name);
   return *d;
 }
 

@@ -1,6 +1,9 @@
 // Owns conversions between torch tensors and wire tensors for the expert protocol: rows and
-// gradients leave in the wire dtype (fp32, bf16, fp16) as contiguous CPU bytes whose storage the
-// Blob keeps alive (no extra copy), and arrive as tensors on the compute device.
+// gradients leave in the wire dtype (fp32, bf16, fp16, or fp8 codes with one scale per row) as
+// contiguous CPU bytes whose storage the Blob keeps alive (no extra copy), and arrive as tensors
+// on the compute device. fp8 is quantized and dequantized on the compute device where libtorch
+// has float8 types (2.1 and later), else on the CPU (common/fp8.h): the same arithmetic either
+// way (scale = max |x| of the row / largest finite, codes rounded to nearest even, saturating).
 #pragma once
 
 #include <torch/torch.h>
@@ -12,44 +15,71 @@
 
 namespace pcmoe::party {
 
+// Rows in their wire form on the host (pinned when they came from CUDA): values, or fp8 codes
+// (uint8) with one fp32 scale per row. Slices go out as wire tensors without another copy.
+struct HostRows {
+  DType dtype = DType::f32;
+  torch::Tensor data;    // [R, d] values or codes
+  torch::Tensor scales;  // fp8 only: [R] fp32
+  // Rows [first, first + n) as a wire tensor sharing this memory.
+  proto::WireTensor wrap(int64_t first, int64_t n) const;
+  int64_t rows() const { return data.defined() ? data.size(0) : 0; }
+};
+
+// `t` ([R, d], any device) in the wire dtype on the host: cast (or quantized) on t's device, then
+// one device-to-host copy (per tensor) into pinned memory when t is on CUDA.
+HostRows host_copy(const torch::Tensor& t, DType wire);
+// Rows [first, first + n) of host_copy's result, as a wire tensor sharing its memory.
+inline proto::WireTensor wrap_rows(const HostRows& host, int64_t first, int64_t n) {
+  return host.wrap(first, n);
+}
 // `t` converted to `wire` dtype on the CPU, contiguous; the WireTensor shares its storage.
 proto::WireTensor to_wire(const torch::Tensor& t, DType wire);
-// A tensor on `device` with dtype `dtype` holding the wire tensor's values (one copy).
+// A received wire tensor in host memory: copied into pinned memory when bound for CUDA (so the
+// copy to the device is asynchronous), else views of the frames (no copy).
+struct Staged {
+  DType dtype = DType::f32;
+  int64_t block = 0;     // fp8: elements per scale
+  torch::Tensor data;    // values, or fp8 codes (uint8)
+  torch::Tensor scales;  // fp8: [R, d / block] fp32
+};
+Staged stage(const proto::WireTensor& w, const torch::Device& device);
+// The staged values on `device` as `dtype` (fp8 dequantized there); never aliases a frame.
+torch::Tensor to_device(const Staged& s, const torch::Device& device, torch::ScalarType dtype);
+// stage() then to_device(): a tensor on `device` with dtype `dtype` holding the wire tensor's
+// values (fp8 codes dequantized with their scales).
 torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device, torch::ScalarType dtype);
+// NaN or Inf in a wire tensor's values (fp8: codes or scales).
+bool wire_not_finite(const proto::WireTensor& w);
 
-// `t` on the host in the wire dtype, contiguous: one device-to-host copy into pinned memory when
-// t is on CUDA. Slices of it go out as wire tensors with wrap_rows, without another copy.
-torch::Tensor host_copy(const torch::Tensor& t, DType wire);
-// Rows [first, first + n) of a host tensor from host_copy, as a wire tensor sharing its memory.
-proto::WireTensor wrap_rows(const torch::Tensor& host, int64_t first, int64_t n);
-// Collects the 2-D replies of one remote call, in order, as they arrive: each is copied into one
-// staging buffer (pinned when `device` is CUDA) while later replies are still on their way, then
-// finish() makes one transfer to the device. Replies must have `width` columns and together
-// `rows` rows (the caller checks shapes); one whose dtype differs from the first's is converted
-// on its own.
+// Collects the 2-D replies of one remote call as they arrive, each at its place (`first` row):
+// copied into one staging buffer (pinned when `device` is CUDA; fp8: codes and scales) while
+// later replies are still on their way, then finish() makes one transfer to the device (and the
+// fp8 dequantization there). Replies must have `width` columns and together `rows` rows (the
+// caller checks shapes); one whose dtype differs from the first's is converted on its own.
 class ReplyStager {
  public:
   ReplyStager(int64_t rows, int64_t width, const torch::Device& device, torch::ScalarType dtype);
-  void add(const proto::WireTensor& w);
+  void add(const proto::WireTensor& w, int64_t first);
   torch::Tensor finish();
 
  private:
-  torch::Tensor to_device(const torch::Tensor& host) const;
+  void allocate(DType wire);
   int64_t rows_, width_;
   torch::Device device_;
   torch::ScalarType dtype_;
   DType wire_ = DType::f32;
-  torch::Tensor staged_;
+  HostRows staged_;
   int64_t filled_ = 0;
-  bool mixed_ = false;
-  std::vector<torch::Tensor> parts_;  // on the device, once dtypes were mixed
+  std::vector<std::pair<int64_t, torch::Tensor>> odd_;  // (first row, on the device): other dtypes
 };
 
 torch::Tensor ids_from_wire(const proto::WireTensor& w, const torch::Device& device);
 // Expert ids as int16 when they fit (< 32768), else int32.
 proto::WireTensor ids_to_wire(const torch::Tensor& ids, int n_experts);
 
-// "auto" -> bf16 on CUDA, fp32 on CPU; otherwise the named dtype.
+// "auto" -> bf16 on CUDA, fp32 on CPU; "fp8" -> fp8e4m3; otherwise the named dtype (fp32, bf16,
+// fp16, fp8e4m3, fp8e5m2).
 DType resolve_wire_dtype(const std::string& name, const torch::Device& device);
 
 }  // namespace pcmoe::party

@@ -149,6 +149,7 @@ void StepResult::add_to(JsonObject& rec) const {
       .add("step_ms", step_ms);
   if (forward_ms >= 0)
     rec.add("forward_ms", forward_ms).add("backward_ms", backward_ms).add("update_ms", update_ms);
+  if (data_ms > 0) rec.add("data_ms", data_ms);
 }
 
 }  // namespace pcmoe::train

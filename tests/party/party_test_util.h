@@ -36,6 +36,19 @@ class LoopbackLink : public party::ExpertLink {
     q.pop_front();
     return m;
   }
+  // The queued replies match the order of the sends: the first pending one answered is the one
+  // at the front of some host's queue (tried from the last pending host, to exercise the
+  // requester's out-of-order handling).
+  std::pair<size_t, proto::Message> wait_any(const std::vector<party::Expected>& pending) override {
+    for (size_t k = pending.size(); k-- > 0;) {
+      auto& q = replies_[pending[k].host];
+      if (q.empty() || !party::reply_matches(q.front(), pending[k])) continue;
+      auto m = q.front();
+      q.pop_front();
+      return {k, m};
+    }
+    throw TransportError("no queued reply answers any pending request");
+  }
   uint64_t bytes_sent() const override { return sent_; }
   uint64_t bytes_received() const override { return 0; }
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""The table of bench/speed.sh from its run folder: central and each federation variant side by side
+(tokens/s, step ms, bytes per step, the transport's measured GB/s, the bound max(central step,
+bytes / GB/s), step / bound), then per variant where a party's step goes (medians over steps, then
+over parties): the requester's phases on its own clock, and the requests as the hosts reported
+them (sums over a step's requests, shown per request). Writes bench-speed-<tag>.json beside the
+run folder.
+
+usage: speed_report.py RUN_DIR PRESET PARTIES DEVICES VARIANT...   (VARIANT: <wire>-<tcp|ipc>)
+"""
+import json
+import re
+import statistics
+import sys
+
+
+def med(ps, key):
+    vals = [p.get(key) for p in ps if p.get(key) is not None]
+    return statistics.median(vals) if vals else 0.0
+
+
+def main():
+    d, preset, n, devices = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    variants = sys.argv[5:]
+    rows = [json.loads(l) for l in open(f"{d}/central/metrics.jsonl")]
+    cms = statistics.median(r["step_ms"] for r in rows[8:])
+    tokens = rows[1]["tokens"] - rows[0]["tokens"]
+    c_tps = tokens / (cms / 1e3)
+    gbps = 0.0
+    for line in open(f"{d}/transport.txt"):
+        if line.startswith("transport_gbps"):
+            gbps = float(line.split()[1])
+    dm = int(re.search(r"d_model:\s*(\d+)", open(preset).read()).group(1))
+    print(f"\n== federation vs central ({preset.split('/')[-1]}, {n} parties on {devices}, "
+          f"{tokens} tokens/step; transport measured now: {gbps:.2f} GB/s loopback TCP, best of 1/3/6 streams)")
+    print(f"{'':<24}{'tokens/s':>10}{'step ms':>9}{'vs central':>11}{'MB/step':>9}{'bound ms':>10}{'step/bound':>11}")
+    print(f"{'pcmoe-central':<24}{c_tps:>10.0f}{cms:>9.1f}{1.0:>11.3f}{'':>9}{cms:>10.1f}{'':>11}")
+    report = {"central_tokens_per_s": c_tps, "central_step_ms": cms, "transport_gbps": gbps, "variants": {}}
+    for v in variants:
+        f = json.load(open(f"{d}/fed-{v}.json"))
+        ps = list(f["party"].values())
+        mb = (med(ps, "median_bytes_sent") + med(ps, "median_bytes_received")) / 1e6
+        step = f.get("step_ms") or 0
+        bound = max(cms, mb / 1e3 / gbps * 1e3) if gbps > 0 else cms
+        tps = f.get("tokens_per_s") or 0
+        print(f"{'federation ' + v:<24}{tps:>10.0f}{step:>9.1f}{tps / c_tps:>11.3f}{mb:>9.1f}{bound:>10.1f}"
+              f"{step / bound:>11.2f}")
+        report["variants"][v] = {"federation": f, "mb_per_step": mb, "bound_ms": bound, "step_over_bound": step / bound,
+                                 "ratio_vs_central": tps / c_tps}
+    for v in variants:
+        f = json.load(open(f"{d}/fed-{v}.json"))
+        ps = list(f["party"].values())
+        print(f"\n-- where a party's step goes, federation {v} (ms, median over steps then parties; "
+              f"step {med(ps, 'median_step_ms'):.1f}, data {med(ps, 'median_data_ms'):.1f}, "
+              f"update {med(ps, 'median_update_ms'):.1f} of which waiting {med(ps, 'median_update_wait_ms'):.1f})")
+        print(f"{'requester':<10}{'total':>8}{'local':>8}{'gather':>8}{'send':>8}{'wait':>8}{'stage':>8}{'h2d':>8}")
+        for ph in ("forward", "backward"):
+            t = med(ps, f"median_{ph}_ms")
+            parts = [med(ps, f"median_tl_{ph}_{k}_ms") for k in ("gather", "send")]
+            w = med(ps, f"median_{ph}_wait_ms")
+            parts2 = [med(ps, f"median_tl_{ph}_{k}_ms") for k in ("stage", "h2d")]
+            local = t - sum(parts) - w - sum(parts2)
+            print(f"{ph:<10}{t:>8.1f}{local:>8.1f}{parts[0]:>8.1f}{parts[1]:>8.1f}{w:>8.1f}{parts2[0]:>8.1f}"
+                  f"{parts2[1]:>8.1f}")
+        print(f"{'per request':<12}{'n/step':>7}{'out':>7}{'stage':>7}{'h2d':>7}{'compute':>8}{'d2h':>7}{'check':>7}"
+              f"{'other':>7}{'back':>7}   (host view; out/back: wire + queues, same-clock requests only)")
+        for ph in ("forward", "backward"):
+            k = f"median_tl_{ph}_host_"
+            nreq = med(ps, k + "requests") or 1
+            same = med(ps, k + "same_clock") or 1
+            vals = [med(ps, k + "out_ms") / same] + [med(ps, k + x + "_ms") / nreq for x in
+                                                     ("stage", "h2d", "compute", "d2h", "check", "other")]
+            vals.append(med(ps, k + "back_ms") / same)
+            print(f"{ph:<12}{nreq:>7.0f}" + "".join(f"{x:>7.2f}" if i != 4 else f"{x:>8.2f}" for i, x in
+                                                    enumerate(vals, start=1)))
+        wire = v.split("-")[0]
+        elem = {"fp32": 4, "bf16": 2, "fp16": 2}.get(wire, 1)
+        minimum = med(ps, "median_rows_sent") * 4 * (dm * elem + (4 if wire.startswith("fp8") else 0))
+        if minimum:
+            bs, br = med(ps, "median_bytes_sent"), med(ps, "median_bytes_received")
+            print(f"bytes per step: sent {bs:.0f} + received {br:.0f}; minimum {minimum:.0f}; ratio {(bs + br) / minimum:.3f}")
+    tag = d.split("speed-")[-1]
+    json.dump(report, open(f"{d}/../bench-speed-{tag}.json", "w"))
+
+
+if __name__ == "__main__":
+    main()
