@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/hub_config.h"
+#include "hub/step_times.h"
 #include "hub/types.h"
 #include "proto/messages.h"
 
@@ -48,6 +49,7 @@ struct PartyRecord {
   // ---- end of run ----
   bool said_bye = false;
   PartyTotals totals;
+  StepTimes step_times;  // its recent steps (this hub process only: not saved)
 };
 
 class Registry {
