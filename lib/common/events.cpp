@@ -18,6 +18,7 @@ const std::vector<EventInfo>& all() {
       {"hub.control", "action, ok, message", "a pcmoe-ctl command (pause, resume, checkpoint, snapshot, stop) and the answer"},
       {"hub.exit_now", "reason, step", "a second stop request: hub_state.json written, exit without the end sequence"},
       {"hub.finished", "reason, step, total_steps", "the end sequence is over: release sent to the parties"},
+      {"hub.http_listening", "url", "the read-only status page, status JSON and /metrics are served here (hub.http)"},
       {"hub.party_bye", "party, reason, step", "a party said bye (done at the end, or leaving)"},
       {"hub.party_error", "party, code, reason", "a party sent an error message to the hub"},
       {"hub.party_joined", "party, index, endpoint, rejoin, resume_step", "a party registered (rejoin: it had been registered before)"},
