@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "common/json.h"
+#include "hub/json_matrix.h"
 #include "hub/prometheus.h"
 #include "hub/status_format.h"
 
@@ -53,7 +54,8 @@ std::optional<double> count(uint64_t x) { return static_cast<double>(x); }
 
 void party_metrics(const HubView& v, PromText& m) {
   const auto& ps = v.status.parties;
-  auto timing = [&](size_t i) { return i < v.timing.size() ? v.timing[i] : PartyTiming{}; };
+  static const PartyTiming kNone;
+  auto timing = [&](size_t i) -> const PartyTiming& { return i < v.timing.size() ? v.timing[i] : kNone; };
   per_party(v, m, "pcmoe_party_alive", "gauge", "1 if the party is alive (its experts are available).",
             [&](size_t i) { return std::optional<double>(ps[i].alive ? 1 : 0); });
   per_party(v, m, "pcmoe_party_steps_total", "counter", "Steps the party trained (step reports).",
@@ -111,6 +113,8 @@ std::string view_json(const HubView& v) {
     if (i >= v.timing.size()) return;
     o.add("step_ms_last", v.timing[i].step_ms_last).add("step_ms_mean", v.timing[i].step_ms_mean);
     o.add("joins", v.timing[i].joins);
+    o.add_raw("recent_loss", json_matrix(v.timing[i].recent_loss));
+    o.add_raw("recent_eval_loss", json_matrix(v.timing[i].recent_eval_loss));
   });
   j.add("model_hash", v.model_hash).add("published_at", v.published_at);
   JsonObject hub;

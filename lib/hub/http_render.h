@@ -1,6 +1,6 @@
 // Owns what the hub's HTTP service answers, as pure functions of a HubView: the status JSON
-// (/status.json: pcmoe-ctl status --json's object plus each party's step times and joins and the
-// hub's counters) and the Prometheus metrics (/metrics). The HTML page is status_page.h.
+// (/status.json: pcmoe-ctl status --json's object plus each party's step times, joins and recent
+// losses, and the hub's counters) and the Prometheus metrics (/metrics). The HTML page is status_page.h.
 // Thread-safe (pure functions).
 #pragma once
 

@@ -8,7 +8,8 @@ HubView HubState::view(TimePoint now) const {
   HubView v;
   v.status = status(now, true);
   for (const auto& p : registry_.parties()) {
-    v.timing.push_back({p.step_times.last_ms(), p.step_times.mean_ms(), p.joins});
+    v.timing.push_back(
+        {p.step_times.last_ms(), p.step_times.mean_ms(), p.joins, p.losses.train(), p.losses.eval()});
   }
   v.model_hash = model_hash_;
   v.msgs_in = msgs_in_;

@@ -1,10 +1,11 @@
 // Owns HubView, an immutable copy of what the hub's read-only observers show (the HTTP status
 // page, its JSON and /metrics): the status as status_request answers it, plus what the wire Status
-// does not carry — each party's recent step times and joins, the hub's message and byte counters.
-// And StatusBoard, through which the hub's main thread hands the latest HubView to other threads:
-// HubState is single-threaded and is never read from them.
-// Thread-safety: HubView is a plain value; StatusBoard is thread-safe (a mutex around a pointer to
-// an immutable view: readers keep their copy as long as they need it).
+// does not carry — each party's recent step times, joins and losses, the hub's message and byte
+// counters.
+// its recent losses. And StatusBoard, through which the hub's main thread hands the latest HubView to other
+// threads: HubState is single-threaded and is never read from them. Thread-safety: HubView is a plain value;
+// StatusBoard is thread-safe (a mutex around a pointer to an immutable view: readers keep their copy as long
+// as they need it).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,8 @@ struct PartyTiming {
   double step_ms_last = -1;  // its last reported step (-1: none since this hub process started)
   double step_ms_mean = -1;  // mean over its recent steps (StepTimes::kWindow)
   uint64_t joins = 0;        // registrations (2 or more: it rejoined)
+  // {global step, loss} of its recent steps and held-out evaluations (LossHistory), oldest first.
+  std::vector<std::vector<double>> recent_loss, recent_eval_loss;
 };
 
 struct HubView {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/hub_config.h"
+#include "hub/loss_history.h"
 #include "hub/step_times.h"
 #include "hub/types.h"
 #include "proto/messages.h"
@@ -50,6 +51,7 @@ struct PartyRecord {
   bool said_bye = false;
   PartyTotals totals;
   StepTimes step_times;  // its recent steps (this hub process only: not saved)
+  LossHistory losses;    // its recent training and held-out losses (not saved either)
 };
 
 class Registry {

@@ -29,7 +29,7 @@ svg{background:#fff;border:1px solid #e4e4e4} .err{color:#d62728}
 <table id="parties"><thead><tr><th>party</th><th>alive</th><th>state</th><th>steps</th><th>loss</th>
 <th>held-out</th><th>tok/s</th><th>step ms (mean / last)</th><th>peak / budget MiB</th>
 <th>sent / recv MiB</th><th>seen</th><th>joins</th></tr></thead><tbody></tbody></table>
-<h2>Training loss since this page was opened</h2><svg id="loss" width="760" height="220"></svg>
+<h2>Loss per party: training (thin, its last 200 steps) and held-out (bold)</h2><svg id="loss" width="760" height="220"></svg>
 <h2>Global expert load (window), by host party; dashed: uniform</h2><div class="flex" id="load"></div>
 <p class="sub">Read-only. JSON: <a href="status.json">status.json</a> &middot; Prometheus: <a href="metrics">metrics</a>
 &middot; <span id="updated"></span></p>
@@ -37,7 +37,6 @@ svg{background:#fff;border:1px solid #e4e4e4} .err{color:#d62728}
 "use strict";
 const colours=["#1f77b4","#d62728","#2ca02c","#ff7f0e","#9467bd","#8c564b","#e377c2","#7f7f7f","#bcbd22","#17becf"];
 const colour=i=>colours[i%colours.length];
-const history={};
 const NS="http://www.w3.org/2000/svg";
 function el(tag,attrs,text){const e=document.createElementNS(NS,tag);for(const k in attrs)e.setAttribute(k,attrs[k]);if(text!==undefined)e.textContent=text;return e;}
 function num(v,d){return (v===null||v===undefined||v<0)?"-":Number(v).toFixed(d);}
@@ -59,9 +58,8 @@ function drawParties(s){
 }
 function drawLoss(s){
   const svg=document.getElementById("loss");svg.textContent="";
-  s.parties.forEach(p=>{if(p.last_loss>=0){const h=history[p.id]||(history[p.id]=[]);
-    if(!h.length||h[h.length-1][0]!==p.steps_done)h.push([s.step,p.last_loss]);if(h.length>600)h.shift();}});
-  let pts=[];for(const k in history)pts=pts.concat(history[k]);
+  const series=s.parties.map(p=>({train:p.recent_loss||[],evals:p.recent_eval_loss||[]}));
+  let pts=[];series.forEach(x=>{pts=pts.concat(x.train,x.evals);});
   if(!pts.length){svg.appendChild(el("text",{x:20,y:30},"no step reported yet"));return;}
   const W=760,H=220,L=50,B=30,x0=Math.min(...pts.map(p=>p[0])),x1=Math.max(...pts.map(p=>p[0]),x0+1);
   const y0=Math.min(...pts.map(p=>p[1])),y1=Math.max(...pts.map(p=>p[1]),y0+1e-3);
@@ -70,8 +68,10 @@ function drawLoss(s){
   svg.appendChild(el("text",{x:W/2,y:H-6,"text-anchor":"middle","font-size":12},"global step"));
   svg.appendChild(el("text",{x:4,y:14,"font-size":11},y1.toFixed(2)));svg.appendChild(el("text",{x:4,y:H-B,"font-size":11},y0.toFixed(2)));
   svg.appendChild(el("text",{x:L,y:H-B+14,"font-size":11},x0));svg.appendChild(el("text",{x:W-10,y:H-B+14,"font-size":11,"text-anchor":"end"},x1));
-  s.parties.forEach((p,i)=>{const h=history[p.id];if(!h||!h.length)return;
-    svg.appendChild(el("polyline",{points:h.map(q=>X(q[0])+","+Y(q[1])).join(" "),fill:"none",stroke:colour(i),"stroke-width":1.5}));});
+  const line=(p,c,w)=>el("polyline",{points:p.map(q=>X(q[0])+","+Y(q[1])).join(" "),fill:"none",stroke:c,"stroke-width":w});
+  series.forEach((x,i)=>{if(x.train.length)svg.appendChild(line(x.train,colour(i),1));
+    if(x.evals.length){svg.appendChild(line(x.evals,colour(i),3));
+      x.evals.forEach(q=>svg.appendChild(el("circle",{cx:X(q[0]),cy:Y(q[1]),r:3.5,fill:colour(i)})));}});
 }
 function drawLoad(s){
   const box=document.getElementById("load");box.textContent="";

@@ -30,7 +30,7 @@ TEST_CASE("metrics text: families, labels, units, unknown values left out", "[un
   a.steps_done = 4;
   a.last_loss = 2.5;
   v.status.parties = {a};
-  v.timing = {{250, 200, 1}};
+  v.timing = {{250, 200, 1, {}, {}}};
   v.status.moe_layers = {1};
   v.status.placement = {{0, 0}};
   v.status.load_running = {{0.25, 0.75}};
@@ -98,6 +98,7 @@ TEST_CASE("hub.http: status page, status JSON and /metrics while parties train",
                           Catch::Contains("\"id\":\"a\",\"index\":0,\"alive\":true") &&
                           Catch::Contains("\"placement\":[[0,1,0,1],[0,1,0,1]]") &&
                           Catch::Contains("\"load_window\":[[") && Catch::Contains("\"joins\":1") &&
+                          Catch::Contains("\"recent_loss\":[[1.0,3.0]") &&
                           Catch::Contains("\"hub\":{\"msgs_in\":"));
   Got m = get(url, "/metrics");
   CHECK(m.status == 200);

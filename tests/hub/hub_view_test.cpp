@@ -9,6 +9,7 @@
 
 #include "common/fs.h"
 #include "common/log.h"
+#include "hub/loss_history.h"
 #include "hub/step_times.h"
 #include "hub_test_util.h"
 #include "test_util.h"
@@ -52,6 +53,19 @@ TEST_CASE("step times: last and mean over the recent window", "[unit][hub]") {
   CHECK(s.mean_ms() == Approx(50));  // the old ones left the window
 }
 
+TEST_CASE("loss history: recent training and held-out losses with their global steps", "[unit][hub]") {
+  LossHistory h;
+  CHECK(h.train().empty());
+  h.add(1, 5.0, -1);
+  h.add(2, 4.5, 4.75);
+  h.add(3, std::nan(""), -1);  // kept out
+  CHECK(h.train() == std::vector<std::vector<double>>{{1, 5.0}, {2, 4.5}});
+  CHECK(h.eval() == std::vector<std::vector<double>>{{2, 4.75}});
+  for (int i = 0; i < 300; ++i) h.add(10 + i, 3.0, -1);
+  CHECK(h.train().size() == LossHistory::kSteps);
+  CHECK(h.train().front()[0] == 10 + 300 - LossHistory::kSteps);
+}
+
 TEST_CASE("view: per-party step times, joins and the hub's counters", "[unit][hub]") {
   HubConfig cfg = test::small_hub_config({"a", "b"});
   HubHarness h(cfg);
@@ -65,6 +79,8 @@ TEST_CASE("view: per-party step times, joins and the hub's counters", "[unit][hu
   CHECK(v.timing[0].step_ms_mean == Approx(100));
   CHECK(v.timing[1].step_ms_mean == Approx(300));
   CHECK(v.timing[0].joins == 1);
+  CHECK(v.timing[0].recent_loss.size() == 3);  // a took steps 0, 2, 4 (reported as 1, 3, 5)
+  CHECK(v.timing[0].recent_loss.back()[1] == Approx(v.status.parties[0].last_loss));
   CHECK(v.msgs_in > 0);
   CHECK(v.model_hash == h.hub().model_hash());
   CHECK(!v.published_at.empty());
