@@ -9,12 +9,13 @@
 # page on a free port of 127.0.0.1. --resume continues the stopped run in DIR (same settings).
 # Ctrl-C: one stop, the normal end (final expert pool, each party evaluates, checkpoints and
 # exports), then the summary and plots; exit 130. A second Ctrl-C stops at once (each checkpoints).
-# Exit: 0 the run finished, 130 stopped (resumable with --resume), 1 a daemon failed, 2 usage.
+# Exit: 0 the run finished, 130 stopped early (Ctrl-C, pcmoe-ctl stop; resumable with --resume),
+# 1 a daemon failed, 2 usage.
 set -uo pipefail
 CALLER_PWD=$PWD
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STEPS="" OUT="" SETUP=1 CURVE=0 HTTP=0 RESUME=0
-usage() { sed -n '2,12p' "$0"; }
+usage() { sed -n '2,13p' "$0"; }
 die() { echo "run-federation: $*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -186,7 +187,8 @@ else
 fi
 if [[ -n $failed ]]; then
   exit 1
-elif [[ $stops -gt 0 ]]; then
+elif ! jq -e '.step >= .total_steps' "$OUT/hub/hub_state.json" >/dev/null 2>&1; then
+  # Stopped before the end (Ctrl-C, pcmoe-ctl stop): resumable.
   echo "run-federation: stopped; continue it with: $(show "$ROOT/scripts/run-federation.sh") --resume --out $(show "$OUT")"
   exit 130
 fi

@@ -20,7 +20,7 @@
 namespace pcmoe::hub {
 namespace {
 
-const char* kCommands = "status, watch, pause, resume, checkpoint, snapshot, stop, keygen";
+const char* kCommands = "status, watch, wait, pause, resume, checkpoint, snapshot, stop, keygen";
 
 int parse_positive(const std::string& flag, const std::string& text, long max) {
   try {
@@ -101,6 +101,8 @@ cli::Spec ctl_spec() {
       "Talk to a running pcmoe-hub. Commands: {}.\n"
       "  status      parties, step, turn, losses, memory, traffic, global expert load\n"
       "  watch       a live progress line (step, losses, tok/s, ETA) until the run ends\n"
+      "  wait        until the hub answers at global step >= --step (default 1); --timeout-ms: the\n"
+      "              deadline (default 120000); with --run it may start before the hub\n"
       "  pause       no new turns (the current one finishes); resume: continue\n"
       "  checkpoint  every live party checkpoints; the hub writes hub_state.json\n"
       "  snapshot    collect the expert pool now (<out_dir>/pool.pcmoe)\n"
@@ -113,14 +115,16 @@ cli::Spec ctl_spec() {
       kCommands);
   s.needs_config = false;
   s.positional = {"command"};
-  s.flags = {{"run", true, false, "run folder: reach the hub through DIR/ctl.json or DIR/hub/ctl.json"},
-             {"json", false, false, "print the reply as one JSON object"},
-             {"endpoint", true, false, "hub endpoint (default: hub.bind, wildcard host -> 127.0.0.1)"},
-             {"timeout-ms", true, false, "how long to wait for the hub's answer (default 5000)"},
-             {"out", true, false, "keygen: key pair file to write"},
-             {"public-out", true, false, "keygen: also write the public key alone to this file"},
-             {"interval-ms", true, false, "watch: between updates (default 2000 on a terminal, else 10000)"},
-             {"width", true, false, "watch: columns to fit (default: the terminal's, $COLUMNS, 80)"}};
+  s.flags = {
+      {"run", true, false, "run folder: reach the hub through DIR/ctl.json or DIR/hub/ctl.json"},
+      {"json", false, false, "print the reply as one JSON object"},
+      {"endpoint", true, false, "hub endpoint (default: hub.bind, wildcard host -> 127.0.0.1)"},
+      {"timeout-ms", true, false, "how long to wait for the hub's answer (default 5000)"},
+      {"out", true, false, "keygen: key pair file to write"},
+      {"public-out", true, false, "keygen: also write the public key alone to this file"},
+      {"interval-ms", true, false, "watch: between updates (default 2000 on a terminal, else 10000)"},
+      {"width", true, false, "watch: columns to fit (default: the terminal's, $COLUMNS, 80)"},
+      {"step", true, false, "wait: the global step to wait for (default 1; 0: until the hub answers)"}};
   return s;
 }
 
@@ -195,8 +199,9 @@ int run_ctl(const cli::Args& args, std::FILE* out, std::FILE* err) {
   }
   const std::string command = args.positional[0];
   if (command == "keygen") return keygen(args, out);
-  const bool known = command == "status" || command == "watch" || command == "pause" || command == "resume" ||
-                     command == "checkpoint" || command == "snapshot" || command == "stop";
+  const bool known = command == "status" || command == "watch" || command == "wait" || command == "pause" ||
+                     command == "resume" || command == "checkpoint" || command == "snapshot" ||
+                     command == "stop";
   if (!known) {
     throw ConfigError(fmt::format("pcmoe-ctl: unknown command '{}' (expected one of: {})\n{}", command,
                                   kCommands, cli::usage(ctl_spec())));
@@ -205,6 +210,13 @@ int run_ctl(const cli::Args& args, std::FILE* out, std::FILE* err) {
     throw ConfigError(fmt::format(
         "pcmoe-ctl {}: needs --run DIR (a run folder), --config FILE (the hub's config) or --endpoint E\n{}",
         command, cli::usage(ctl_spec())));
+  }
+  if (command == "wait") {
+    const std::string step_text = args.get("step", "1");
+    const int64_t step = step_text == "0" ? 0 : parse_positive("step", step_text, 2000000000);
+    const int timeout_ms =
+        args.has("timeout-ms") ? parse_positive("timeout-ms", args.get("timeout-ms"), 3600000) : 120000;
+    return run_wait([&] { return target_of(args); }, step, timeout_ms, out, err);
   }
   CtlTarget target = target_of(args);
   if (command == "watch") {

@@ -10,6 +10,8 @@
 #include <string>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "common/error.h"
 #include "hub/progress.h"
 
@@ -81,6 +83,40 @@ int run_watch(const CtlTarget& target, const WatchOptions& options, std::FILE* o
     if (meter.finished()) return kExitOk;
     std::this_thread::sleep_until(next);
   }
+}
+
+int run_wait(const std::function<CtlTarget()>& resolve, int64_t min_step, int timeout_ms, std::FILE* out,
+             std::FILE* err) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  zmq::context_t ctx;
+  std::string last_problem = "no answer yet";
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto next = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    try {
+      CtlTarget t = resolve();
+      t.timeout_ms = std::min(t.timeout_ms, 1000);
+      auto reply = ctl_call(ctx, t, proto::StatusRequest{false});
+      const auto* s = reply ? std::get_if<proto::Status>(&*reply) : nullptr;
+      if (s != nullptr && s->step >= min_step) {
+        std::fprintf(out, "step %lld/%lld: %s\n", static_cast<long long>(s->step),
+                     static_cast<long long>(s->total_steps), s->state.c_str());
+        return kExitOk;
+      }
+      if (s != nullptr && s->state == "finished") {
+        std::fprintf(err, "pcmoe-ctl wait: the run finished at step %lld, before step %lld\n",
+                     static_cast<long long>(s->step), static_cast<long long>(min_step));
+        return kExitFatal;
+      }
+      last_problem = s != nullptr ? fmt::format("at step {} ({})", s->step, s->state)
+                                  : fmt::format("no answer from {}", t.endpoint);
+    } catch (const Error& e) {  // no ctl.json yet, a reply that does not decode, ...
+      last_problem = e.what();
+    }
+    std::this_thread::sleep_until(next);
+  }
+  std::fprintf(err, "pcmoe-ctl wait: step %lld not reached within %d ms: %s\n",
+               static_cast<long long>(min_step), timeout_ms, last_problem.c_str());
+  return kExitTransport;
 }
 
 }  // namespace pcmoe::hub
