@@ -8,7 +8,7 @@ pkgs=(
   libtorch-dev libopenblas0-pthread
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libyaml-cpp-dev libfmt-dev catch2 zlib1g-dev libcpp-httplib-dev
   fortunes fortunes-de
-  gnuplot-nox jq
+  gnuplot-nox jq curl
 )
 
 missing=()
