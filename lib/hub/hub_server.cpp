@@ -77,9 +77,11 @@ HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions
     }
   }
   if (!cfg_.hub.http.empty()) {
-    try {
+    try {  // failures are reported where hub.http was set
       http_ = std::make_unique<HttpStatusServer>(parse_http_address(cfg_.hub.http), board_);
-    } catch (const Error& e) {  // reported where hub.http was set
+    } catch (const ConfigError& e) {
+      throw ConfigError(fmt::format("{}: {}", cfg_.origins.describe("hub.http"), e.what()));
+    } catch (const TransportError& e) {
       throw TransportError(fmt::format("{}: {}", cfg_.origins.describe("hub.http"), e.what()));
     }
     publish(Clock::now());

@@ -4,6 +4,7 @@
 // Also ctl.json in out_dir, which `pcmoe-ctl --run` reads. Built without cpp-httplib: skipped.
 #include <catch2/catch.hpp>
 
+#include "common/error.h"
 #include "common/fs.h"
 #include "hub/ctl.h"
 #include "hub/http_render.h"
@@ -126,7 +127,18 @@ TEST_CASE("hub.http: a busy port fails the start, naming hub.http", "[integratio
   const std::string port = first.http_url().substr(std::string("http://127.0.0.1:").size());
   cfg.hub.http = "127.0.0.1:" + port.substr(0, port.size() - 1);
   zmq::context_t ctx;
+  CHECK_THROWS_AS(HubServer(cfg, ctx), TransportError);  // exit 3, not 2: the address is fine, the port busy
   CHECK_THROWS_WITH(HubServer(cfg, ctx), Catch::Contains("hub.http") && Catch::Contains("cannot listen"));
+}
+
+#else
+
+TEST_CASE("hub.http in a build without cpp-httplib is a configuration error", "[unit][hub][http]") {
+  test::TempDir dir;
+  HubConfig cfg = test::small_hub_config({"a"}, dir.path());
+  cfg.hub.http = "127.0.0.1:0";
+  zmq::context_t ctx;
+  CHECK_THROWS_AS(HubServer(cfg, ctx), ConfigError);
 }
 
 #endif
