@@ -76,17 +76,7 @@ HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions
       run_id_ = state_->run_id();
     }
   }
-  if (!cfg_.hub.http.empty()) {
-    try {  // failures are reported where hub.http was set
-      http_ = std::make_unique<HttpStatusServer>(parse_http_address(cfg_.hub.http), board_);
-    } catch (const ConfigError& e) {
-      throw ConfigError(fmt::format("{}: {}", cfg_.origins.describe("hub.http"), e.what()));
-    } catch (const TransportError& e) {
-      throw TransportError(fmt::format("{}: {}", cfg_.origins.describe("hub.http"), e.what()));
-    }
-    publish(Clock::now());
-    PCMOE_INFO("hub.http_listening").kv("url", http_->url());
-  }
+  if (!cfg_.hub.http.empty()) start_http();
   write_ctl_file();
   std::vector<std::string> ids;
   for (const auto& p : cfg_.hub.parties) ids.push_back(p.id);
@@ -106,6 +96,18 @@ HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions
 }
 
 HubServer::~HubServer() = default;
+
+void HubServer::start_http() {
+  try {  // failures are reported where hub.http was set
+    http_ = std::make_unique<HttpStatusServer>(parse_http_address(cfg_.hub.http), board_);
+  } catch (const ConfigError& e) {
+    throw ConfigError(fmt::format("{}: {}", cfg_.origins.describe("hub.http"), e.what()));
+  } catch (const TransportError& e) {
+    throw TransportError(fmt::format("{}: {}", cfg_.origins.describe("hub.http"), e.what()));
+  }
+  publish(Clock::now());
+  PCMOE_INFO("hub.http_listening").kv("url", http_->url());
+}
 
 void HubServer::write_ctl_file() {
   // What pcmoe-ctl --run needs to reach this hub: where to connect (the bound port, so an ephemeral

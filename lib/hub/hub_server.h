@@ -64,6 +64,7 @@ class HubServer {
   void deliver(const std::vector<Outgoing>& out);
   bool serve_once(int timeout_ms);
   void publish(TimePoint now);
+  void start_http();
   void write_ctl_file();
 
   HubConfig cfg_;
