@@ -40,6 +40,22 @@ else()
   add_library(pcmoe::yaml ALIAS yaml-cpp)
 endif()
 
+# cpp-httplib (Debian's libcpp-httplib-dev: a shared library; its pkg-config file carries the
+# CPPHTTPLIB_*_SUPPORT defines that its ABI needs): the hub's read-only status page and /metrics
+# (hub.http). Only lib/hub links it. PCMOE_HTTP=OFF builds a hub that refuses hub.http.
+option(PCMOE_HTTP "Build the hub's HTTP status page and /metrics (needs cpp-httplib)" ON)
+if(PCMOE_HTTP)
+  find_package(PkgConfig QUIET)
+  if(PkgConfig_FOUND)
+    pkg_check_modules(PCMOE_HTTPLIB QUIET IMPORTED_TARGET cpp-httplib)
+  endif()
+  if(NOT PCMOE_HTTPLIB_FOUND)
+    message(FATAL_ERROR "pcmoe: cpp-httplib not found (apt-get install libcpp-httplib-dev pkg-config; "
+                        "scripts/setup.sh does), or configure with -DPCMOE_HTTP=OFF")
+  endif()
+  add_library(pcmoe::httplib ALIAS PkgConfig::PCMOE_HTTPLIB)
+endif()
+
 # libtorch: only lib/model, lib/party and the apps that need them link it.
 find_package(Torch REQUIRED)
 # Global (not per target) so that every target matches the shared precompiled header.

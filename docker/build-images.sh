@@ -2,10 +2,11 @@
 # Builds pcmoe's Docker images on a machine with no registry: the base image pcmoe/debian:bookworm
 # (debootstrap minbase + docker import, cached: skipped when it exists), then pcmoe/hub:latest and
 # pcmoe/party:cpu.
-#   docker/build-images.sh [--full-build] [--bin-dir DIR] [--rebuild-base] [--no-cache]
+#   docker/build-images.sh [--full-build] [--bin-dir DIR] [--rebuild-base] [--no-cache] [--base-only]
 #   --full-build   compile inside Docker (docker/Dockerfile: builder stage, Release, g++; ~30+ min on 2 cores)
 #   default        fast path: copy binaries already built on this Debian 12 host (docker/Dockerfile.prebuilt)
 #   --bin-dir DIR  where the prebuilt binaries are (default build/apps; built with cmake --preset default)
+#   --base-only    make only the base image (scripts/deb-check.sh installs the .debs in it)
 #   --cuda         build only pcmoe/party:cuda (docker/Dockerfile.party-cuda): needs a reachable registry
 #                  (nvidia/cuda images, the PyTorch wheel index), so not on the development machine
 # Needs root or the docker group; debootstrap (apt) for the base image. The build context is always
@@ -17,7 +18,7 @@ BASE_IMAGE=${PCMOE_BASE_IMAGE:-pcmoe/debian:bookworm}
 HUB_IMAGE=${PCMOE_HUB_IMAGE:-pcmoe/hub:latest}
 PARTY_IMAGE=${PCMOE_PARTY_IMAGE:-pcmoe/party:cpu}
 MIRROR=${PCMOE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-FULL=0 CUDA=0 REBUILD_BASE=0 NO_CACHE=()
+FULL=0 CUDA=0 REBUILD_BASE=0 BASE_ONLY=0 NO_CACHE=()
 BIN_DIR=$ROOT/build/apps
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -25,8 +26,9 @@ while [[ $# -gt 0 ]]; do
     --cuda) CUDA=1; shift ;;
     --bin-dir) BIN_DIR=$(cd "$2" && pwd); shift 2 ;;
     --rebuild-base) REBUILD_BASE=1; shift ;;
+    --base-only) BASE_ONLY=1; shift ;;
     --no-cache) NO_CACHE=(--no-cache); shift ;;
-    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "build-images: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -102,6 +104,7 @@ if [[ $CUDA == 1 ]]; then
   exit 0
 fi
 make_base
+[[ $BASE_ONLY == 1 ]] && exit 0
 if [[ $FULL == 1 ]]; then
   # Context: the sources only, streamed as a tarball (-f names the Dockerfile inside it).
   tar -C "$ROOT" -cf "$tmp/context.tar" CMakeLists.txt cmake lib apps configs docker/Dockerfile docker/entrypoint.sh

@@ -5,7 +5,9 @@
 #   scripts/daemon.sh start party configs/party-a.yaml [--set key=value ...]
 #   scripts/daemon.sh stop  hub|party CONFIG     (SIGTERM: checkpoint and exit; SIGKILL after 60 s)
 #   scripts/daemon.sh status hub|party CONFIG
-# PID and log files: $PCMOE_RUN_DIR (default runs/daemons)/<kind>-<config name>.{pid,log}.
+# Files in $PCMOE_RUN_DIR (default runs/daemons): <kind>-<config name>.pid, .log (the daemon's JSON
+# log lines only: hub.log_file / run.log_file point there unless a --set says otherwise) and .out
+# (its stdout and stderr: human messages such as a party's memory table or a fatal error).
 # Exit codes: 0 ok, 1 failed, 2 usage.
 set -uo pipefail
 usage() { sed -n '2,9p' "$0" >&2; exit 2; }
@@ -19,7 +21,10 @@ RUN_DIR=${PCMOE_RUN_DIR:-$ROOT/runs/daemons}
 name="$kind-$(basename "${config%.*}")"
 pidfile=$RUN_DIR/$name.pid
 logfile=$RUN_DIR/$name.log
+outfile=$RUN_DIR/$name.out
 mkdir -p "$RUN_DIR"
+logkey=run.log_file
+[[ $kind == hub ]] && logkey=hub.log_file
 
 running() { [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 
@@ -31,16 +36,16 @@ case $action in
     fi
     [[ -x $BIN/pcmoe-$kind ]] || { echo "$name: $BIN/pcmoe-$kind not built (cmake --preset default && cmake --build --preset default)" >&2; exit 1; }
     # Check the configuration first: a bad config fails here with its message, not in the log.
-    "$BIN/pcmoe-$kind" --config "$config" "$@" --print-config >/dev/null || exit 2
-    nohup "$BIN/pcmoe-$kind" --config "$config" "$@" >>"$logfile" 2>&1 &
+    "$BIN/pcmoe-$kind" --config "$config" --set "$logkey=$logfile" "$@" --print-config >/dev/null || exit 2
+    nohup "$BIN/pcmoe-$kind" --config "$config" --set "$logkey=$logfile" "$@" >>"$outfile" 2>&1 &
     echo $! >"$pidfile"
     sleep 0.5
     if ! running; then
-      echo "$name: exited at once; last log lines:" >&2
-      tail -5 "$logfile" >&2
+      echo "$name: exited at once; last lines of $outfile and $logfile:" >&2
+      tail -5 "$outfile" "$logfile" 2>/dev/null >&2
       exit 1
     fi
-    echo "$name: started (pid $(cat "$pidfile"), log $logfile)"
+    echo "$name: started (pid $(cat "$pidfile"), log $logfile, output $outfile)"
     ;;
   stop)
     if ! running; then

@@ -57,7 +57,8 @@ PROJECT=pcmoedemo$$
 RUN=$(mktemp -d /tmp/pcmoe-docker-demo.XXXXXX)
 LOGS=$RUN/logs
 mkdir -p "$LOGS"
-DOCKERD_LOG=/tmp/pcmoe-dockerd.log
+# shellcheck source=scripts/docker-env.sh
+source "$ROOT/scripts/docker-env.sh"
 
 say() { printf '[docker-demo %4ds] %s\n' $((SECONDS - T_START)) "$*"; }
 now_ms() { date +%s%3N; }
@@ -91,7 +92,6 @@ table() {
 }
 
 # ---- docker and compose ----
-DOCKER=""
 docker() { "$DOCKER" "$@"; }
 dc() { docker-compose -p "$PROJECT" -f "$ROOT/docker/docker-compose.yml" --env-file "$RUN/keys/compose.env" "$@"; }
 declare -A CID=()
@@ -115,7 +115,7 @@ dump_logs() {
   done
 }
 
-STARTED_DOCKERD=0 DOCKERD_PID="" UP=0 TABLE_DONE=0
+UP=0 TABLE_DONE=0
 compose_down() {  # rc: on failure, the logs are printed too
   [[ $UP == 1 ]] || return 0
   save_logs
@@ -158,11 +158,7 @@ on_exit() {
       "${PCMOE_BASE_IMAGE:-pcmoe/debian:bookworm}" >/dev/null 2>&1
     docker image prune -f >/dev/null 2>&1
   fi
-  if [[ $STARTED_DOCKERD == 1 ]]; then
-    say "stopping the dockerd this script started (pid $DOCKERD_PID)"
-    kill -TERM "$DOCKERD_PID" 2>/dev/null
-    for _ in $(seq 1 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
-  fi
+  docker_env_teardown | while read -r l; do say "$l"; done
   if [[ $rc != 0 ]] && table_ok; then check "${CURRENT_PHASE:-setup}" 0 "exit status $rc"; fi
   [[ $TABLE_DONE == 1 ]] || { table || rc=1; }
   ((rc == 0)) && ! table_ok && rc=1
@@ -177,38 +173,10 @@ trap on_exit EXIT
 trap 'say "interrupted"; check "${CURRENT_PHASE:-setup}" 0 "interrupted by a signal"; exit 130' INT TERM
 die() { say "FATAL: $*"; check "${CURRENT_PHASE:-setup}" 0 "$*"; exit 1; }
 
-# ---- 1. packages ----
-CURRENT_PHASE="packages"
-missing=()
-for p in docker.io docker-compose debootstrap jq; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  [[ $(id -u) == 0 ]] || die "needs root to install ${missing[*]}"
-  say "installing ${missing[*]} (apt)"
-  export DEBIAN_FRONTEND=noninteractive
-  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$LOGS/apt.log" 2>&1 ||
-    { tail -20 "$LOGS/apt.log"; die "apt-get install ${missing[*]} failed"; }
-fi
-# The apt client matches the apt daemon; another docker CLI earlier on PATH may need buildx.
-DOCKER=$(command -v /usr/bin/docker || command -v docker)
-export DOCKER
-
-# ---- 2. dockerd ----
-CURRENT_PHASE="dockerd"
-if ! docker info >/dev/null 2>&1; then
-  say "starting dockerd (log: $DOCKERD_LOG)"
-  nohup dockerd >>"$DOCKERD_LOG" 2>&1 &
-  DOCKERD_PID=$!
-  STARTED_DOCKERD=1
-  ok=0
-  for _ in $(seq 1 120); do
-    docker info >/dev/null 2>&1 && { ok=1; break; }
-    kill -0 "$DOCKERD_PID" 2>/dev/null || break
-    sleep 0.5
-  done
-  [[ $ok == 1 ]] || { tail -20 "$DOCKERD_LOG"; die "dockerd did not come up within 60 s (log: $DOCKERD_LOG)"; }
-fi
+# ---- 1. packages, 2. dockerd ----
+CURRENT_PHASE="packages and dockerd"
+docker_env_setup "$LOGS" docker.io docker-compose debootstrap jq > >(while read -r l; do say "$l"; done) ||
+  die "$DOCKER_ENV_ERROR"
 say "docker $(docker version --format '{{.Server.Version}}' 2>/dev/null), $(docker-compose version --short 2>/dev/null)"
 
 # ---- 3. images ----

@@ -21,7 +21,7 @@ steps=("$@")
 
 build() {
   local t0=$SECONDS
-  cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPCMOE_PCH=ON -DPCMOE_FMT_HEADER_ONLY=ON \
+  cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPCMOE_PCH=ON -DPCMOE_FMT_HEADER_ONLY=ON -DPCMOE_HTTP=OFF \
     -DCMAKE_PREFIX_PATH="$TORCH_CMAKE;$PREFIX" -DCMAKE_CUDA_ARCHITECTURES=90 >"$OUT/configure.log" 2>&1 \
     || { tail -40 "$OUT/configure.log"; return 1; }
   cmake --build "$BUILD" -j"$(nproc)" -- -k 0 >"$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -40; return 1; }

@@ -1,31 +1,59 @@
 #!/usr/bin/env bash
 # The main job: a PC-MoE federation of a hub and three parties on this host, each party training
 # on its own private real corpus (a: English fortunes, b: German fortunes, c: Linux C headers).
-# Sets up (apt, build) if needed, starts the four daemons from configs/, shows live progress,
-# and ends with a summary table and the path of the loss-curve plot. Ctrl-C stops every process
-# it started, cleanly (each checkpoints).
-#   scripts/run-federation.sh [--steps N] [--preset FILE] [--out DIR] [--curve] [--no-setup]
-# Defaults: 600 global steps of configs/models/tiny.yaml, output in runs/federation.
+# Sets up (apt, build) if needed, starts the four daemons from configs/, prints how to reach the
+# hub (pcmoe-ctl --run DIR, the status page), shows live progress, and ends with a summary table
+# and the plots.
+#   scripts/run-federation.sh [--steps N] [--out DIR] [--curve] [--http PORT|off] [--resume] [--no-setup]
+# Defaults: 600 global steps of configs/models/tiny.yaml, output in runs/federation, the status
+# page on a free port of 127.0.0.1. --resume continues the stopped run in DIR (same settings).
+# Ctrl-C: one stop, the normal end (final expert pool, each party evaluates, checkpoints and
+# exports), then the summary and plots; exit 130. A second Ctrl-C stops at once (each checkpoints).
+# Exit: 0 the run finished, 130 stopped early (Ctrl-C, pcmoe-ctl stop; resumable with --resume),
+# 1 a daemon failed, 2 usage.
 set -uo pipefail
+CALLER_PWD=$PWD
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-STEPS=600
-PRESET=""
-OUT=runs/federation
-SETUP=1
-CURVE=0
+STEPS="" OUT="" SETUP=1 CURVE=0 HTTP=0 RESUME=0
+usage() { sed -n '2,13p' "$0"; }
+die() { echo "run-federation: $*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --steps) STEPS=$2; shift 2 ;;
-    --preset) PRESET=$2; shift 2 ;;
-    --out) OUT=$2; shift 2 ;;
+    --steps) [[ $# -ge 2 ]] || die "--steps needs a value"; STEPS=$2; shift 2 ;;
+    --out) [[ $# -ge 2 ]] || die "--out needs a value"; OUT=$2; shift 2 ;;
     --curve) CURVE=1; shift ;;
+    --http) [[ $# -ge 2 ]] || die "--http needs a port or off"; HTTP=$2; shift 2 ;;
+    --resume) RESUME=1; shift ;;
     --no-setup) SETUP=0; shift ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
-    *) echo "run-federation: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    -h | --help) usage; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
   esac
 done
-[[ $STEPS =~ ^[0-9]+$ && $STEPS -gt 0 ]] || { echo "run-federation: --steps must be a positive integer" >&2; exit 2; }
+# --out is relative to where the user is; everything else to the repository.
+OUT=${OUT:-$ROOT/runs/federation}
+[[ $OUT == /* ]] || OUT=$CALLER_PWD/$OUT
+cd "$ROOT" || exit 1
+# Paths as the user should type them: relative to their directory when below it.
+show() { if [[ $1 == "$CALLER_PWD"/* ]]; then echo "${1#"$CALLER_PWD"/}"; else echo "$1"; fi; }
+
+# ---- settings: fresh, or those of the run to resume ----
+if [[ $RESUME == 1 ]]; then
+  [[ -f $OUT/run.env ]] || die "--resume: $(show "$OUT")/run.env missing: no run of this script to continue there"
+  want_steps=$STEPS
+  # shellcheck source=/dev/null
+  source "$OUT/run.env"  # STEPS CURVE HTTP of the stopped run
+  [[ -z $want_steps || $want_steps == "$STEPS" ]] ||
+    die "--resume: the run in $(show "$OUT") trains $STEPS steps; drop --steps $want_steps (or start a new run)"
+  if [[ -f $OUT/hub/hub_state.json ]] &&
+    jq -e '.step >= .total_steps' "$OUT/hub/hub_state.json" >/dev/null 2>&1; then
+    echo "run-federation: the run in $(show "$OUT") already trained all its $STEPS steps: nothing to resume"
+    bash scripts/federation-summary.sh "$OUT"
+    exit 0
+  fi
+fi
+STEPS=${STEPS:-600}
+[[ $STEPS =~ ^[0-9]+$ && $STEPS -gt 0 ]] || die "--steps must be a positive integer, found '$STEPS'"
+[[ $HTTP == off || ($HTTP =~ ^[0-9]+$ && $HTTP -le 65535) ]] || die "--http must be a port (0: any free one) or off, found '$HTTP'"
 
 # ---- set-up and build ----
 if [[ $SETUP == 1 ]]; then
@@ -39,119 +67,129 @@ for b in pcmoe-hub pcmoe-party pcmoe-ctl; do
   [[ -x $BIN/$b ]] || { echo "run-federation: $BIN/$b missing (build first, or drop --no-setup)" >&2; exit 1; }
 done
 
-# ---- run directory, port, keys ----
-if [[ -d $OUT ]]; then rm -rf "$OUT.prev" && mv "$OUT" "$OUT.prev"; fi
+# ---- run folder, port, keys ----
+if [[ $RESUME == 0 && -d $OUT ]]; then
+  rm -rf "$OUT.prev" && mv "$OUT" "$OUT.prev"
+  echo "run-federation: the previous run in $(show "$OUT") is now $(show "$OUT.prev") (--resume continues a run instead)"
+fi
 mkdir -p "$OUT"
+printf 'STEPS=%s\nCURVE=%s\nHTTP=%s\n' "$STEPS" "$CURVE" "$HTTP" >"$OUT/run.env"
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])' 2>/dev/null ||
   shuf -i 20000-60000 -n 1)
 HUB=tcp://127.0.0.1:$port
 common=(--set "train.steps=$STEPS" --set "train.warmup_steps=$((STEPS < 500 ? STEPS / 10 : 50))"
   --set "train.eval_every=$((STEPS / 6 > 0 ? STEPS / 6 : 1))")
-[[ -n $PRESET ]] && echo "run-federation: preset override is read from each config's 'preset:'; use --set-style edits of configs/" >&2
 hub_set=(--set "hub.bind=$HUB" --set "hub.out_dir=$OUT/hub" --set "hub.log_file=$OUT/hub.log")
+[[ $HTTP != off ]] && hub_set+=(--set "hub.http=127.0.0.1:$HTTP")
 declare -A party_set
 for p in a b c; do party_set[$p]="--set party.hub=$HUB --set run.out_dir=$OUT/party-$p --set run.log_file=$OUT/party-$p.log"; done
 if [[ $CURVE == 1 ]]; then
   mkdir -p "$OUT/keys"
-  hub_pub=$("$BIN/pcmoe-ctl" keygen --out "$OUT/keys/hub.key" | tail -1 | awk '{print $NF}')
-  hub_set+=(--set "hub.secret_key_file=$ROOT/$OUT/keys/hub.key")
+  keygen() { [[ -f $1 ]] || "$BIN/pcmoe-ctl" keygen --out "$1" --public-out "$1.pub" >/dev/null; cat "$1.pub"; }
+  hub_pub=$(keygen "$OUT/keys/hub.key")
+  hub_set+=(--set "hub.secret_key_file=$OUT/keys/hub.key")
   i=0
   for p in a b c; do
-    pub=$("$BIN/pcmoe-ctl" keygen --out "$OUT/keys/party-$p.key" | tail -1 | awk '{print $NF}')
+    pub=$(keygen "$OUT/keys/party-$p.key")
     hub_set+=(--set "hub.parties[$i].public_key=$pub")
-    party_set[$p]+=" --set party.curve.secret_key_file=$ROOT/$OUT/keys/party-$p.key --set party.curve.hub_public_key=$hub_pub"
+    party_set[$p]+=" --set party.curve.secret_key_file=$OUT/keys/party-$p.key --set party.curve.hub_public_key=$hub_pub"
     i=$((i + 1))
   done
 fi
 
-# ---- start ----
-pids=()
-names=()
-cleanup() {
-  trap - INT TERM
-  echo
-  echo "run-federation: stopping (each process checkpoints)..."
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  done
-  exit 130
-}
-trap cleanup INT TERM
+# ---- start: every daemon in its own session, so a terminal's Ctrl-C reaches only this script ----
+pids=() names=() codes=()
 start() {  # name binary args...
   local name=$1
   shift
-  "$@" >>"$OUT/$name.out" 2>&1 &
+  setsid "$@" >>"$OUT/$name.out" 2>&1 &
   pids+=($!)
   names+=("$name")
+  codes+=("")
 }
 start hub "$BIN/pcmoe-hub" --config configs/hub.yaml "${common[@]}" "${hub_set[@]}"
 for p in a b c; do
   # shellcheck disable=SC2086
   start "party-$p" "$BIN/pcmoe-party" --config "configs/party-$p.yaml" "${common[@]}" ${party_set[$p]}
 done
-t0=$SECONDS
-echo "run-federation: hub at $HUB, parties a (English fortunes), b (German fortunes), c (C headers); $STEPS global steps"
-echo "run-federation: logs in $OUT/*.log, metrics in $OUT/party-*/metrics.jsonl; Ctrl-C stops everything"
-
-# ---- live progress ----
-ctl=("$BIN/pcmoe-ctl" --config configs/hub.yaml --endpoint "$HUB" --timeout-ms 1500)
-# With CURVE, pcmoe-ctl authenticates with the hub's own key pair (from the same settings).
-[[ $CURVE == 1 ]] && ctl=("$BIN/pcmoe-ctl" --config configs/hub.yaml "${hub_set[@]}" --timeout-ms 1500)
-last_step=0
-while true; do
-  alive=0
-  for i in "${!pids[@]}"; do kill -0 "${pids[$i]}" 2>/dev/null && alive=$((alive + 1)); done
-  [[ $alive -eq 0 ]] && break
-  if [[ $alive -lt ${#pids[@]} ]]; then
-    for i in "${!pids[@]}"; do
-      if ! kill -0 "${pids[$i]}" 2>/dev/null && ! grep -qE '"(party.exit|hub.finished)"' "$OUT/${names[$i]}.log" 2>/dev/null; then
-        wait "${pids[$i]}" 2>/dev/null
-        echo
-        echo "run-federation: ${names[$i]} stopped unexpectedly; its last lines:" >&2
-        tail -5 "$OUT/${names[$i]}.out" "$OUT/${names[$i]}.log" 2>/dev/null | cut -c1-300 >&2
-        cleanup
-      fi
-    done
-  fi
-  el=$((SECONDS - t0))
-  line=$("${ctl[@]}" status --json 2>/dev/null | jq -r --argjson el "$el" '
-      def f: if . == null or . < 0 then "-" else (. * 1000 | round / 1000 | tostring) end;
-      "step \(.step)/\(.total_steps) | loss " + ([.parties[] | "\(.id) \(.last_loss | f)"] | join("  ")) +
-      " | \(([.parties[] | .tokens] | add) / ([$el, 1] | max) | floor) tok/s | \(.state)"' 2>/dev/null)
-  if [[ -n $line ]]; then
-    step=$(sed -E 's/^step ([0-9]+).*/\1/' <<<"$line")
-    eta="-"
-    [[ $step -gt 0 ]] && eta="$(((STEPS - step) * el / step))s"
-    printf '\r%-110s' "$line | ${el}s, ETA $eta"
-    last_step=$step
-  fi
-  sleep 2
+ctl="$(show "$BIN/pcmoe-ctl") --run $(show "$OUT")"
+for _ in $(seq 1 100); do
+  [[ -s $OUT/hub/ctl.json ]] && jq -e --argjson pid "${pids[0]}" '.pid == $pid' "$OUT/hub/ctl.json" >/dev/null 2>&1 && break
+  kill -0 "${pids[0]}" 2>/dev/null || break
+  sleep 0.1
 done
-echo
-wall=$((SECONDS - t0))
+http_url=$(jq -r '.http // ""' "$OUT/hub/ctl.json" 2>/dev/null)
+{
+  echo "hub:          $HUB   (parties a: English fortunes, b: German fortunes, c: C headers; $STEPS global steps)"
+  echo "status:       $ctl status"
+  echo "live:         $ctl watch"
+  echo "control:      $ctl pause | resume | checkpoint | snapshot | stop"
+  [[ -n $http_url ]] && echo "status page:  $http_url   (JSON: ${http_url}status.json, Prometheus: ${http_url}metrics)"
+  echo "logs:         $(show "$OUT")/*.log (JSON lines), metrics: $(show "$OUT")/party-*/metrics.jsonl"
+  echo "Ctrl-C:       stop (final pool, evaluation, export, summary); continue later: $(show "$ROOT/scripts/run-federation.sh") --resume --out $(show "$OUT")"
+} | tee "$OUT/commands.txt" | sed 's/^/run-federation: /'
 
-# ---- summary ----
-echo
-echo "== pcmoe federation: $last_step global steps in ${wall}s ($OUT)"
-printf '%-8s %-18s %7s %10s %10s %12s %12s %10s\n' party corpus steps "eval loss" "eval bpb" "bytes sent" "bytes recv" "peak MiB"
-for p in a b c; do
-  case $p in a) corpus="English fortunes" ;; b) corpus="German fortunes" ;; c) corpus="Linux C headers" ;; esac
-  done_line=$(grep '"party.done"' "$OUT/party-$p.log" 2>/dev/null | tail -1)
-  sent=$(jq -s 'map(.bytes_sent // 0) | add // 0' "$OUT/party-$p/metrics.jsonl" 2>/dev/null)
-  recv=$(jq -s 'map(.bytes_received // 0) | add // 0' "$OUT/party-$p/metrics.jsonl" 2>/dev/null)
-  if [[ -n $done_line ]]; then
-    jq -r --arg p "$p" --arg c "$corpus" --arg s "$sent" --arg r "$recv" \
-      '"\($p)\t\($c)\t\(.steps_done)\t\(.eval_loss*1000|round/1000)\t\(.eval_bpb*1000|round/1000)\t\($s)\t\($r)\t\(.peak_memory_bytes/1048576|floor)"' <<<"$done_line" |
-      awk -F'\t' '{printf "%-8s %-18s %7s %10s %10s %12s %12s %10s\n", $1, $2, $3, $4, $5, $6, $7, $8}'
+# ---- stop path: the first Ctrl-C/SIGTERM asks the hub for its end sequence, the second stops all ----
+stops=0
+on_stop() {
+  stops=$((stops + 1))
+  echo
+  if [[ $stops -eq 1 ]]; then
+    echo "run-federation: stopping: final expert pool, each party evaluates, checkpoints and exports (Ctrl-C again: stop at once)"
+    kill -TERM "${pids[0]}" 2>/dev/null
   else
-    printf '%-8s %-18s %s\n' "$p" "$corpus" "(no final summary: see $OUT/party-$p.log)"
+    echo "run-federation: stopping at once (each process checkpoints)"
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   fi
+}
+trap on_stop INT TERM
+
+# ---- live progress (pcmoe-ctl watch) while watching the daemons ----
+setsid "$BIN/pcmoe-ctl" --run "$OUT" watch --timeout-ms 1500 &
+watch_pid=$!
+t0=$SECONDS
+failed=""
+while true; do
+  running=0
+  for i in "${!pids[@]}"; do
+    [[ -n ${codes[$i]} ]] && continue
+    if kill -0 "${pids[$i]}" 2>/dev/null; then
+      running=$((running + 1))
+    else
+      wait "${pids[$i]}" 2>/dev/null
+      codes[i]=$?
+      [[ ${codes[$i]} -ne 0 && -z $failed ]] && failed=${names[$i]}
+    fi
+  done
+  [[ $running -eq 0 ]] && break
+  if [[ -n $failed && -z ${reported:-} ]]; then
+    reported=1
+    echo
+    echo "run-federation: $failed stopped unexpectedly; its last lines:" >&2
+    tail -5 "$OUT/$failed.out" "$OUT/$failed.log" 2>/dev/null | cut -c1-300 >&2
+    # Without the hub the parties cannot finish: stop them. Without a party, the others can.
+    if [[ $failed == hub ]]; then stops=1; fi
+    [[ $stops -lt 2 ]] && on_stop
+  fi
+  sleep 1
 done
-echo "models (backbone + shared experts): $OUT/party-*/model.pcmoe; expert pool: $OUT/hub/pool.pcmoe"
+kill -TERM "$watch_pid" 2>/dev/null
+wait "$watch_pid" 2>/dev/null
+echo
+
+# ---- summary and plots ----
+echo "run-federation: all processes ended after $((SECONDS - t0)) s"
+bash scripts/federation-summary.sh "$OUT"
 if plots=$(bash scripts/plot.sh "$OUT" 2>&1); then
-  echo "plots: $(tr '\n' ' ' <<<"$plots")"
+  echo "plots: $(show "$OUT/loss.png") $(show "$OUT/expert_load.png")"
 else
   echo "plots: not drawn ($plots)"
 fi
+if [[ -n $failed ]]; then
+  exit 1
+elif ! jq -e '.step >= .total_steps' "$OUT/hub/hub_state.json" >/dev/null 2>&1; then
+  # Stopped before the end (Ctrl-C, pcmoe-ctl stop): resumable.
+  echo "run-federation: stopped; continue it with: $(show "$ROOT/scripts/run-federation.sh") --resume --out $(show "$OUT")"
+  exit 130
+fi
+exit 0

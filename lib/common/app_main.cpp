@@ -7,6 +7,7 @@
 #include <exception>
 #include <string_view>
 
+#include "common/cli.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -22,6 +23,9 @@ void report(const std::string& program, const char* kind, const char* what) {
 int run_main(const std::string& program, const std::function<int()>& body) {
   try {
     return body();
+  } catch (const cli::VersionRequested& v) {
+    std::printf("%s\n", v.what());
+    return kExitOk;
   } catch (const ConfigError& e) {
     // One problem: one line. Several (a config file with many mistakes): one per line below.
     const bool one = std::string_view(e.what()).find('\n') == std::string_view::npos;

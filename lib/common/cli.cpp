@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "common/version.h"
 
 namespace pcmoe::cli {
 
@@ -17,12 +18,13 @@ std::string usage(const Spec& spec) {
   std::string u =
       fmt::format("usage: {}{}", spec.program, spec.needs_config ? " --config FILE" : " [--config FILE]");
   for (const auto& p : spec.positional) u += " [" + p + "]";
-  u += " [--set key=value ...] [--print-config]";
+  u += " [--set key=value ...] [--print-config] [--version]";
   for (const auto& f : spec.flags) u += fmt::format(" [--{}{}]", f.name, f.takes_value ? " VALUE" : "");
   u += "\n\n" + spec.summary +
        "\n\n  --config FILE        YAML configuration file\n"
        "  --set key=value      override one configuration key (repeatable)\n"
-       "  --print-config       print the effective configuration as YAML and exit\n";
+       "  --print-config       print the effective configuration as YAML and exit\n"
+       "  --version            print the version (git describe, protocol version) and exit\n";
   for (const auto& f : spec.flags) {
     u += fmt::format("  --{:<18} {}\n", f.name + (f.takes_value ? " V" : ""), f.help);
   }
@@ -60,7 +62,9 @@ Args parse(int argc, char** argv, const Spec& spec) {
         throw ConfigError(fmt::format("{}: --{} needs a value\n{}", spec.program, name, usage(spec)));
       return argv[++i];
     };
-    if (name == "help" || name == "h") {
+    if (name == "version") {
+      throw VersionRequested(version::line(spec.program));  // what --config or --set say does not matter
+    } else if (name == "help" || name == "h") {
       a.help = true;
     } else if (name == "config") {
       a.config = take_value();

@@ -1,8 +1,11 @@
 // Owns command-line parsing shared by every binary: --config FILE, repeated --set key=value,
-// --print-config, --help, plus flags each binary declares. Bad usage throws ConfigError (exit 2).
+// --print-config, --help, --version, plus flags each binary declares. Bad usage throws ConfigError
+// (exit 2); --version throws VersionRequested, which run_main (app_main.h) turns into the version
+// line on stdout and exit 0, so every binary answers it without code of its own.
 #pragma once
 
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -33,6 +36,13 @@ struct Args {
 
   bool has(const std::string& flag) const { return values.count(flag) > 0; }
   std::string get(const std::string& flag, const std::string& fallback = "") const;
+};
+
+// Thrown by parse() for --version (in the order of the arguments: a bad option before it is reported
+// instead): not an error. what() is the version line (common/version.h) without a newline.
+class VersionRequested : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 Args parse(int argc, char** argv, const Spec& spec);

@@ -55,8 +55,84 @@ static config::Schema<HubSettings> hub_settings_schema() {
              "exit once training has finished and every party has said bye")
       .field("final_snapshot", &HubSettings::final_snapshot,
              "collect the expert pool at the end, which parties export their models with (benchmarks turn it "
-             "off)");
+             "off)")
+      .field("http", &HubSettings::http,
+             "\"\" = off; HOST:PORT (e.g. 127.0.0.1:8080; port 0 = any free one) serves a read-only status "
+             "page (/), its JSON (/status.json) and Prometheus metrics (/metrics); no control. Only loopback "
+             "addresses unless http_allow_remote")
+      .field("http_allow_remote", &HubSettings::http_allow_remote,
+             "allow hub.http on a non-loopback address (0.0.0.0, a LAN address): anyone who reaches it sees "
+             "party ids, endpoints, losses, memory and expert load; put it behind a firewall or proxy");
   return s;
+}
+
+namespace {
+
+bool ipv4_literal(const std::string& h) {
+  int parts = 0;
+  size_t i = 0;
+  while (i <= h.size()) {
+    size_t j = h.find('.', i);
+    if (j == std::string::npos) j = h.size();
+    const std::string part = h.substr(i, j - i);
+    if (part.empty() || part.size() > 3 || part.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(part) > 255)
+      return false;
+    ++parts;
+    i = j + 1;
+  }
+  return parts == 4;
+}
+
+void check_http(const HubSettings& hub, const config::Origins& origins) {
+  HttpAddress a;
+  try {
+    a = parse_http_address(hub.http);
+  } catch (const ConfigError& e) {
+    throw ConfigError(fmt::format("{}: {}", origins.describe("hub.http"), e.what()));
+  }
+  if (!a.loopback && !hub.http_allow_remote) {
+    throw ConfigError(fmt::format(
+        "{}: '{}' is not a loopback address: the status page would be reachable from other hosts. Use "
+        "127.0.0.1:PORT, or set hub.http_allow_remote: true to allow it",
+        origins.describe("hub.http"), hub.http));
+  }
+}
+
+}  // namespace
+
+HttpAddress parse_http_address(const std::string& text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    throw ConfigError(fmt::format("expected HOST:PORT such as 127.0.0.1:8080, found '{}'", text));
+  }
+  HttpAddress a;
+  std::string host = text.substr(0, colon);
+  const std::string port = text.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535) {
+    throw ConfigError(fmt::format("port '{}' in '{}' is not 0..65535", port, text));
+  }
+  a.port = std::stoi(port);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    if (host.find_first_not_of("0123456789abcdefABCDEF:") != std::string::npos ||
+        host.find(':') == std::string::npos)
+      throw ConfigError(fmt::format("'{}' is not an IPv6 address", host));
+    a.loopback = host == "::1";
+  } else if (host == "localhost") {
+    host = "127.0.0.1";
+    a.loopback = true;
+  } else if (ipv4_literal(host)) {
+    a.loopback = host.rfind("127.", 0) == 0;
+  } else {
+    throw ConfigError(fmt::format(
+        "host '{}' in '{}' must be an IPv4 address, [IPv6 address] or localhost (no host names: say which "
+        "interface)",
+        host, text));
+  }
+  a.host = host;
+  return a;
 }
 
 config::Schema<HubConfig> hub_schema() {
@@ -100,6 +176,7 @@ HubConfig load_hub_config(const std::string& path, const std::vector<std::string
                                   origins.describe("hub.party_timeout_ms"), c.hub.party_timeout_ms,
                                   c.hub.heartbeat_ms));
   }
+  if (!c.hub.http.empty()) check_http(c.hub, origins);
   if (!c.hub.secret_key_file.empty())
     c.hub.secret_key_file = config::resolve_relative(path, c.hub.secret_key_file);
   return c;

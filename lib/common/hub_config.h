@@ -31,10 +31,22 @@ struct HubSettings {
   int64_t state_every = 10;  // global steps between writes of hub_state.json; 0 = checkpoints, snapshots, end
   std::string secret_key_file;  // the hub's CURVE key pair file; "" = CURVE off
   std::string log_level = "info";
-  std::string log_file;        // "" = stderr
-  bool exit_when_done = true;  // exit after training finished and parties said bye
-  bool final_snapshot = true;  // collect the expert pool at the end (parties export with it)
+  std::string log_file;            // "" = stderr
+  bool exit_when_done = true;      // exit after training finished and parties said bye
+  bool final_snapshot = true;      // collect the expert pool at the end (parties export with it)
+  std::string http;                // "" = off; else HOST:PORT of the read-only status page and /metrics
+  bool http_allow_remote = false;  // allow an http address other than the loopback
 };
+
+// hub.http parsed: an IPv4 literal, [IPv6 literal] or localhost, and a port (0: any free port).
+struct HttpAddress {
+  std::string host;  // as bound: "127.0.0.1", "::1", "0.0.0.0"
+  int port = 0;
+  bool loopback = false;  // 127.0.0.0/8, ::1 or localhost
+  std::string url_host() const { return host.find(':') != std::string::npos ? "[" + host + "]" : host; }
+};
+// Throws ConfigError (without the key's location: callers add it) for anything else.
+HttpAddress parse_http_address(const std::string& text);
 
 struct HubConfig {
   ModelConfig model;

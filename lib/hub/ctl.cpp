@@ -2,12 +2,17 @@
 #include "hub/ctl.h"
 
 #include <fmt/format.h>
+#include <signal.h>
+#include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <chrono>
 
 #include "common/error.h"
+#include "common/fs.h"
 #include "common/hub_config.h"
 #include "common/json.h"
+#include "hub/ctl_watch.h"
 #include "hub/status_format.h"
 #include "net/endpoint.h"
 #include "net/rpc.h"
@@ -15,17 +20,16 @@
 namespace pcmoe::hub {
 namespace {
 
-const char* kCommands = "status, pause, resume, checkpoint, snapshot, stop, keygen";
+const char* kCommands = "status, watch, wait, pause, resume, checkpoint, snapshot, stop, keygen";
 
-int parse_timeout(const std::string& text) {
+int parse_positive(const std::string& flag, const std::string& text, long max) {
   try {
     size_t used = 0;
     long v = std::stol(text, &used);
-    if (used == text.size() && v > 0 && v <= 3600000) return static_cast<int>(v);
+    if (used == text.size() && v > 0 && v <= max) return static_cast<int>(v);
   } catch (const std::exception&) {
   }
-  throw ConfigError(
-      fmt::format("pcmoe-ctl: --timeout-ms expects milliseconds in 1..3600000, found '{}'", text));
+  throw ConfigError(fmt::format("pcmoe-ctl: --{} expects an integer in 1..{}, found '{}'", flag, max, text));
 }
 
 int keygen(const cli::Args& args, std::FILE* out) {
@@ -48,7 +52,14 @@ int keygen(const cli::Args& args, std::FILE* out) {
 
 CtlTarget target_of(const cli::Args& args) {
   CtlTarget t;
-  if (args.has("timeout-ms")) t.timeout_ms = parse_timeout(args.get("timeout-ms"));
+  if (args.has("timeout-ms")) t.timeout_ms = parse_positive("timeout-ms", args.get("timeout-ms"), 3600000);
+  if (args.has("run")) {
+    if (!args.config.empty() || args.has("endpoint"))
+      throw ConfigError("pcmoe-ctl: --run DIR names the hub already: drop --config / --endpoint");
+    CtlTarget r = target_from_run_dir(args.get("run"));
+    r.timeout_ms = t.timeout_ms;
+    return r;
+  }
   if (args.config.empty()) {
     if (!args.sets.empty()) throw ConfigError("pcmoe-ctl: --set needs --config");
     t.endpoint = args.get("endpoint");
@@ -89,23 +100,60 @@ cli::Spec ctl_spec() {
   s.summary = fmt::format(
       "Talk to a running pcmoe-hub. Commands: {}.\n"
       "  status      parties, step, turn, losses, memory, traffic, global expert load\n"
+      "  watch       a live progress line (step, losses, tok/s, ETA) until the run ends\n"
+      "  wait        until the hub answers at global step >= --step (default 1); --timeout-ms: the\n"
+      "              deadline (default 120000); with --run it may start before the hub\n"
       "  pause       no new turns (the current one finishes); resume: continue\n"
       "  checkpoint  every live party checkpoints; the hub writes hub_state.json\n"
       "  snapshot    collect the expert pool now (<out_dir>/pool.pcmoe)\n"
       "  stop        finish early: final snapshot, parties evaluate, export and leave\n"
       "  keygen      write a CURVE key pair file (--out FILE, 0600; --public-out FILE) and print the public "
       "key\n"
-      "Hub commands need --config (the hub's YAML: endpoint and keys) or --endpoint (no CURVE).\n"
+      "Hub commands need --run DIR (a run folder: the ctl.json its hub wrote), --config (the hub's YAML:\n"
+      "endpoint and keys) or --endpoint (no CURVE).\n"
       "Exit codes: 0 ok, 1 refused by the hub, 2 usage or configuration, 3 no answer or error reply.",
       kCommands);
   s.needs_config = false;
   s.positional = {"command"};
-  s.flags = {{"json", false, false, "print the reply as one JSON object"},
-             {"endpoint", true, false, "hub endpoint (default: hub.bind, wildcard host -> 127.0.0.1)"},
-             {"timeout-ms", true, false, "how long to wait for the hub's answer (default 5000)"},
-             {"out", true, false, "keygen: key pair file to write"},
-             {"public-out", true, false, "keygen: also write the public key alone to this file"}};
+  s.flags = {
+      {"run", true, false, "run folder: reach the hub through DIR/ctl.json or DIR/hub/ctl.json"},
+      {"json", false, false, "print the reply as one JSON object"},
+      {"endpoint", true, false, "hub endpoint (default: hub.bind, wildcard host -> 127.0.0.1)"},
+      {"timeout-ms", true, false, "how long to wait for the hub's answer (default 5000)"},
+      {"out", true, false, "keygen: key pair file to write"},
+      {"public-out", true, false, "keygen: also write the public key alone to this file"},
+      {"interval-ms", true, false, "watch: between updates (default 2000 on a terminal, else 10000)"},
+      {"width", true, false, "watch: columns to fit (default: the terminal's, $COLUMNS, 80)"},
+      {"step", true, false, "wait: the global step to wait for (default 1; 0: until the hub answers)"}};
   return s;
+}
+
+CtlTarget target_from_run_dir(const std::string& dir) {
+  std::string path = fs::join(dir, "ctl.json");
+  if (!fs::exists(path)) path = fs::join(fs::join(dir, "hub"), "ctl.json");
+  if (!fs::exists(path)) {
+    throw ConfigError(fmt::format(
+        "pcmoe-ctl --run {}: neither {}/ctl.json nor {}/hub/ctl.json exists (a running pcmoe-hub writes "
+        "ctl.json into its hub.out_dir; is this a run folder, and has its hub started?)",
+        dir, dir, dir));
+  }
+  CtlTarget t;
+  std::string key_file;
+  int64_t pid = 0;
+  try {
+    YAML::Node j = YAML::Load(fs::read_file(path));  // JSON is YAML
+    t.endpoint = j["endpoint"].as<std::string>();
+    key_file = j["secret_key_file"].as<std::string>();
+    pid = j["pid"].as<int64_t>();
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(fmt::format("{}: not the ctl.json a pcmoe-hub writes: {}", path, e.what()));
+  }
+  net::parse_endpoint(t.endpoint, net::EndpointUse::connect);  // throws ConfigError naming it
+  if (!key_file.empty()) t.curve = net::read_key_file(key_file);
+  if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+    t.stale_note = fmt::format("{} was written by hub pid {}, which is not running on this host", path, pid);
+  }
+  return t;
 }
 
 std::string connect_endpoint(const std::string& bind) {
@@ -151,26 +199,42 @@ int run_ctl(const cli::Args& args, std::FILE* out, std::FILE* err) {
   }
   const std::string command = args.positional[0];
   if (command == "keygen") return keygen(args, out);
-  const bool known = command == "status" || command == "pause" || command == "resume" ||
-                     command == "checkpoint" || command == "snapshot" || command == "stop";
+  const bool known = command == "status" || command == "watch" || command == "wait" || command == "pause" ||
+                     command == "resume" || command == "checkpoint" || command == "snapshot" ||
+                     command == "stop";
   if (!known) {
     throw ConfigError(fmt::format("pcmoe-ctl: unknown command '{}' (expected one of: {})\n{}", command,
                                   kCommands, cli::usage(ctl_spec())));
   }
-  if (args.config.empty() && !args.has("endpoint")) {
-    throw ConfigError(fmt::format("pcmoe-ctl {}: needs --config FILE (the hub's config) or --endpoint E\n{}",
-                                  command, cli::usage(ctl_spec())));
+  if (args.config.empty() && !args.has("endpoint") && !args.has("run")) {
+    throw ConfigError(fmt::format(
+        "pcmoe-ctl {}: needs --run DIR (a run folder), --config FILE (the hub's config) or --endpoint E\n{}",
+        command, cli::usage(ctl_spec())));
+  }
+  if (command == "wait") {
+    const std::string step_text = args.get("step", "1");
+    const int64_t step = step_text == "0" ? 0 : parse_positive("step", step_text, 2000000000);
+    const int timeout_ms =
+        args.has("timeout-ms") ? parse_positive("timeout-ms", args.get("timeout-ms"), 3600000) : 120000;
+    return run_wait([&] { return target_of(args); }, step, timeout_ms, out, err);
   }
   CtlTarget target = target_of(args);
+  if (command == "watch") {
+    WatchOptions w;
+    if (args.has("interval-ms"))
+      w.interval_ms = parse_positive("interval-ms", args.get("interval-ms"), 3600000);
+    if (args.has("width")) w.width = parse_positive("width", args.get("width"), 10000);
+    return run_watch(target, w, out, err);
+  }
   proto::Message request = command == "status" ? proto::Message(proto::StatusRequest{true})
                                                : proto::Message(proto::Control{command});
   zmq::context_t ctx;
   auto reply = ctl_call(ctx, target, request);
   if (!reply) {
     std::fprintf(
-        err,
-        "pcmoe-ctl: no answer from the hub at %s within %d ms (is pcmoe-hub running? right endpoint/keys?)\n",
-        target.endpoint.c_str(), target.timeout_ms);
+        err, "pcmoe-ctl: no answer from the hub at %s within %d ms (%s)\n", target.endpoint.c_str(),
+        target.timeout_ms,
+        target.stale_note.empty() ? "is pcmoe-hub running? right endpoint/keys?" : target.stale_note.c_str());
     return kExitTransport;
   }
   return show_reply(command, *reply, args.has("json"), out, err);

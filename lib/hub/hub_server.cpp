@@ -4,12 +4,15 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <filesystem>
 #include <string_view>
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "hub/ctl.h"
 #include "net/curve.h"
 #include "net/rpc.h"
 
@@ -73,6 +76,8 @@ HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions
       run_id_ = state_->run_id();
     }
   }
+  if (!cfg_.hub.http.empty()) start_http();
+  write_ctl_file();
   std::vector<std::string> ids;
   for (const auto& p : cfg_.hub.parties) ids.push_back(p.id);
   PCMOE_INFO("hub.started")
@@ -85,10 +90,47 @@ HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions
       .kv("seed", cfg_.hub.seed)
       .kv("model_hash", state_->model_hash())
       .kv("out_dir", cfg_.hub.out_dir)
+      .kv("ctl_file", store_.ctl_path())
+      .kv("http", http_url())
       .kv("pid", static_cast<int64_t>(::getpid()));
 }
 
 HubServer::~HubServer() = default;
+
+void HubServer::start_http() {
+  try {  // failures are reported where hub.http was set
+    http_ = std::make_unique<HttpStatusServer>(parse_http_address(cfg_.hub.http), board_);
+  } catch (const ConfigError& e) {
+    throw ConfigError(fmt::format("{}: {}", cfg_.origins.describe("hub.http"), e.what()));
+  } catch (const TransportError& e) {
+    throw TransportError(fmt::format("{}: {}", cfg_.origins.describe("hub.http"), e.what()));
+  }
+  publish(Clock::now());
+  PCMOE_INFO("hub.http_listening").kv("url", http_->url());
+}
+
+void HubServer::write_ctl_file() {
+  // What pcmoe-ctl --run needs to reach this hub: where to connect (the bound port, so an ephemeral
+  // bind works too) and, with CURVE, the key pair file it authenticates with (its path, not the key).
+  JsonObject j;
+  j.add("endpoint", connect_endpoint(endpoint_));
+  j.add("secret_key_file", cfg_.hub.secret_key_file.empty()
+                               ? std::string()
+                               : std::filesystem::absolute(cfg_.hub.secret_key_file).string());
+  j.add("http", http_url()).add("run_id", run_id_).add("pid", static_cast<int64_t>(::getpid()));
+  j.add("out_dir", std::filesystem::absolute(cfg_.hub.out_dir).string())
+      .add("written_at", log::utc_timestamp());
+  try {
+    fs::atomic_write(store_.ctl_path(), j.str() + "\n");
+  } catch (const std::exception& e) {
+    PCMOE_ERROR("hub.write_failed").kv("what", "ctl.json").kv("error", e.what());
+  }
+}
+
+void HubServer::publish(TimePoint now) {
+  board_.publish(std::make_shared<const HubView>(state_->view(now)));
+  last_publish_ = now;
+}
 
 void HubServer::deliver(const std::vector<Outgoing>& out) {
   for (const auto& o : out) {
@@ -134,7 +176,9 @@ int HubServer::run() {
       }
     }
     state_->note_transport(server_->bytes_received(), server_->bytes_sent(), send_failures_);
-    deliver(state_->on_tick(Clock::now()));
+    const TimePoint now = Clock::now();
+    deliver(state_->on_tick(now));
+    if (http_ && (now - last_publish_ >= Millis(kPublishMs) || state_->finished())) publish(now);
     if (state_->finished() && (cfg_.hub.exit_when_done || stop_requested)) {
       // Linger is 0: give libzmq's I/O thread time to deliver the last messages (the release)
       // before the socket closes, still answering whatever arrives meanwhile.

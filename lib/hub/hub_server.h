@@ -4,6 +4,10 @@
 // sends what it returns and ticks it. Stops: when the run has finished (and hub.exit_when_done, or
 // the stop came from a signal); a first stop request (SIGINT/SIGTERM, request_stop()) starts the
 // operator end sequence, a second one leaves at once after writing hub_state.json.
+// With hub.http set it also serves the read-only status page (http_server.h) on its own thread:
+// run() publishes a copy of the state (HubView) to it every kPublishMs and at the end.
+// At start it writes <out_dir>/ctl.json: the endpoint to connect to, the key file pcmoe-ctl needs
+// with CURVE, the status page URL, run id and pid (`pcmoe-ctl --run DIR` reads it).
 // Threading: run() owns the socket on the calling thread; construct it anywhere, then call run()
 // on one thread; only request_stop() may be called from other threads.
 #pragma once
@@ -15,8 +19,10 @@
 #include <string>
 
 #include "common/hub_config.h"
+#include "hub/http_server.h"
 #include "hub/hub_state.h"
 #include "hub/hub_store.h"
+#include "hub/hub_view.h"
 #include "net/socket.h"
 
 namespace pcmoe::hub {
@@ -37,7 +43,11 @@ class HubServer {
   HubServer(const HubServer&) = delete;
   HubServer& operator=(const HubServer&) = delete;
 
+  static constexpr int kPublishMs = 250;
+
   const std::string& endpoint() const { return endpoint_; }
+  // The status page's URL, "" without hub.http.
+  std::string http_url() const { return http_ ? http_->url() : std::string(); }
   const std::string& run_id() const { return run_id_; }
   // The hub's CURVE public key ("" without CURVE).
   const std::string& public_key() const { return public_key_; }
@@ -53,6 +63,9 @@ class HubServer {
  private:
   void deliver(const std::vector<Outgoing>& out);
   bool serve_once(int timeout_ms);
+  void publish(TimePoint now);
+  void start_http();
+  void write_ctl_file();
 
   HubConfig cfg_;
   HubServerOptions options_;
@@ -65,6 +78,9 @@ class HubServer {
   std::string endpoint_;
   std::atomic<int> stop_requests_{0};
   uint64_t send_failures_ = 0;
+  StatusBoard board_;  // declared before http_: the server reads it until it is destroyed
+  std::unique_ptr<HttpStatusServer> http_;
+  TimePoint last_publish_{};
 };
 
 // "20260301T120501Z-4242": UTC start time and pid.

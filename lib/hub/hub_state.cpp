@@ -223,6 +223,18 @@ std::vector<Outgoing> HubState::on_tick(TimePoint now) {
 void HubState::log_stats(TimePoint now) {
   last_stats_ = now;
   const auto& turn = scheduler_.active();
+  // Which party is slow: each one's recent step time, and the live party with the largest mean.
+  JsonObject mean_ms, last_ms;
+  std::string slowest;
+  double slowest_ms = -1;
+  for (const auto& p : registry_.parties()) {
+    mean_ms.add(p.id, p.step_times.mean_ms());
+    last_ms.add(p.id, p.step_times.last_ms());
+    if (p.alive && p.step_times.mean_ms() > slowest_ms) {
+      slowest_ms = p.step_times.mean_ms();
+      slowest = p.id;
+    }
+  }
   PCMOE_INFO("hub.stats")
       .kv("state", state_name())
       .kv("step", step_)
@@ -237,7 +249,10 @@ void HubState::log_stats(TimePoint now) {
       .kv("bytes_in", bytes_in_)
       .kv("bytes_out", bytes_out_)
       .kv("send_failures", send_failures_)
-      .kv("pool_step", pool_.step());
+      .kv("pool_step", pool_.step())
+      .kv("step_ms_mean", mean_ms)
+      .kv("step_ms_last", last_ms)
+      .kv("slowest", slowest);
 }
 
 // ---- status and state file ----
@@ -272,6 +287,9 @@ std::string HubState::state_json(TimePoint now) const {
   j.add("round_order", order).add("directory_epoch", registry_.epoch());
   j.add("pool_step", pool_.step()).add("snapshot_id", snapshot_seq_).add("stop_reason", stop_reason_);
   j.add("uptime_s", ms_between(started_, now) / 1e3);
+  // Who hosts which expert (party index per MoE layer and expert): for plots and tools, not read back.
+  std::vector<int64_t> moe_layers(layout_.moe_layers().begin(), layout_.moe_layers().end());
+  j.add("moe_layers", moe_layers).add_raw("placement", json_matrix(layout_.placement()));
   JsonObject load;
   load.add("steps", load_.steps()).add("window_steps", static_cast<uint64_t>(load_.window_steps()));
   load.add("window_fill", static_cast<uint64_t>(load_.window_fill()));
@@ -288,6 +306,7 @@ std::string HubState::state_json(TimePoint now) const {
     o.add("last_loss", p.totals.last_loss).add("last_eval_loss", p.totals.last_eval_loss);
     o.add("peak_memory_bytes", p.totals.peak_memory_bytes).add("bytes_sent", p.totals.bytes_sent);
     o.add("bytes_received", p.totals.bytes_received).add("said_bye", p.said_bye);
+    o.add("step_ms_mean", p.step_times.mean_ms());  // this hub process's recent steps; not read back
     parties.push_back(std::move(o));
   }
   j.add("parties", parties);

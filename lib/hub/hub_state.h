@@ -26,6 +26,7 @@
 
 #include "common/hub_config.h"
 #include "hub/hub_store.h"
+#include "hub/hub_view.h"
 #include "hub/load_stats.h"
 #include "hub/log_limiter.h"
 #include "hub/pool.h"
@@ -101,6 +102,8 @@ class HubState {
   std::optional<uint64_t> snapshot_round() const;
   uint64_t bad_messages() const { return bad_messages_; }
   proto::Status status(TimePoint now, bool include_load = true) const;
+  // The status with the load, per-party step times and the hub's counters (hub_view.cpp).
+  HubView view(TimePoint now) const;
   std::string state_json(TimePoint now) const;
 
  private:

@@ -21,6 +21,7 @@ FileHubStore::~FileHubStore() {
 std::string FileHubStore::pool_path() const { return fs::join(out_dir_, "pool.pcmoe"); }
 std::string FileHubStore::state_path() const { return fs::join(out_dir_, "hub_state.json"); }
 std::string FileHubStore::load_path() const { return fs::join(out_dir_, "expert_load.jsonl"); }
+std::string FileHubStore::ctl_path() const { return fs::join(out_dir_, "ctl.json"); }
 
 void FileHubStore::append_expert_load(std::string_view json_line) {
   if (load_fd_ < 0) {

@@ -1,6 +1,7 @@
 // Owns the hub's side effects on disk, behind a small interface so HubState can be tested without
 // files: the expert-load log (<out_dir>/expert_load.jsonl, one JSON object per step), the expert
-// pool (<out_dir>/pool.pcmoe, a pcmoe tensor file) and the hub's state (<out_dir>/hub_state.json).
+// pool (<out_dir>/pool.pcmoe, a pcmoe tensor file) and the hub's state (<out_dir>/hub_state.json);
+// and the path of <out_dir>/ctl.json, which HubServer writes.
 // Pool and state are replaced atomically (temp file, fsync, rename). Failures throw pcmoe::Error
 // naming the path. Used by one thread (HubState's owner).
 #pragma once
@@ -37,6 +38,7 @@ class FileHubStore : public HubStore {
   std::string pool_path() const;
   std::string state_path() const;
   std::string load_path() const;
+  std::string ctl_path() const;  // ctl.json, written by HubServer (how pcmoe-ctl reaches this hub)
 
  private:
   std::string out_dir_;

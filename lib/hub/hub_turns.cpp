@@ -80,6 +80,8 @@ void HubState::record_report(PartyRecord& p, const proto::StepReport& r) {
   t.peak_memory_bytes = std::max(t.peak_memory_bytes, r.peak_memory_bytes);
   t.bytes_sent = add(t.bytes_sent, r.bytes_sent);
   t.bytes_received = add(t.bytes_received, r.bytes_received);
+  p.step_times.add(r.step_ms);
+  p.losses.add(r.step + 1, r.loss, r.eval_loss);
 }
 
 proto::ExpertLoad HubState::expert_load(int64_t reported_step) const {

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "common/hub_config.h"
+#include "hub/loss_history.h"
+#include "hub/step_times.h"
 #include "hub/types.h"
 #include "proto/messages.h"
 
@@ -48,6 +50,8 @@ struct PartyRecord {
   // ---- end of run ----
   bool said_bye = false;
   PartyTotals totals;
+  StepTimes step_times;  // its recent steps (this hub process only: not saved)
+  LossHistory losses;    // its recent training and held-out losses (not saved either)
 };
 
 class Registry {

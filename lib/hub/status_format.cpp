@@ -72,7 +72,10 @@ std::string format_status(const proto::Status& s) {
   return out;
 }
 
-std::string status_json(const proto::Status& s) {
+std::string status_json(const proto::Status& s) { return status_object(s).str(); }
+
+JsonObject status_object(const proto::Status& s,
+                         const std::function<void(size_t, JsonObject&)>& extend_party) {
   JsonObject j;
   j.add("run_id", s.run_id).add("state", s.state).add("step", s.step).add("total_steps", s.total_steps);
   j.add("turn_party", s.turn_party).add("uptime_s", s.uptime_s).add("pool_step", s.pool_step);
@@ -86,6 +89,7 @@ std::string status_json(const proto::Status& s) {
         .add("tokens_per_s", p.tokens_per_s);
     o.add("peak_memory_bytes", p.peak_memory_bytes).add("memory_budget_bytes", p.memory_budget_bytes);
     o.add("bytes_sent", p.bytes_sent).add("bytes_received", p.bytes_received).add("endpoint", p.endpoint);
+    if (extend_party) extend_party(parties.size(), o);
     parties.push_back(std::move(o));
   }
   j.add("parties", parties);
@@ -94,7 +98,7 @@ std::string status_json(const proto::Status& s) {
   j.add_raw("placement", json_matrix(s.placement));
   j.add_raw("load_running", json_matrix(s.load_running));
   j.add_raw("load_window", json_matrix(s.load_window));
-  return j.str();
+  return j;
 }
 
 std::string format_ack(const std::string& action, const proto::ControlAck& a) {

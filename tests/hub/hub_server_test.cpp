@@ -194,7 +194,7 @@ TEST_CASE("CURVE: parties and pcmoe-ctl authenticate with their keys", "[integra
     }
   }
   // pcmoe-ctl with the hub's own key pair: status and control.
-  CtlTarget t{hub.endpoint(), hub_keys, test::kWaitMs};
+  CtlTarget t{hub.endpoint(), hub_keys, test::kWaitMs, ""};
   zmq::context_t ctx;
   auto st = ctl_call(ctx, t, proto::StatusRequest{true});
   REQUIRE(st);

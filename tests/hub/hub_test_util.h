@@ -183,6 +183,7 @@ class RunningHub {
 
   static hub::HubServerOptions fast_options();
   const std::string& endpoint() const { return server_->endpoint(); }
+  std::string http_url() const { return server_->http_url(); }
   zmq::context_t& ctx() { return ctx_; }
   void request_stop() { server_->request_stop(); }
   // Waits for run() to return; its exit code, or nullopt if it is still running.

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Prints the summary of a federation run folder (scripts/run-federation.sh's layout: hub/ and
+# party-*/ with their logs): the global step reached, and per party the steps it trained, its
+# final held-out loss and bits per byte, its expert traffic and its peak memory, in MiB.
+#   scripts/federation-summary.sh RUN_DIR
+# One definition of bytes, the hub's: the expert traffic of a party's training steps (the rows
+# and gradients it sent to other parties' experts and their answers), summed from its step
+# reports — what `pcmoe-ctl status` shows as SENT/RECEIVED and the sum of bytes_sent /
+# bytes_received in party-*/metrics.jsonl. Read from hub/hub_state.json, which the hub writes at
+# the end (and which survives hub restarts); held-out numbers from each party's party.done line.
+set -uo pipefail
+run=${1:?usage: scripts/federation-summary.sh RUN_DIR}
+state=$run/hub/hub_state.json
+command -v jq >/dev/null || { echo "summary: jq is missing (scripts/setup.sh installs it)" >&2; exit 1; }
+[[ -f $state ]] || { echo "summary: $state missing: the hub never saved its state" >&2; exit 1; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+corpus() { case $1 in a) echo "English fortunes" ;; b) echo "German fortunes" ;; c) echo "Linux C headers" ;; *) echo "-" ;; esac; }
+jq -r '"== pcmoe federation: global step \(.step) of \(.total_steps), hub \(.state)" +
+  (if .stop_reason != "" and .stop_reason != .state then " (stop: \(.stop_reason))" else "" end) +
+  ", run \(.run_id)"' "$state"
+printf '%-6s %-17s %11s %13s %9s %9s %9s %9s\n' party corpus "party steps" "held-out loss" "bits/byte" "sent MiB" \
+  "recv MiB" "peak MiB"
+while IFS=$'\t' read -r id steps sent recv peak last_eval; do
+  done_line=$(grep '"party.done"' "$run/party-$id.log" 2>/dev/null | tail -1)
+  loss="-" bpb="-"
+  if [[ -n $done_line ]] && jq -e '.eval_loss >= 0' <<<"$done_line" >/dev/null 2>&1; then
+    read -r loss bpb < <(jq -r '"\(.eval_loss * 10000 | round / 10000) \(.eval_bpb * 1000 | round / 1000)"' <<<"$done_line")
+  elif [[ $last_eval != -1 && $last_eval != null ]]; then
+    loss="$last_eval*"  # no final evaluation: the last periodic one
+  fi
+  printf '%-6s %-17s %11s %13s %9s %9s %9s %9s\n' "$id" "$(corpus "$id")" "$steps" "$loss" "$bpb" \
+    "$(mib "$sent")" "$(mib "$recv")" "$(mib "$peak")"
+done < <(jq -r '.parties[] | [.id, .steps_done, .bytes_sent, .bytes_received, .peak_memory_bytes,
+  ((.last_eval_loss // -1) * 10000 | round / 10000)] | @tsv' "$state")
+echo "party steps add up to the global step; sent/recv: expert traffic of its training steps (as pcmoe-ctl status);"
+echo "held-out: final evaluation (party.done; * = no final one: the last periodic evaluation)"
+models=$(ls "$run"/party-*/model.pcmoe 2>/dev/null | wc -l)
+echo "models (backbone + shared experts): $models of $(jq '.parties | length' "$state") exported as $run/party-*/model.pcmoe; expert pool: $run/hub/pool.pcmoe"
