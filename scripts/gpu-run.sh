@@ -2,7 +2,7 @@
 # Runs on the GPU machine (device tool; carry: [".gpu-deps"]): builds pcmoe against the pip
 # PyTorch's libtorch (CUDA) and the carried Debian packages, runs the gpu-labelled tests and the
 # benchmarks named on the command line. Prepare .gpu-deps here first: scripts/gpu-deps.sh.
-#   scripts/gpu-run.sh [build|test|bench-central|bench-memory|bench-speed|bench-wire|bench-federation-ab ...]
+#   scripts/gpu-run.sh [build|test|bench-central|bench-memory|bench-speed|bench-wire|bench-fp8|bench-federation-ab ...]
 # Output: tables on stdout; logs and JSON under ${OUT:-/tmp/pcmoe-gpu-out}.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,10 +28,9 @@ build() {
   echo "gpu-run: built in $((SECONDS - t0)) s"
 }
 
-run_tests() {
-  (cd "$BUILD" && ctest -L gpu --output-on-failure 2>&1 | tee "$OUT/ctest-gpu.log" | tail -25)
+run_tests() {  # the gpu label once (what ctest -L gpu runs), with durations
   "$BUILD/tests/pcmoe_tests_torch" "[gpu]" --durations yes >"$OUT/gpu-tests.txt" 2>&1
-  grep -E "^footprint|FAILED|with expansion|passed|failed" "$OUT/gpu-tests.txt" | head -30
+  grep -E "^footprint|^fp8|FAILED|with expansion|passed|failed" "$OUT/gpu-tests.txt" | head -40
 }
 
 for s in "${steps[@]}"; do

@@ -77,6 +77,7 @@ const std::vector<EventInfo>& all() {
       {"party.step_aborted", "step, reason", "a step failed and was aborted everywhere (nothing applied)"},
       {"party.turn_failed", "step, suspect, reason", "a turn ended early; suspect is the host that failed to answer"},
       {"party.unexpected_hub_message", "type", "a hub message that makes no sense in this state"},
+      {"party.unexpected_turn", "turn, state", "a turn while one is open, or while finishing: ignored"},
       // ---- the party's expert service and host ----
       {"host.step_dropped", "requester, step, reason", "a requester's open step was dropped (aborted, timed out, replaced)"},
       {"host.step_end_with_pending", "requester, step, pending", "step_end arrived while forward rows still waited for backward"},
