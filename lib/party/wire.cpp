@@ -33,7 +33,10 @@ std::pair<torch::Tensor, torch::Tensor> quantize(const torch::Tensor& t, DType d
   const double fmax = fp8_max(fp8_format(d));
 #if PCMOE_TORCH_HAS_FLOAT8
   auto amax = x.abs().amax({1});
-  auto scales = torch::where(amax > 0, (amax / fmax).clamp_min(FLT_MIN), torch::ones_like(amax));
+  // Tensor / tensor: a correctly rounded division on every device (a division by a scalar may be a
+  // multiplication by its reciprocal), so the scales equal the CPU codec's bit for bit.
+  auto scales = torch::where(amax > 0, (amax / torch::full_like(amax, fmax)).clamp_min(FLT_MIN),
+                             torch::ones_like(amax));
   const auto f8 = d == DType::f8e4m3 ? at::kFloat8_e4m3fn : at::kFloat8_e5m2;
   auto codes = (x / scales.unsqueeze(1)).clamp(-fmax, fmax).to(f8).view(torch::kUInt8);
   scales = torch::where(torch::isfinite(amax), scales, torch::full_like(scales, NAN));
