@@ -187,8 +187,11 @@ int Daemon::run() {
 }
 
 // One message from the hub (all that arrived, without waiting, after the first) or a tick.
+// Between the welcome and a built trainer nothing more is taken: what follows the welcome (a
+// directory, a turn) waits in the link until the trainer exists to apply it.
 void Daemon::pump(int timeout_ms) {
-  for (auto r = hub_->poll(timeout_ms); r && !exit_; r = hub_->poll(0)) {
+  for (auto r = hub_->poll(timeout_ms); r && !exit_;
+       r = welcome_ && !trainer_ ? std::nullopt : hub_->poll(0)) {
     execute(session_->on_message(r->message, r->at));
   }
   if (!exit_) execute(session_->on_tick(Clock::now(), hub_->last_heard(), hub_->refused()));

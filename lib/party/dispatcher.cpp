@@ -112,6 +112,7 @@ torch::Tensor FederatedDispatcher::available_mask(int layer) {
 }
 
 void FederatedDispatcher::begin_step(int64_t step) {
+  link_.clear_sinks();  // those of an abandoned step
   step_ = step;
   hosts_called_.clear();
   remote_grad_sq_ = 0;
@@ -167,7 +168,8 @@ FederatedDispatcher::RoutePlan FederatedDispatcher::plan_routes(int layer, int64
 // Every remote row in one gather and one device-to-host copy (privately shuffled, optionally
 // noised); each request is a slice of that buffer. Returns the gathered rows (autograd's input).
 torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const torch::Tensor& x_sorted,
-                                                 RoutePlan& plan, Call& call) {
+                                                 RoutePlan& plan, const std::shared_ptr<Call>& cp) {
+  Call& call = *cp;
   std::vector<int64_t> all_rows;
   for (auto& [host, reqs] : plan.remote) {
     for (auto& rows : reqs) {
@@ -187,6 +189,8 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
   }
   auto host_rows = host_copy(x_out, opt_.wire_dtype);
   timer.stop();
+  call.stager = std::make_shared<ReplyStager>(host_rows.rows(), cfg_.d_model, call.device,
+                                              x_sorted.scalar_type(), opt_.wire_dtype);
   ScopedTimer send_timer(stats_.forward.send_ms);
   int64_t first = 0;
   for (auto& [host, reqs] : plan.remote) {
@@ -204,13 +208,15 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
       req.mode = train ? proto::ExpertMode::train : proto::ExpertMode::eval;
       req.expert_ids = ids_to_wire(ids, cfg_.n_experts);
       req.rows = wrap_rows(host_rows, first, n);
-      link_.send(host, req);
-      call.sent_at.push_back(SteadyClock::now());
       call.requests.push_back(req);
       call.hosts.push_back(host);
       call.request_ids.push_back(req.request_id);
       call.rows.push_back(n);
       call.first.push_back(first);
+      call.arrival.push_back(std::make_shared<Arrival>());
+      arm(cp, call.hosts.size() - 1, proto::MsgType::expert_forward_reply);
+      link_.send(host, req);
+      call.sent_at.push_back(SteadyClock::now());
       first += n;
       stats_.requests++;
       stats_.rows_sent += static_cast<uint64_t>(n);
@@ -230,7 +236,7 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
   call->layer = layer;
   call->device = x_sorted.device();
   torch::Tensor x_remote;
-  if (!plan.remote.empty()) x_remote = send_requests(layer, train, x_sorted, plan, *call);
+  if (!plan.remote.empty()) x_remote = send_requests(layer, train, x_sorted, plan, call);
 
   std::vector<torch::Tensor> pieces;
   std::vector<torch::Tensor> piece_idx;

@@ -18,6 +18,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -30,6 +31,7 @@
 #include "common/model_config.h"
 #include "model/expert.h"
 #include "party/expert_link.h"
+#include "party/wire.h"
 #include "train/step.h"
 
 namespace pcmoe::party {
@@ -77,8 +79,9 @@ struct RemoteTimes {
   uint64_t same_clock = 0;  // of them, with comparable clocks
   double out_ms = 0;        // sent -> the host took it off its socket (wire, then the host's queue)
   double host_stage_ms = 0, host_h2d_ms = 0, host_compute_ms = 0, host_d2h_ms = 0, host_check_ms = 0;
-  double host_other_ms = 0;  // the rest of the host's handling (decode, bookkeeping, locks)
-  double back_ms = 0;        // the host handed the reply to its socket -> the requester took it
+  double host_other_ms = 0;       // the rest of the host's handling (decode, bookkeeping, locks)
+  double back_ms = 0;             // the host handed the reply to its socket -> the requester took it
+  double requester_stage_ms = 0;  // replies staged on the link's threads (not the requester's)
 };
 
 struct DispatchStats {
@@ -127,7 +130,13 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
   uint64_t bytes_received() const { return link_.bytes_received(); }
 
   // ---- used by RemoteCall (autograd) ----
-  struct Call {
+  // One request's reply as the link's thread saw it (sinks: staged there as it arrived).
+  struct Arrival {
+    std::atomic<bool> staged{false};
+    std::atomic<int64_t> received_ns{0};  // steady clock
+    std::atomic<int64_t> stage_ns{0};     // time its staging took on the link's thread
+  };
+  struct Call : std::enable_shared_from_this<Call> {
     int layer = 0;
     std::vector<uint32_t> hosts;
     std::vector<uint64_t> request_ids;
@@ -135,6 +144,8 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
     std::vector<int64_t> first;                  // row offset of each request in the call's rows
     std::vector<proto::ExpertForward> requests;  // kept to ask again after a `busy`
     std::vector<std::chrono::steady_clock::time_point> sent_at;  // of each request, this phase
+    std::vector<std::shared_ptr<Arrival>> arrival;               // of each request, this phase
+    std::shared_ptr<ReplyStager> stager;                         // this phase's replies
     torch::Device device = torch::kCPU;
   };
   torch::Tensor wait_forward(Call& call, torch::ScalarType dtype);
@@ -151,7 +162,10 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
   };
   RoutePlan plan_routes(int layer, int64_t n_rows, const std::vector<int64_t>& counts) const;
   torch::Tensor send_requests(int layer, bool train, const torch::Tensor& x_sorted, RoutePlan& plan,
-                              Call& call);
+                              const std::shared_ptr<Call>& call);
+  // Asks the link to stage the reply to request i of `call` (a forward's or a backward's) on its
+  // own thread as soon as it arrives (remote_call.cpp).
+  void arm(const std::shared_ptr<Call>& call, size_t i, proto::MsgType expect);
   // Waits for a host's reply (the time counts as waiting in `phase`).
   proto::Message timed_wait(PhaseTimes& phase, uint32_t host, proto::MsgType expect, uint64_t request_id);
   [[noreturn]] static void refused(uint32_t host, uint64_t request_id, const proto::ErrorMsg& err);
@@ -164,6 +178,9 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
   // Adds a reply's host timeline to `rt` (request i of `call`, taken off the socket at `received`).
   static void note_timeline(RemoteTimes& rt, const Call& call, size_t i, const std::vector<uint64_t>& tl,
                             std::chrono::steady_clock::time_point received);
+  // A reply's shape, timeline and (unless its link already did) staging.
+  void take_reply(Call& call, size_t i, const proto::WireTensor& t, const std::vector<uint64_t>& timeline,
+                  PhaseTimes& phase, RemoteTimes& rt, const char* what);
 
   ModelConfig cfg_;
   model::ExpertShard& local_;

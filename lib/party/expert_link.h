@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +36,10 @@ struct Expected {
 // Does `m` answer `e` (the reply itself, or the ErrorMsg a host sent for that request)?
 bool reply_matches(const proto::Message& m, const Expected& e);
 
+// Work to do with one reply as soon as it has arrived and decoded (e.g. copy it into staging
+// memory), on whichever thread the link receives on.
+using ReplySink = std::function<void(const proto::Message&)>;
+
 class ExpertLink {
  public:
   virtual ~ExpertLink() = default;
@@ -49,6 +54,12 @@ class ExpertLink {
   // `pending` and the reply (or the host's ErrorMsg for it). Throws TransportError (HostError) when
   // none is answered within the request timeout, or when one of their hosts is lost.
   virtual std::pair<size_t, proto::Message> wait_any(const std::vector<Expected>& pending) = 0;
+  // Asks the link to run `sink` on the reply to `e` as soon as it is decoded, before wait / wait_any
+  // return it (the sink must be thread-safe against the caller). Returns false if this link does
+  // not (the caller then handles the reply itself); sinks never run for replies that do not come.
+  virtual bool set_sink(const Expected& e, ReplySink sink) { return false; }
+  // Forgets every sink not yet run (those of an abandoned step).
+  virtual void clear_sinks() {}
   virtual uint64_t bytes_sent() const = 0;
   virtual uint64_t bytes_received() const = 0;
 };

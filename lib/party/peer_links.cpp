@@ -7,8 +7,7 @@
 #include <chrono>
 
 #include "common/log.h"
-#include "net/poll.h"
-#include "net/rpc.h"
+#include "proto/codec.h"
 
 namespace pcmoe::party {
 namespace {
@@ -54,10 +53,10 @@ void PeerLinks::update(const std::vector<proto::PartyEntry>& directory) {
     p.id = e.party_id;
     p.alive = e.alive;
     if (e.endpoint.empty()) continue;
-    if (p.client && p.endpoint == e.endpoint && p.key == e.curve_public_key) continue;
-    if (p.client) {
-      closed_sent_ += p.client->bytes_sent();
-      closed_received_ += p.client->bytes_received();
+    if (p.worker && p.endpoint == e.endpoint && p.key == e.curve_public_key) continue;
+    if (p.worker) {
+      closed_sent_ += p.worker->bytes_sent();
+      closed_received_ += p.worker->bytes_received();
     }
     net::ClientOptions co;
     co.endpoint = e.endpoint;
@@ -65,7 +64,8 @@ void PeerLinks::update(const std::vector<proto::PartyEntry>& directory) {
       co.curve = opt_.curve;
       co.server_public_key = e.curve_public_key;
     }
-    p.client = std::make_unique<net::Client>(ctx_, co);
+    p.worker.reset();
+    p.worker = std::make_unique<PeerWorker>(ctx_, co, opt_.limits, inbox_, e.index, opt_.request_timeout_ms);
     p.endpoint = e.endpoint;
     p.key = e.curve_public_key;
     PCMOE_INFO("party.peer_connect")
@@ -82,7 +82,7 @@ std::string PeerLinks::peer_id(uint32_t host) const {
 
 PeerLinks::Peer& PeerLinks::peer(uint32_t host) {
   auto it = peers_.find(host);
-  if (it == peers_.end() || !it->second.client) {
+  if (it == peers_.end() || !it->second.worker) {
     throw HostError(host, fmt::format("no connection to party index {} (not in the directory)", host));
   }
   return it->second;
@@ -94,17 +94,14 @@ void PeerLinks::check_alive(uint32_t host, const Peer& p, const char* what) cons
 }
 
 void PeerLinks::send(uint32_t host, const proto::Message& msg) {
-  // In slices, so that a host the hub declares lost meanwhile ends the wait at once.
-  const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.request_timeout_ms);
-  while (true) {
-    Peer& p = peer(host);
-    check_alive(host, p, "is marked lost");
-    if (net::send_message(*p.client, msg, kSliceMs)) return;
-    if (Clock::now() > deadline) {
-      throw HostError(host, fmt::format("cannot send to host party '{}' at {} within {} ms", p.id, p.endpoint,
-                                        opt_.request_timeout_ms));
-    }
-  }
+  Peer& p = peer(host);
+  check_alive(host, p, "is marked lost");
+  p.worker->send(proto::encode(msg));  // the worker sends it; a failure comes back as an inbox entry
+}
+
+bool PeerLinks::set_sink(const Expected& e, ReplySink sink) {
+  inbox_.set_sink(e, std::move(sink));
+  return true;
 }
 
 proto::Message PeerLinks::wait(uint32_t host, proto::MsgType expect, uint64_t request_id) {
@@ -112,40 +109,19 @@ proto::Message PeerLinks::wait(uint32_t host, proto::MsgType expect, uint64_t re
 }
 
 std::pair<size_t, proto::Message> PeerLinks::wait_any(const std::vector<Expected>& pending) {
-  // One poll over the hosts' sockets, in slices, so that a host the hub declares lost ends the
-  // wait at once; the deadline is the request timeout without any answer.
-  std::vector<uint32_t> hosts;
-  for (const auto& e : pending) {
-    if (std::find(hosts.begin(), hosts.end(), e.host) == hosts.end()) hosts.push_back(e.host);
-  }
-  const auto deadline = Clock::now() + std::chrono::milliseconds(opt_.request_timeout_ms);
+  // In slices, so that a host the hub declares lost ends the wait at once; the deadline is the
+  // request timeout without any answer.
+  const auto timeout = std::chrono::milliseconds(opt_.request_timeout_ms);
+  const auto deadline = Clock::now() + timeout;
   while (true) {
-    net::Poller poller;
-    for (uint32_t h : hosts) {
-      Peer& p = peer(h);
-      check_alive(h, p, "was lost while we waited for it");
-      poller.add(p.client->socket());
-    }
-    poller.wait(kSliceMs);
-    for (size_t i = 0; i < hosts.size(); ++i) {
-      if (!poller.ready(i)) continue;
-      Peer& p = peer(hosts[i]);
-      while (true) {
-        std::optional<proto::Message> m;
-        try {
-          m = net::recv_message(*p.client, 0, opt_.limits);
-        } catch (const proto::DecodeError& e) {
-          throw HostError(hosts[i],
-                          fmt::format("host party '{}' sent a malformed reply: {}", p.id, e.what()));
-        }
-        if (!m) break;
-        for (size_t k = 0; k < pending.size(); ++k) {
-          if (pending[k].host == hosts[i] && reply_matches(*m, pending[k])) return {k, std::move(*m)};
-        }
-        PCMOE_DEBUG("party.stale_reply")
-            .kv("peer", p.id)
-            .kv("type", std::string(proto::msg_type_name(proto::type_of(*m))));
+    for (const auto& e : pending) check_alive(e.host, peer(e.host), "was lost while we waited for it");
+    auto got = inbox_.take(pending, std::chrono::milliseconds(kSliceMs), timeout);
+    if (got) {
+      auto& [k, entry] = *got;
+      if (!entry.message) {
+        throw HostError(entry.host, fmt::format("host party '{}' {}", peer(entry.host).id, entry.error));
       }
+      return {k, std::move(*entry.message)};
     }
     if (Clock::now() > deadline) {
       const Expected& e = pending.front();
@@ -158,13 +134,13 @@ std::pair<size_t, proto::Message> PeerLinks::wait_any(const std::vector<Expected
 
 uint64_t PeerLinks::bytes_sent() const {
   uint64_t n = closed_sent_;
-  for (const auto& [i, p] : peers_) n += p.client ? p.client->bytes_sent() : 0;
+  for (const auto& [i, p] : peers_) n += p.worker ? p.worker->bytes_sent() : 0;
   return n;
 }
 
 uint64_t PeerLinks::bytes_received() const {
   uint64_t n = closed_received_;
-  for (const auto& [i, p] : peers_) n += p.client ? p.client->bytes_received() : 0;
+  for (const auto& [i, p] : peers_) n += p.worker ? p.worker->bytes_received() : 0;
   return n;
 }
 

@@ -1,10 +1,11 @@
-// Owns the requester's ZeroMQ connections to the other parties' expert services: one DEALER per
-// peer, (re)connected from the hub's directory with the peer's CURVE key, and the ExpertLink
-// implementation over them (send, and wait for the matching reply with a timeout, discarding
-// late answers to abandoned requests). A wait ends early when the host is marked lost, by the
-// directory last applied or by a liveness probe (the hub link's latest directory, which arrives
-// while a step runs). Used by the party's main thread (and, on CUDA, libtorch's autograd thread
-// while the main thread is blocked in backward()), one at a time.
+// Owns the requester's ZeroMQ connections to the other parties' expert services: one PeerWorker
+// per peer (a DEALER on a thread of its own, peer_worker.h), (re)connected from the hub's directory
+// with the peer's CURVE key, and the ExpertLink implementation over them: send (queued to the
+// peer's worker), sinks that stage replies on the workers' threads as they arrive, and waits for
+// the matching reply with a timeout (late answers to abandoned requests are dropped). A wait ends early when
+// the host is marked lost, by the directory last applied or by a liveness probe (the hub link's latest
+// directory, which arrives while a step runs). Used by the party's main thread (and, on CUDA, libtorch's
+// autograd thread while the main thread is blocked in backward()), one at a time.
 #pragma once
 
 #include <zmq.hpp>
@@ -20,6 +21,7 @@
 #include "net/curve.h"
 #include "net/socket.h"
 #include "party/expert_link.h"
+#include "party/peer_worker.h"
 #include "proto/codec.h"
 
 namespace pcmoe::party {
@@ -46,6 +48,8 @@ class PeerLinks : public ExpertLink {
   void send(uint32_t host, const proto::Message& msg) override;
   proto::Message wait(uint32_t host, proto::MsgType expect, uint64_t request_id) override;
   std::pair<size_t, proto::Message> wait_any(const std::vector<Expected>& pending) override;
+  bool set_sink(const Expected& e, ReplySink sink) override;
+  void clear_sinks() override { inbox_.clear_sinks(); }
   uint64_t bytes_sent() const override;
   uint64_t bytes_received() const override;
 
@@ -55,7 +59,7 @@ class PeerLinks : public ExpertLink {
     std::string endpoint;
     std::string key;
     bool alive = true;
-    std::unique_ptr<net::Client> client;
+    std::unique_ptr<PeerWorker> worker;
   };
   Peer& peer(uint32_t host);
   // Throws HostError if the host is marked lost (`what` says where we were).
@@ -63,6 +67,7 @@ class PeerLinks : public ExpertLink {
 
   zmq::context_t& ctx_;
   PeerLinksOptions opt_;
+  PeerInbox inbox_;  // before peers_: the workers, which deliver into it, are destroyed first
   std::map<uint32_t, Peer> peers_;
   std::function<bool(uint32_t)> lost_probe_;
   uint64_t closed_sent_ = 0, closed_received_ = 0;  // bytes of clients replaced since

@@ -28,6 +28,24 @@ void check_reply_shape(uint32_t host, uint64_t request_id, const proto::WireTens
 
 }  // namespace
 
+void FederatedDispatcher::arm(const std::shared_ptr<Call>& call, size_t i, proto::MsgType expect) {
+  auto arrival = call->arrival[i];
+  auto stager = call->stager;
+  const int64_t first = call->first[i], rows = call->rows[i], width = cfg_.d_model;
+  link_.set_sink({call->hosts[i], expect, call->request_ids[i]}, [=](const proto::Message& m) {
+    const auto t0 = SteadyClock::now();
+    arrival->received_ns = ns_of(t0);
+    const proto::WireTensor* t = nullptr;
+    if (auto* f = std::get_if<proto::ExpertForwardReply>(&m)) t = &f->outputs;
+    if (auto* b = std::get_if<proto::ExpertBackwardReply>(&m)) t = &b->grad_inputs;
+    if (t == nullptr || t->shape != std::vector<int64_t>{rows, width})
+      return;  // the requester's thread says why
+    stager->add(*t, first);
+    arrival->stage_ns = ns_of(SteadyClock::now()) - ns_of(t0);
+    arrival->staged = true;
+  });
+}
+
 void FederatedDispatcher::note_timeline(RemoteTimes& rt, const Call& call, size_t i,
                                         const std::vector<uint64_t>& tl, SteadyClock::time_point received) {
   if (tl.size() != proto::kTlCount) return;
@@ -78,6 +96,7 @@ void FederatedDispatcher::collect(Call& call, proto::MsgType expect, PhaseTimes&
         stats_.busy_retries++;
         std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms[i]));
         backoff_ms[i] = std::min(backoff_ms[i] * 2, 1000);
+        arm(call.shared_from_this(), i, expect);
         link_.send(call.hosts[i], call.requests[i]);
         call.sent_at[i] = SteadyClock::now();
         continue;
@@ -90,20 +109,30 @@ void FederatedDispatcher::collect(Call& call, proto::MsgType expect, PhaseTimes&
   }
 }
 
+void FederatedDispatcher::take_reply(Call& call, size_t i, const proto::WireTensor& t,
+                                     const std::vector<uint64_t>& timeline, PhaseTimes& phase,
+                                     RemoteTimes& rt, const char* what) {
+  check_reply_shape(call.hosts[i], call.request_ids[i], t, call.rows[i], cfg_.d_model, what);
+  Arrival& a = *call.arrival[i];
+  const auto received = a.received_ns
+                            ? SteadyClock::time_point(std::chrono::nanoseconds(a.received_ns.load()))
+                            : SteadyClock::now();
+  note_timeline(rt, call, i, timeline, received);
+  if (a.staged) {
+    rt.requester_stage_ms += a.stage_ns / 1e6;  // staged on the link's thread as it arrived
+    return;
+  }
+  ScopedTimer timer(phase.stage_ms);
+  call.stager->add(t, call.first[i]);
+}
+
 torch::Tensor FederatedDispatcher::wait_forward(Call& call, torch::ScalarType dtype) {
-  int64_t total = 0;
-  for (int64_t n : call.rows) total += n;
-  ReplyStager stager(total, cfg_.d_model, call.device, dtype);
   collect(call, proto::MsgType::expert_forward_reply, stats_.forward, [&](size_t i, const proto::Message& m) {
-    const auto received = SteadyClock::now();
     const auto& r = std::get<proto::ExpertForwardReply>(m);
-    check_reply_shape(call.hosts[i], call.request_ids[i], r.outputs, call.rows[i], cfg_.d_model, "request");
-    note_timeline(stats_.remote_forward, call, i, r.timeline, received);
-    ScopedTimer timer(stats_.forward.stage_ms);
-    stager.add(r.outputs, call.first[i]);  // while the next replies are still arriving
+    take_reply(call, i, r.outputs, r.timeline, stats_.forward, stats_.remote_forward, "request");
   });
   ScopedTimer timer(stats_.forward.h2d_ms);
-  return stager.finish();
+  return call.stager->finish();
 }
 
 torch::Tensor FederatedDispatcher::run_backward(Call& call, const torch::Tensor& grad) {
@@ -111,30 +140,28 @@ torch::Tensor FederatedDispatcher::run_backward(Call& call, const torch::Tensor&
   ScopedTimer copy_timer(stats_.backward.gather_ms);
   auto host_grads = host_copy(grad, opt_.wire_dtype);
   copy_timer.stop();
+  call.stager = std::make_shared<ReplyStager>(host_grads.rows(), cfg_.d_model, call.device,
+                                              grad.scalar_type(), opt_.wire_dtype);
   {
     ScopedTimer send_timer(stats_.backward.send_ms);
     for (size_t i = 0; i < call.hosts.size(); ++i) {
       proto::ExpertBackward req;
       req.request_id = call.request_ids[i];
       req.grad_outputs = wrap_rows(host_grads, call.first[i], call.rows[i]);
+      call.arrival[i] = std::make_shared<Arrival>();
+      arm(call.shared_from_this(), i, proto::MsgType::expert_backward_reply);
       link_.send(call.hosts[i], req);
       call.sent_at[i] = SteadyClock::now();
     }
   }
-  ReplyStager stager(host_grads.rows(), cfg_.d_model, call.device, grad.scalar_type());
-  collect(call, proto::MsgType::expert_backward_reply, stats_.backward,
-          [&](size_t i, const proto::Message& m) {
-            const auto received = SteadyClock::now();
-            const auto& r = std::get<proto::ExpertBackwardReply>(m);
-            check_reply_shape(call.hosts[i], call.request_ids[i], r.grad_inputs, call.rows[i], cfg_.d_model,
-                              "backward");
-            note_timeline(stats_.remote_backward, call, i, r.timeline, received);
-            remote_grad_sq_ += r.grad_sq_norm;
-            ScopedTimer timer(stats_.backward.stage_ms);
-            stager.add(r.grad_inputs, call.first[i]);
-          });
+  collect(
+      call, proto::MsgType::expert_backward_reply, stats_.backward, [&](size_t i, const proto::Message& m) {
+        const auto& r = std::get<proto::ExpertBackwardReply>(m);
+        take_reply(call, i, r.grad_inputs, r.timeline, stats_.backward, stats_.remote_backward, "backward");
+        remote_grad_sq_ += r.grad_sq_norm;
+      });
   ScopedTimer timer(stats_.backward.h2d_ms);
-  return stager.finish();
+  return call.stager->finish();
 }
 
 }  // namespace pcmoe::party

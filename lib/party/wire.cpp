@@ -175,11 +175,9 @@ torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device,
 
 // ---- ReplyStager ----
 
-ReplyStager::ReplyStager(int64_t rows, int64_t width, const torch::Device& device, torch::ScalarType dtype)
-    : rows_(rows), width_(width), device_(device), dtype_(dtype) {}
-
-void ReplyStager::allocate(DType wire) {
-  wire_ = wire;
+ReplyStager::ReplyStager(int64_t rows, int64_t width, const torch::Device& device, torch::ScalarType dtype,
+                         DType wire)
+    : rows_(rows), width_(width), device_(device), dtype_(dtype), wire_(wire) {
   // Pinned staging makes the host-to-device copy asynchronous; the caching host allocator keeps
   // the block until that copy has run.
   const auto opts = torch::TensorOptions().pinned_memory(device_.is_cuda());
@@ -193,24 +191,23 @@ void ReplyStager::add(const proto::WireTensor& w, int64_t first) {
   PCMOE_CHECK(w.shape.size() == 2 && w.shape[1] == width_ && first >= 0 && first + n <= rows_,
               "reply {} does not fit rows [{}, {}) of {} x {}", proto::describe_tensor(w), first, first + n,
               rows_, width_);
-  filled_ += n;
-  if (!staged_.data.defined()) allocate(w.dtype);
   const bool same = w.dtype == wire_ && (!dtype_is_fp8(w.dtype) || w.scale_block == width_);
-  if (!same) {  // another dtype (or fp8 block) than the first reply's: converted on its own
-    odd_.emplace_back(first, from_wire(w, device_, dtype_));
-    return;
+  if (!same) {  // another dtype (or fp8 block) than expected: converted on its own
+    auto part = from_wire(w, device_, dtype_);
+    std::lock_guard<std::mutex> lock(odd_mu_);
+    odd_.emplace_back(first, std::move(part));
+  } else {
+    auto* dst = static_cast<uint8_t*>(staged_.data.data_ptr()) + first * width_ * staged_.data.element_size();
+    std::memcpy(dst, w.data.data, w.data.size);
+    if (dtype_is_fp8(w.dtype))
+      std::memcpy(staged_.scales.data_ptr<float>() + first, w.scales.data, w.scales.size);
   }
-  auto* dst = static_cast<uint8_t*>(staged_.data.data_ptr()) + first * width_ * staged_.data.element_size();
-  std::memcpy(dst, w.data.data, w.data.size);
-  if (dtype_is_fp8(w.dtype)) {
-    std::memcpy(staged_.scales.data_ptr<float>() + first, w.scales.data, w.scales.size);
-  }
+  filled_ += n;
 }
 
 torch::Tensor ReplyStager::finish() {
-  PCMOE_CHECK(filled_ == rows_, "replies hold {} of {} rows", filled_, rows_);
-  if (!staged_.data.defined())
-    return torch::empty({0, width_}, torch::TensorOptions().dtype(dtype_).device(device_));
+  PCMOE_CHECK(filled_ == rows_, "replies hold {} of {} rows", filled_.load(), rows_);
+  if (rows_ == 0) return torch::empty({0, width_}, torch::TensorOptions().dtype(dtype_).device(device_));
   torch::Tensor out;
   const bool cuda = device_.is_cuda();
   if (dtype_is_fp8(wire_)) {

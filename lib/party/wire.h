@@ -8,6 +8,8 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
+#include <mutex>
 #include <vector>
 
 #include "common/dtype.h"
@@ -53,24 +55,26 @@ torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device,
 bool wire_not_finite(const proto::WireTensor& w);
 
 // Collects the 2-D replies of one remote call as they arrive, each at its place (`first` row):
-// copied into one staging buffer (pinned when `device` is CUDA; fp8: codes and scales) while
-// later replies are still on their way, then finish() makes one transfer to the device (and the
-// fp8 dequantization there). Replies must have `width` columns and together `rows` rows (the
-// caller checks shapes); one whose dtype differs from the first's is converted on its own.
+// copied into one staging buffer (pinned when `device` is CUDA; fp8: codes and scales, one scale per
+// row) allocated for the `wire` dtype the replies are expected in, while later replies are still on
+// their way; then finish() makes one transfer to the device (and the fp8 dequantization there).
+// Replies must have `width` columns and together `rows` rows (the caller checks shapes); one in
+// another dtype is converted on its own. add() may be called from several threads at once for
+// disjoint rows; finish() once, after every add() has returned.
 class ReplyStager {
  public:
-  ReplyStager(int64_t rows, int64_t width, const torch::Device& device, torch::ScalarType dtype);
+  ReplyStager(int64_t rows, int64_t width, const torch::Device& device, torch::ScalarType dtype, DType wire);
   void add(const proto::WireTensor& w, int64_t first);
   torch::Tensor finish();
 
  private:
-  void allocate(DType wire);
   int64_t rows_, width_;
   torch::Device device_;
   torch::ScalarType dtype_;
-  DType wire_ = DType::f32;
+  DType wire_;
   HostRows staged_;
-  int64_t filled_ = 0;
+  std::atomic<int64_t> filled_{0};
+  std::mutex odd_mu_;
   std::vector<std::pair<int64_t, torch::Tensor>> odd_;  // (first row, on the device): other dtypes
 };
 

@@ -65,7 +65,7 @@ TEST_CASE("the reply stager places replies at their rows, in any order and any d
   auto y = torch::randn({10, 8});
   for (DType d : {DType::f32, DType::bf16, DType::f8e4m3}) {
     INFO(dtype_name(d));
-    party::ReplyStager st(10, 8, torch::kCPU, torch::kFloat32);
+    party::ReplyStager st(10, 8, torch::kCPU, torch::kFloat32, d);
     auto h = party::host_copy(y, d);
     st.add(h.wrap(6, 4), 6);  // the last reply first
     st.add(h.wrap(0, 2), 0);
@@ -76,7 +76,7 @@ TEST_CASE("the reply stager places replies at their rows, in any order and any d
     CHECK(rel_err(out.narrow(0, 2, 4), y.narrow(0, 2, 4)) == 0);
     CHECK(rel_err(out.narrow(0, 6, 4), y.narrow(0, 6, 4)) <= tol);
   }
-  party::ReplyStager st(4, 8, torch::kCPU, torch::kFloat32);
+  party::ReplyStager st(4, 8, torch::kCPU, torch::kFloat32, DType::f32);
   st.add(party::to_wire(y.narrow(0, 0, 2), DType::f32), 0);
   CHECK_THROWS(st.finish());                                               // rows missing
   CHECK_THROWS(st.add(party::to_wire(y.narrow(0, 0, 3), DType::f32), 2));  // beyond the end
