@@ -72,8 +72,20 @@ void ExpertHost::stamp_replied(proto::Message& reply) {
   }
 }
 
-proto::Message ExpertHost::handle(const std::string& sender, const proto::Message& request,
+ExpertHost::Prepared ExpertHost::prepare(proto::Message request) const {
+  Prepared p;
+  const auto t0 = Clock::now();
+  if (auto* f = std::get_if<proto::ExpertForward>(&request)) p.staged = stage(f->rows, opt_s_.device);
+  if (auto* b = std::get_if<proto::ExpertBackward>(&request))
+    p.staged = stage(b->grad_outputs, opt_s_.device);
+  p.stage_ms = ms_since(t0);
+  p.message = std::move(request);
+  return p;
+}
+
+proto::Message ExpertHost::handle(const std::string& sender, const Prepared& prepared,
                                   std::chrono::steady_clock::time_point received) {
+  const proto::Message& request = prepared.message;
   const proto::MsgType type = proto::type_of(request);
   uint64_t request_id = 0;
   std::string requester;
@@ -117,10 +129,13 @@ proto::Message ExpertHost::handle(const std::string& sender, const proto::Messag
   const auto t0 = Clock::now();
   proto::Message reply;
   RequestTimes tm;
+  tm.stage_ms = prepared.stage_ms;
   try {
     reply = model::guarded("expert computation failed", [&]() -> proto::Message {
-      if (auto* f = std::get_if<proto::ExpertForward>(&request)) return forward(requester, *f, tm);
-      if (auto* b = std::get_if<proto::ExpertBackward>(&request)) return backward(requester, *b, tm);
+      if (auto* f = std::get_if<proto::ExpertForward>(&request))
+        return forward(requester, *f, *prepared.staged, tm);
+      if (auto* b = std::get_if<proto::ExpertBackward>(&request))
+        return backward(requester, *b, *prepared.staged, tm);
       if (auto* s = std::get_if<proto::StepEnd>(&request)) return step_end(requester, *s);
       return step_abort(requester, std::get<proto::StepAbort>(request));
     });
@@ -244,7 +259,7 @@ std::optional<proto::Message> ExpertHost::admit(const std::string& requester, co
 }
 
 proto::Message ExpertHost::forward(const std::string& requester, const proto::ExpertForward& req,
-                                   RequestTimes& tm) {
+                                   const Staged& staged, RequestTimes& tm) {
   const auto type = proto::MsgType::expert_forward;
   const int layer = static_cast<int>(req.layer);
   torch::Tensor ids;
@@ -262,9 +277,6 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
   if (train) {
     if (auto refused = admit(requester, req, full_bytes, min_bytes, recompute)) return *refused;
   }
-  auto t = Clock::now();
-  const Staged staged = stage(req.rows, opt_s_.device);
-  tm.stage_ms = ms_since(t);
   model::DeviceTimer dt(opt_s_.device);
   dt.mark();
   auto x = to_device(staged, opt_s_.device, torch::kFloat32);
@@ -284,11 +296,12 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
   dt.mark();
   proto::ExpertForwardReply out;
   out.request_id = req.request_id;
+  auto t = Clock::now();
+  // Finite in the reply's dtype (fp16 can overflow): checked on the device, before the copy.
+  const bool bad = !finite_in_wire(y, req.rows.dtype);
+  tm.check_ms = ms_since(t);
   out.outputs = to_wire(y, req.rows.dtype);
   dt.mark();
-  t = Clock::now();
-  const bool bad = wire_not_finite(out.outputs);
-  tm.check_ms = ms_since(t);
   const auto iv = dt.intervals_ms();
   tm.h2d_ms = iv[0];
   tm.compute_ms = iv[1];
@@ -326,7 +339,7 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
 }
 
 proto::Message ExpertHost::backward(const std::string& requester, const proto::ExpertBackward& req,
-                                    RequestTimes& tm) {
+                                    const Staged& staged, RequestTimes& tm) {
   const auto type = proto::MsgType::expert_backward;
   Entry e;
   {
@@ -350,10 +363,8 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
   double sq = 0;
   proto::ExpertBackwardReply out;
   out.request_id = req.request_id;
-  auto t = Clock::now();
-  const Staged staged = stage(req.grad_outputs, opt_s_.device);
-  tm.stage_ms = ms_since(t);
   model::DeviceTimer dt(opt_s_.device);
+  bool grads_finite = true;
   {
     std::shared_lock<std::shared_mutex> r(shard_mu_);
     if (!e.y.defined()) {  // recompute mode: run the experts again, this time keeping the graph
@@ -372,15 +383,16 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
     // The norm stays on the device until the input gradients' copy to the host has synchronised.
     auto norm = model::grad_norm_tensor(touched);
     dt.mark();
+    const auto t = Clock::now();
+    grads_finite = finite_in_wire(e.x.grad(), req.grad_outputs.dtype);
+    tm.check_ms = ms_since(t);
     out.grad_inputs = to_wire(e.x.grad(), req.grad_outputs.dtype);
     dt.mark();
     const double n = norm.item<double>();
     sq = n * n;
   }
   out.grad_sq_norm = sq;
-  t = Clock::now();
-  const bool bad = !std::isfinite(sq) || wire_not_finite(out.grad_inputs);
-  tm.check_ms = ms_since(t);
+  const bool bad = !std::isfinite(sq) || !grads_finite;
   const auto iv = dt.intervals_ms();
   tm.h2d_ms = iv[0];
   tm.compute_ms = iv[1];

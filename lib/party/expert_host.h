@@ -26,6 +26,7 @@
 #include "common/model_config.h"
 #include "model/expert.h"
 #include "model/optim.h"
+#include "party/wire.h"
 #include "proto/messages.h"
 
 namespace pcmoe::party {
@@ -67,8 +68,21 @@ class ExpertHost {
   // the transport cannot authenticate; then the request's own requester field is used), taken off
   // the socket at `received`. Forward and backward replies carry the host's timeline
   // (proto::TimelineIndex) but for kTlRepliedNs, which stamp_replied() sets just before sending.
-  proto::Message handle(const std::string& sender, const proto::Message& request,
+  // A request with its tensor (a forward's rows, a backward's gradients) already staged for the
+  // device: the expert service stages the next request on its I/O thread while this one computes.
+  struct Prepared {
+    proto::Message message;
+    std::optional<Staged> staged;
+    double stage_ms = 0;
+  };
+  // Stages a request's tensor (no locks, no state: callable from any thread).
+  Prepared prepare(proto::Message request) const;
+  proto::Message handle(const std::string& sender, const Prepared& request,
                         std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now());
+  proto::Message handle(const std::string& sender, const proto::Message& request,
+                        std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now()) {
+    return handle(sender, prepare(request), received);
+  }
   // Sets a reply's kTlRepliedNs to now (no-op for replies without a timeline).
   static void stamp_replied(proto::Message& reply);
   HostStats stats() const;
@@ -91,7 +105,8 @@ class ExpertHost {
   struct RequestTimes {
     double stage_ms = 0, h2d_ms = 0, compute_ms = 0, d2h_ms = 0, check_ms = 0;
   };
-  proto::Message forward(const std::string& requester, const proto::ExpertForward& req, RequestTimes& tm);
+  proto::Message forward(const std::string& requester, const proto::ExpertForward& req, const Staged& rows,
+                         RequestTimes& tm);
   // The request's layer, shapes and experts (ids and distinct ids filled); an error reply if bad.
   std::optional<proto::Message> check_forward(const proto::ExpertForward& req, torch::Tensor& ids,
                                               std::vector<int64_t>& distinct) const;
@@ -99,7 +114,8 @@ class ExpertHost {
   // when only the input rows fit); an error reply (busy, out_of_order) if refused.
   std::optional<proto::Message> admit(const std::string& requester, const proto::ExpertForward& req,
                                       uint64_t full_bytes, uint64_t min_bytes, bool& recompute);
-  proto::Message backward(const std::string& requester, const proto::ExpertBackward& req, RequestTimes& tm);
+  proto::Message backward(const std::string& requester, const proto::ExpertBackward& req, const Staged& grads,
+                          RequestTimes& tm);
   proto::Message step_end(const std::string& requester, const proto::StepEnd& req);
   proto::Message step_abort(const std::string& requester, const proto::StepAbort& req);
   // Opens (or continues) requester's step; false with `why` if another requester holds one.

@@ -1,22 +1,44 @@
-// The party's expert service thread (see expert_server.h).
+// The party's expert service: its I/O and compute threads (see expert_server.h).
 #include "party/expert_server.h"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <vector>
 
+#include "common/error.h"
 #include "common/log.h"
+#include "net/poll.h"
 #include "net/rpc.h"
 
 namespace pcmoe::party {
+namespace {
+
+// Requests staged and waiting for the compute thread at most: a peer that floods the service waits
+// in ZeroMQ's queues (bounded by their high-water marks), not in this process's memory.
+constexpr size_t kMaxQueued = 16;
+
+}  // namespace
 
 ExpertServer::ExpertServer(zmq::context_t& ctx, const net::ServerOptions& options,
                            const proto::Limits& limits)
-    : server_(std::make_unique<net::Server>(ctx, options)), endpoint_(server_->endpoint()), limits_(limits) {}
+    : server_(std::make_unique<net::Server>(ctx, options)), endpoint_(server_->endpoint()), limits_(limits) {
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw TransportError(std::string("eventfd failed: ") + std::strerror(errno));
+}
 
-ExpertServer::~ExpertServer() { stop(); }
+ExpertServer::~ExpertServer() {
+  stop();
+  ::close(wake_fd_);
+}
 
 void ExpertServer::start() {
-  if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+  if (thread_.joinable()) return;
+  compute_ = std::thread([this] { compute_loop(); });
+  thread_ = std::thread([this] { loop(); });
 }
 
 void ExpertServer::install(ExpertHost* host) { host_.store(host); }
@@ -35,7 +57,72 @@ void ExpertServer::set_parties(const std::map<std::string, std::string>& key_to_
 
 void ExpertServer::stop() {
   stop_.store(true);
+  work_cv_.notify_all();
+  if (compute_.joinable()) compute_.join();
   if (thread_.joinable()) thread_.join();
+}
+
+void ExpertServer::take(net::Request& req, std::chrono::steady_clock::time_point received) {
+  ExpertHost* host = host_.load();
+  if (!host) {
+    // Joined but still building its trainer (the federation may already be training): `busy`
+    // makes the requester ask again, and the request id lets it match this answer at once.
+    proto::ErrorMsg e;
+    e.code = static_cast<uint16_t>(proto::ErrorCode::busy);
+    e.reason = "this party is still starting (its expert host is not ready yet); retry";
+    e.in_reply_to = static_cast<uint16_t>(proto::type_of(*req.message));
+    if (const auto* f = std::get_if<proto::ExpertForward>(&*req.message)) e.request_id = f->request_id;
+    if (const auto* b = std::get_if<proto::ExpertBackward>(&*req.message)) e.request_id = b->request_id;
+    net::reply(*server_, req.peer, e);
+    return;
+  }
+  std::string sender;
+  if (!req.curve_key.empty()) {
+    std::lock_guard<std::mutex> lock(keys_mu_);
+    auto it = key_to_id_.find(req.curve_key);
+    sender = it == key_to_id_.end() ? "?unknown-key" : it->second;
+  }
+  Work w{std::move(req.peer), std::move(sender), host->prepare(std::move(*req.message)), received};
+  std::lock_guard<std::mutex> lock(work_mu_);
+  work_.push_back(std::move(w));
+  work_cv_.notify_one();
+}
+
+size_t ExpertServer::queued() {
+  std::lock_guard<std::mutex> lock(work_mu_);
+  return work_.size();
+}
+
+void ExpertServer::send_replies() {
+  std::deque<std::pair<std::string, proto::Message>> out;
+  {
+    std::lock_guard<std::mutex> lock(work_mu_);
+    out.swap(replies_);
+  }
+  for (auto& [peer, reply] : out) {
+    ExpertHost::stamp_replied(reply);
+    net::reply(*server_, peer, reply);
+  }
+}
+
+void ExpertServer::compute_loop() {
+  while (true) {
+    Work w;
+    {
+      std::unique_lock<std::mutex> lock(work_mu_);
+      work_cv_.wait(lock, [this] { return stop_.load() || !work_.empty(); });
+      if (stop_.load()) return;
+      w = std::move(work_.front());
+      work_.pop_front();
+    }
+    proto::Message reply = host_.load()->handle(w.sender, w.request, w.received);
+    {
+      std::lock_guard<std::mutex> lock(work_mu_);
+      replies_.emplace_back(std::move(w.peer), std::move(reply));
+    }
+    const uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+  }
 }
 
 void ExpertServer::loop() {
@@ -43,14 +130,18 @@ void ExpertServer::loop() {
   auto last_stats = Clock::now();
   int bad_logged = 0;
   auto bad_window = Clock::now();
+  net::Poller poller, replies_only;  // the latter while the compute queue is full
+  poller.add(server_->socket());
+  const size_t wake = poller.add_fd(wake_fd_);
+  replies_only.add_fd(wake_fd_);
   while (!stop_.load()) {
-    std::optional<net::Request> req;
-    try {
-      req = net::recv_request(*server_, 100, limits_);
-    } catch (const std::exception& e) {
-      PCMOE_ERROR("server.recv_failed").kv("error", e.what());
-      continue;
+    const bool full = queued() >= kMaxQueued;
+    (full ? replies_only : poller).wait(100);
+    if (full ? replies_only.ready(0) : poller.ready(wake)) {
+      uint64_t n = 0;
+      (void)!::read(wake_fd_, &n, sizeof n);
     }
+    send_replies();
     if (Clock::now() - last_stats > std::chrono::seconds(10)) {
       last_stats = Clock::now();
       PCMOE_INFO("server.stats")
@@ -59,10 +150,21 @@ void ExpertServer::loop() {
           .kv("bytes_received", server_->bytes_received())
           .kv("bytes_sent", server_->bytes_sent());
     }
-    if (!req) continue;
-    const auto received = Clock::now();
-    requests_++;
-    if (req->error) {
+    while (!stop_.load() && queued() < kMaxQueued) {  // beyond: left in the socket (back-pressure)
+      std::optional<net::Request> req;
+      try {
+        req = net::recv_request(*server_, 0, limits_);
+      } catch (const std::exception& e) {
+        PCMOE_ERROR("server.recv_failed").kv("error", e.what());
+        break;
+      }
+      if (!req) break;
+      const auto received = Clock::now();
+      requests_++;
+      if (!req->error) {
+        take(*req, received);
+        continue;
+      }
       bad_++;
       if (Clock::now() - bad_window > std::chrono::seconds(1)) {
         bad_window = Clock::now();
@@ -75,31 +177,7 @@ void ExpertServer::loop() {
             .kv("bytes", static_cast<uint64_t>(req->bytes));
       }
       net::reply_error(*server_, *req);
-      continue;
     }
-    ExpertHost* host = host_.load();
-    proto::Message reply;
-    if (!host) {
-      // Joined but still building its trainer (the federation may already be training): `busy`
-      // makes the requester ask again, and the request id lets it match this answer at once.
-      proto::ErrorMsg e;
-      e.code = static_cast<uint16_t>(proto::ErrorCode::busy);
-      e.reason = "this party is still starting (its expert host is not ready yet); retry";
-      e.in_reply_to = static_cast<uint16_t>(proto::type_of(*req->message));
-      if (const auto* f = std::get_if<proto::ExpertForward>(&*req->message)) e.request_id = f->request_id;
-      if (const auto* b = std::get_if<proto::ExpertBackward>(&*req->message)) e.request_id = b->request_id;
-      reply = e;
-    } else {
-      std::string sender;
-      if (!req->curve_key.empty()) {
-        std::lock_guard<std::mutex> lock(keys_mu_);
-        auto it = key_to_id_.find(req->curve_key);
-        sender = it == key_to_id_.end() ? "?unknown-key" : it->second;
-      }
-      reply = host->handle(sender, *req->message, received);
-    }
-    ExpertHost::stamp_replied(reply);
-    net::reply(*server_, req->peer, reply);
   }
 }
 

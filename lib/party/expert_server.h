@@ -1,21 +1,26 @@
-// Owns a party's expert service: the ROUTER socket other parties send expert requests to, and the
-// thread that serves them at any time — also while this party trains — through the ExpertHost.
-// Every message is decoded defensively (proto::decode with the model's limits); a bad one gets an
-// ErrorMsg reply and one rate-limited log line; until the host is installed (after the hub's
-// welcome, once the trainer is built) requests get `busy` (retry later). The socket is bound in
-// the constructor (so the endpoint can go into the hello) and then owned by the service thread
-// alone.
+// Owns a party's expert service: the ROUTER socket other parties send expert requests to, and two
+// threads that serve them at any time — also while this party trains — through the ExpertHost:
+// the I/O thread owns the socket: it receives, decodes defensively (proto::decode with the
+// model's limits; a bad message gets an ErrorMsg reply at once and one rate-limited log line),
+// stages each request's tensor for the device (ExpertHost::prepare) and sends the replies; the
+// compute thread answers the requests in arrival order (ExpertHost::handle). So a host decodes and
+// stages the next request, and sends the last reply, while it computes this one. Until the host
+// is installed (after the hub's welcome, once the trainer is built) requests get `busy` (retry
+// later). The socket is bound in the constructor (so the endpoint can go into the hello).
 #pragma once
 
 #include <zmq.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "net/rpc.h"
 #include "net/socket.h"
 #include "party/expert_host.h"
 #include "proto/codec.h"
@@ -42,7 +47,17 @@ class ExpertServer {
   uint64_t bad_messages() const { return bad_.load(); }
 
  private:
+  struct Work {
+    std::string peer, sender;
+    ExpertHost::Prepared request;
+    std::chrono::steady_clock::time_point received;
+  };
   void loop();
+  void compute_loop();
+  // Handles one decoded request on the I/O thread: a reply now (busy), or work for the compute thread.
+  void take(net::Request& req, std::chrono::steady_clock::time_point received);
+  void send_replies();
+  size_t queued();
 
   std::unique_ptr<net::Server> server_;
   std::string endpoint_;
@@ -52,7 +67,12 @@ class ExpertServer {
   std::map<std::string, std::string> key_to_id_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> requests_{0}, bad_{0};
-  std::thread thread_;
+  std::mutex work_mu_;
+  std::condition_variable work_cv_;
+  std::deque<Work> work_;
+  std::deque<std::pair<std::string, proto::Message>> replies_;  // guarded by work_mu_
+  int wake_fd_ = -1;                                            // eventfd: a reply is ready
+  std::thread thread_, compute_;
 };
 
 }  // namespace pcmoe::party

@@ -169,6 +169,11 @@ torch::Tensor to_device(const Staged& st, const torch::Device& device, torch::Sc
   return out;
 }
 
+bool finite_in_wire(const torch::Tensor& t, DType wire) {
+  auto v = wire == DType::f16 ? t.detach().to(torch::kHalf) : t.detach();
+  return torch::isfinite(v).all().item<bool>();
+}
+
 torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device, torch::ScalarType dtype) {
   return to_device(stage(w, device), device, dtype);
 }

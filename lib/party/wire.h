@@ -53,6 +53,9 @@ torch::Tensor to_device(const Staged& s, const torch::Device& device, torch::Sca
 torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device, torch::ScalarType dtype);
 // NaN or Inf in a wire tensor's values (fp8: codes or scales).
 bool wire_not_finite(const proto::WireTensor& w);
+// Whether every value of `t` stays finite in the `wire` dtype (fp16 overflows above 65504; fp8
+// scales every row, so only NaN/Inf inputs fail), checked on t's device.
+bool finite_in_wire(const torch::Tensor& t, DType wire);
 
 // Collects the 2-D replies of one remote call as they arrive, each at its place (`first` row):
 // copied into one staging buffer (pinned when `device` is CUDA; fp8: codes and scales, one scale per
