@@ -24,6 +24,15 @@ static config::Schema<HubSettings> hub_settings_schema() {
             "the parties of the federation; training starts when all have joined")
       .field("steps_per_turn", &HubSettings::steps_per_turn, "optimizer steps a party takes per turn",
              config::in_range(1, 1000000))
+      .field("schedule", &HubSettings::schedule,
+             "sequential: one party trains at a time (randomised round-robin turns, as in the PC-MoE paper); "
+             "concurrent: every live party trains each global step at once and every expert takes one "
+             "optimizer step per round on the mean of the parties' gradients (README, PROTOCOL.md 9.6)",
+             config::one_of({"sequential", "concurrent"}))
+      .field("round_deadline_ms", &HubSettings::round_deadline_ms,
+             "concurrent rounds: a party whose step is not done this long after the round opened is left "
+             "out of it (the round's expert update is then dropped)",
+             config::in_range(100, 86400000))
       .field("seed", &HubSettings::seed, "seed of the randomised round-robin turn order (logged)")
       .field("heartbeat_ms", &HubSettings::heartbeat_ms,
              "the parties' heartbeat interval this hub expects (their party.heartbeat_ms); the hub answers "
@@ -170,6 +179,12 @@ HubConfig load_hub_config(const std::string& path, const std::vector<std::string
                       origins.describe(fmt::format("hub.parties[{}].public_key", i)), p.id,
                       p.public_key.empty() ? "no" : "a malformed"));
     }
+  }
+  if (c.hub.schedule == "concurrent" && c.hub.steps_per_turn != 1) {
+    throw ConfigError(
+        fmt::format("{}: concurrent rounds take one step per party ({} set with hub.schedule: "
+                    "concurrent)",
+                    origins.describe("hub.steps_per_turn"), c.hub.steps_per_turn));
   }
   if (c.hub.party_timeout_ms <= c.hub.heartbeat_ms) {
     throw ConfigError(fmt::format("{}: party_timeout_ms ({}) must exceed heartbeat_ms ({})",

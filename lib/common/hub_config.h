@@ -21,7 +21,9 @@ struct HubSettings {
   std::string bind = "tcp://127.0.0.1:5555";
   std::vector<HubPartyEntry> parties;  // the federation: training starts when all have joined
   int steps_per_turn = 1;
-  uint64_t seed = 42;  // seed of the randomised round-robin turn order
+  std::string schedule = "sequential";  // sequential | concurrent
+  int round_deadline_ms = 60000;        // concurrent: a step not done by then is left out of its round
+  uint64_t seed = 42;                   // seed of the randomised round-robin turn order
   int heartbeat_ms = 1000;
   int party_timeout_ms = 10000;  // a party silent this long is marked lost
   int64_t snapshot_every = 0;    // steps between expert-pool snapshots; 0 = at the end and on request

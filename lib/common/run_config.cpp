@@ -1,5 +1,6 @@
 // Schema of the `run:` block and of pcmoe-central's configuration (see run_config.h).
 #include "common/run_config.h"
+#include <fmt/format.h>
 
 namespace pcmoe {
 
@@ -46,7 +47,15 @@ static config::Schema<ProtocolConfig> protocol_schema() {
           "mode protocol: the party YAML files whose data and backbone seeds to simulate (paths relative to "
           "this file)")
       .field("hub_config", &ProtocolConfig::hub_config,
-             "mode protocol: the hub YAML whose turn seed and steps per turn to use");
+             "mode protocol: the hub YAML whose turn seed, steps per turn and schedule to use")
+            .field("schedule", &ProtocolConfig::schedule,
+             "mode protocol: sequential | concurrent, overriding the hub config's hub.schedule (\"\" = "
+             "the hub config's)",
+             config::one_of({"", "sequential", "concurrent"}))
+      .field("mix", &ProtocolConfig::mix,
+             "mode mix: all = each step one batch of every party's data (the compute of a concurrent "
+             "round); rotate = each step one party's batch, in turn (equal mix at a central step's compute)",
+             config::one_of({"all", "rotate"}));
   return s;
 }
 
@@ -57,8 +66,9 @@ config::Schema<CentralConfig> central_schema() {
       .section("data", &CentralConfig::data, data_schema())
       .section("run", &CentralConfig::run, run_schema())
       .field("mode", &CentralConfig::mode,
-             "central: one model on all of data; protocol: the PC-MoE protocol simulated in one process",
-             config::one_of({"central", "protocol"}))
+             "central: one model on all of data; protocol: the PC-MoE protocol simulated in one process; "
+             "mix: one model on the party configs' data in equal shares (protocol.mix)",
+             config::one_of({"central", "protocol", "mix"}))
       .section("protocol", &CentralConfig::protocol, protocol_schema())
       .include_key("preset");
   return s;
@@ -79,9 +89,9 @@ CentralConfig load_central_config(const std::string& path, const std::vector<std
   for (auto& p : c.protocol.party_configs) p = config::resolve_relative(path, p);
   if (!c.protocol.hub_config.empty())
     c.protocol.hub_config = config::resolve_relative(path, c.protocol.hub_config);
-  if (c.mode == "protocol" && c.protocol.party_configs.empty()) {
+  if (c.mode != "central" && c.protocol.party_configs.empty()) {
     throw ConfigError(origins.describe("protocol.party_configs") +
-                      ": mode protocol needs at least one party config");
+                      fmt::format(": mode {} needs at least one party config", c.mode));
   }
   return c;
 }

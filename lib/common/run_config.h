@@ -36,7 +36,9 @@ struct RunConfig {
 // mode protocol simulates the PC-MoE protocol in one process from the listed party configs.
 struct ProtocolConfig {
   std::vector<std::string> party_configs;  // party YAML files (their data and backbone seeds)
-  std::string hub_config;                  // hub YAML (turn seed, steps per turn)
+  std::string hub_config;                  // hub YAML (turn seed, steps per turn, schedule)
+    std::string mix = "all";                 // mode mix: all | rotate
+  std::string schedule;                    // mode protocol: "" = the hub config's | sequential | concurrent
 };
 
 struct CentralConfig {
@@ -44,7 +46,7 @@ struct CentralConfig {
   TrainConfig train;
   DataConfig data;
   RunConfig run;
-  std::string mode = "central";  // central | protocol
+  std::string mode = "central";  // central | protocol | mix
   ProtocolConfig protocol;
   // Not a YAML key: the --set overrides of model.* and train.*, which mode protocol applies to
   // the party configs too (every participant shares them).

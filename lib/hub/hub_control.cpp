@@ -33,6 +33,7 @@ void HubState::on_control(const std::string& peer, const std::string& curve_key,
 }
 
 std::string HubState::turn_text() const {
+  if (open_round_) return fmt::format("round {}", open_round_->step);
   const auto& t = scheduler_.active();
   return t ? fmt::format("turn {} of '{}'", t->turn_id, registry_.at(t->party).id) : std::string("the turn");
 }
@@ -43,9 +44,8 @@ proto::ControlAck HubState::control(const std::string& action, TimePoint now) {
     if (ending) return {false, fmt::format("the run is {}: nothing to pause", state_name())};
     if (paused_) return {false, "already paused"};
     paused_ = true;
-    return {true, scheduler_.active()
-                      ? fmt::format("paused at step {}; {} finishes first", step_, turn_text())
-                      : fmt::format("paused at step {}", step_)};
+    return {true, turn_open() ? fmt::format("paused at step {}; {} finishes first", step_, turn_text())
+                              : fmt::format("paused at step {}", step_)};
   }
   if (action == "resume") {
     if (!paused_) return {false, fmt::format("not paused (state {})", state_name())};
@@ -104,7 +104,7 @@ proto::ControlAck HubState::control_checkpoint(TimePoint now) {
 // ---- the between-turns barrier ----
 
 void HubState::between_turns(TimePoint now) {
-  if (scheduler_.active() || phase_ == Phase::finished) return;
+  if (turn_open() || phase_ == Phase::finished) return;
   if (pending_checkpoint_) {
     pending_checkpoint_ = false;
     issue_checkpoint(now);

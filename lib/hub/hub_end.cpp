@@ -36,7 +36,7 @@ void HubState::advance_stop(TimePoint now) {
     case StopStage::draining:
       // The current turn finishes (or its holder is lost); a queued checkpoint goes out and is answered.
       between_turns(now);
-      if (scheduler_.active() || !checkpoint_wait_.empty()) return;
+      if (turn_open() || !checkpoint_wait_.empty()) return;
       stop_stage_ = StopStage::final_snapshot;
       pending_snapshot_ = false;  // superseded by the final round
       if (round_) {

@@ -102,6 +102,7 @@ proto::Welcome HubState::welcome_for(const PartyRecord& p) const {
   w.directory = registry_.directory();
   w.placement = layout_.placement();
   w.directory_epoch = registry_.epoch();
+  if (concurrent()) w.schedule = "concurrent";
   return w;
 }
 
@@ -122,6 +123,7 @@ void HubState::on_hello(const std::string& peer, const std::string& curve_key, c
         .kv("peer", peer_label(peer));
     registry_.mark_lost(p);
     if (round_) round_->drop(p.index);
+    round_lose(p.index, now);
     if (scheduler_.active() && scheduler_.active()->party == p.index) {
       scheduler_.abandon();
       PCMOE_WARN("hub.turn_abandoned")
@@ -189,6 +191,7 @@ void HubState::lose_party(PartyRecord& p, const std::string& reason, TimePoint n
   if (scheduler_.active() && scheduler_.active()->party == p.index) {
     abandon_turn(fmt::format("turn holder '{}' lost", p.id), now);
   }
+  round_lose(p.index, now);
   advance_stop(now);
   maybe_start_turn(now);
 }

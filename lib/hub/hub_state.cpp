@@ -43,6 +43,8 @@ bool HubState::accepts(MsgType type) {
     case MsgType::pool_request:
     case MsgType::bye:
     case MsgType::error:
+    case MsgType::round_norm:
+    case MsgType::round_commit_ack:
       return true;
     default:
       return false;
@@ -142,6 +144,10 @@ void HubState::dispatch(PartyRecord* self, const std::string& peer, const std::s
       return on_bye(*self, std::get<proto::Bye>(m), now);
     case MsgType::checkpoint_done:
       return on_checkpoint_done(*self, std::get<proto::CheckpointDone>(m), now);
+    case MsgType::round_norm:
+      return on_round_norm(*self, peer, std::get<proto::RoundNorm>(m), now);
+    case MsgType::round_commit_ack:
+      return on_round_commit_ack(*self, peer, std::get<proto::RoundCommitAck>(m), now);
     default:
       return;  // unreachable: accepts() lists exactly the cases above
   }
@@ -213,6 +219,7 @@ std::vector<Outgoing> HubState::on_tick(TimePoint now) {
   check_liveness(now);
   check_snapshot_round(now);
   check_checkpoint(now);
+  check_round(now);
   advance_stop(now);
   maybe_start_turn(now);
   limiter_.flush(now);
@@ -264,6 +271,7 @@ proto::Status HubState::status(TimePoint now, bool include_load) const {
   s.step = step_;
   s.total_steps = cfg_.train.steps;
   if (const auto& t = scheduler_.active()) s.turn_party = registry_.at(t->party).id;
+  if (open_round_) s.turn_party = "*";  // a concurrent round: every live party
   s.uptime_s = ms_between(started_, now) / 1e3;
   s.parties = registry_.statuses(now);
   s.moe_layers = layout_.moe_layers();

@@ -32,6 +32,7 @@
 #include "hub/pool.h"
 #include "hub/pool_layout.h"
 #include "hub/registry.h"
+#include "hub/rounds.h"
 #include "hub/saved_state.h"
 #include "hub/scheduler.h"
 #include "hub/types.h"
@@ -136,6 +137,9 @@ class HubState {
   void maybe_start_turn(TimePoint now);
   void on_step_report(PartyRecord& p, const std::string& peer, const proto::StepReport& r, TimePoint now);
   std::string report_problem(const PartyRecord& p, const proto::StepReport& r, proto::ErrorCode& code) const;
+  std::string report_shape_problem(const proto::StepReport& r) const;
+  // An accepted step report: global expert load, party totals, expert_load.jsonl, the broadcast.
+  void accept_report(PartyRecord& p, const proto::StepReport& r);
   void record_report(PartyRecord& p, const proto::StepReport& r);
   void on_turn_done(PartyRecord& p, const std::string& peer, const proto::TurnDone& d, TimePoint now);
   void judge_suspect(const proto::TurnDone& d, TimePoint now);
@@ -159,6 +163,23 @@ class HubState {
   void on_snapshot(PartyRecord& p, const std::string& peer, const proto::Snapshot& s, TimePoint now);
   void check_snapshot_round(TimePoint now);
   void end_snapshot_round(bool timed_out, TimePoint now);
+  // ---- hub_rounds.cpp (hub.schedule: concurrent) ----
+  bool concurrent() const { return cfg_.hub.schedule == "concurrent"; }
+  // A turn or a concurrent round is in progress.
+  bool turn_open() const { return scheduler_.active().has_value() || open_round_.has_value(); }
+  void maybe_start_round(TimePoint now);
+  void on_round_report(PartyRecord& p, const std::string& peer, const proto::StepReport& r, TimePoint now);
+  void on_round_turn_done(PartyRecord& p, const std::string& peer, const proto::TurnDone& d, TimePoint now);
+  void on_round_norm(PartyRecord& p, const std::string& peer, const proto::RoundNorm& n, TimePoint now);
+  void on_round_commit_ack(PartyRecord& p, const std::string& peer, const proto::RoundCommitAck& a,
+                           TimePoint now);
+  // A party lost or replaced while a round is open.
+  void round_lose(uint32_t index, TimePoint now);
+  // Deadlines and the next stage of the open round, when due.
+  void check_round(TimePoint now);
+  void close_round(TimePoint now);
+  void commit_round(bool apply, const std::string& why, TimePoint now);
+  void finish_round(TimePoint now);
   // ---- hub_end.cpp ----
   void begin_stop(const std::string& reason, TimePoint now);
   void advance_stop(TimePoint now);
@@ -176,6 +197,7 @@ class HubState {
   ExpertLoadStats load_;
   ExpertPool pool_;
   std::optional<SnapshotRound> round_;
+  std::optional<OpenRound> open_round_;  // concurrent schedule
   uint64_t snapshot_seq_ = 0;
   bool pending_snapshot_ = false;       // a round waits for the current turn to end
   bool pending_checkpoint_ = false;     // checkpoint requests wait for the current turn to end

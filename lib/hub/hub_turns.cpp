@@ -16,6 +16,7 @@ using proto::ErrorCode;
 using proto::MsgType;
 
 void HubState::maybe_start_turn(TimePoint now) {
+  if (concurrent()) return maybe_start_round(now);
   between_turns(now);
   if (phase_ != Phase::training || paused_ || stop_stage_ != StopStage::none || scheduler_.active()) return;
   if (holding()) return;  // a snapshot round or a checkpoint is being answered
@@ -57,6 +58,10 @@ std::string HubState::report_problem(const PartyRecord& p, const proto::StepRepo
   if (r.step != t->next_step())
     return fmt::format("expected a report for step {}, got step {}", t->next_step(), r.step);
   code = ErrorCode::bad_shape;
+  return report_shape_problem(r);
+}
+
+std::string HubState::report_shape_problem(const proto::StepReport& r) const {
   std::string why = load_.shape_error(r.expert_counts);
   if (!why.empty()) return why;
   if (!r.gate_mean.empty()) {
@@ -96,6 +101,7 @@ proto::ExpertLoad HubState::expert_load(int64_t reported_step) const {
 
 void HubState::on_step_report(PartyRecord& p, const std::string& peer, const proto::StepReport& r,
                               TimePoint now) {
+  if (concurrent()) return on_round_report(p, peer, r, now);
   ErrorCode code = ErrorCode::ok;
   std::string why = report_problem(p, r, code);
   if (!why.empty()) {
@@ -104,6 +110,13 @@ void HubState::on_step_report(PartyRecord& p, const std::string& peer, const pro
   }
   scheduler_.count_report();
   step_ = r.step + 1;
+  accept_report(p, r);
+  const int64_t every = cfg_.hub.snapshot_every;
+  // Taken between turns: after this turn, before the next (the final round covers the last step).
+  if (every > 0 && step_ % every == 0 && step_ < cfg_.train.steps) pending_snapshot_ = true;
+}
+
+void HubState::accept_report(PartyRecord& p, const proto::StepReport& r) {
   load_.add(r.expert_counts);
   record_report(p, r);
   JsonObject line;
@@ -117,13 +130,11 @@ void HubState::on_step_report(PartyRecord& p, const std::string& peer, const pro
   }
   broadcast(expert_load(r.step));
   PCMOE_DEBUG("hub.step").kv("party", p.id).kv("step", r.step).kv("loss", r.loss).kv("tokens", r.tokens);
-  const int64_t every = cfg_.hub.snapshot_every;
-  // Taken between turns: after this turn, before the next (the final round covers the last step).
-  if (every > 0 && step_ % every == 0 && step_ < cfg_.train.steps) pending_snapshot_ = true;
 }
 
 void HubState::on_turn_done(PartyRecord& p, const std::string& peer, const proto::TurnDone& d,
                             TimePoint now) {
+  if (concurrent()) return on_round_turn_done(p, peer, d, now);
   const auto& t = scheduler_.active();
   if (!t || t->party != p.index || d.turn_id != t->turn_id) {
     refuse(peer, MsgType::turn_done, ErrorCode::out_of_order,

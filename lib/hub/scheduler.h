@@ -56,6 +56,8 @@ class TurnScheduler {
   size_t position() const { return position_; }  // picks made in the current round
   const std::vector<uint32_t>& order() const { return order_; }
   uint64_t turns_issued() const { return next_turn_id_ - 1; }
+  // A turn id for a concurrent round's turn (ids stay unique across both schedules).
+  uint64_t issue_turn_id() { return next_turn_id_++; }
 
  private:
   uint64_t seed_;

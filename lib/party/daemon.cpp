@@ -123,6 +123,7 @@ void Daemon::build_trainer(const proto::Welcome& w) {
   links_ = std::make_unique<PeerLinks>(ctx_, lo);
   links_->set_lost_probe([link = hub_.get()](uint32_t host) { return link->party_lost(host); });
   trainer_ = std::make_unique<PartyTrainer>(cfg_, seed_, placement, *links_);
+  trainer_->set_concurrent(w.schedule == "concurrent");
   trainer_->log_footprint(cfg_.party.memory_limit_mb << 20);
   try {
     trainer_->apply_memory_limit(cfg_.party.memory_limit_mb << 20);
@@ -233,6 +234,8 @@ void Daemon::execute_one(Action& a) {
     export_model(e->pool);
   } else if (auto* f = std::get_if<act::Finished>(&a)) {
     trainer_->log_done(final_loss_, final_bpb_, f->exported ? fs::join(cfg_.run.out_dir, "model.pcmoe") : "");
+  } else if (auto* r = std::get_if<act::HostRound>(&a)) {
+    if (auto reply = trainer_->host().on_round_message(r->message)) hub_->send(std::move(*reply));
   } else if (auto* x = std::get_if<act::Exit>(&a)) {
     exit_ = true;
     exit_code_ = x->code;

@@ -270,6 +270,7 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
 }
 
 void FederatedDispatcher::commit(int64_t step, double clip_scale) {
+  if (concurrent_) return;  // the hub's round commit applies the hosts' part
   proto::StepEnd se;
   se.requester = opt_.self_id;
   se.step = step;

@@ -109,6 +109,9 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
                          const std::vector<int64_t>& counts) override;
   torch::Tensor available_mask(int layer) override;
 
+  // Concurrent rounds: the hub's round commit applies the experts' gradients, so commit() sends
+  // nothing and remote_grad_sq() is 0 (the backbone is clipped alone; PROTOCOL.md 9.6).
+  void set_concurrent(bool on) { concurrent_ = on; }
   // Marks parties alive or lost (index = party index); experts of lost parties are masked.
   void set_alive(const std::vector<bool>& alive);
   // Hosts called with train-mode requests since begin_step (they need step_end or step_abort).
@@ -116,7 +119,7 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
 
   // ---- train::StepHooks: the remote part of the step begun by begin_step ----
   // Sum of the hosts' parameter-gradient squared norms reported in backward replies.
-  double remote_grad_sq() const override { return remote_grad_sq_; }
+  double remote_grad_sq() const override { return concurrent_ ? 0.0 : remote_grad_sq_; }
   // step_end with `clip_scale` to every host called, then every acknowledgement. Throws HostError
   // (a host timed out or was lost) or TransportError (a host refused).
   void commit(int64_t step, double clip_scale) override;
@@ -195,6 +198,7 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
   uint64_t next_request_ = 1;
   std::set<uint32_t> hosts_called_;
   double remote_grad_sq_ = 0;
+  bool concurrent_ = false;
   std::vector<std::shared_ptr<Call>> calls_;  // kept alive until the next begin_step
   DispatchStats stats_;
 };

@@ -84,7 +84,7 @@ ExpertHost::Prepared ExpertHost::prepare(proto::Message request) const {
 }
 
 proto::Message ExpertHost::handle(const std::string& sender, const Prepared& prepared,
-                                  std::chrono::steady_clock::time_point received) {
+                                  std::chrono::steady_clock::time_point received, const std::string& conn) {
   const proto::Message& request = prepared.message;
   const proto::MsgType type = proto::type_of(request);
   uint64_t request_id = 0;
@@ -113,11 +113,14 @@ proto::Message ExpertHost::handle(const std::string& sender, const Prepared& pre
     }
     requester = sender;
   }
+  // Where kept rows come from: the authenticated sender, else the connection, else (a forward
+  // called directly) its requester field; "" for a backward called directly without either.
+  const std::string origin = !sender.empty() ? sender : !conn.empty() ? "conn:" + conn : requester;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.requests++;
     if (std::holds_alternative<proto::ExpertBackward>(request) && requester.empty()) {
-      auto it = stash_.find(request_id);
+      auto it = find_entry({origin, request_id});
       if (it != stash_.end()) requester = it->second.requester;
     }
     if (!known_.empty() && !requester.empty() && !known_.count(requester)) {
@@ -133,15 +136,15 @@ proto::Message ExpertHost::handle(const std::string& sender, const Prepared& pre
   try {
     reply = model::guarded("expert computation failed", [&]() -> proto::Message {
       if (auto* f = std::get_if<proto::ExpertForward>(&request))
-        return forward(requester, *f, *prepared.staged, tm);
+        return forward(requester, origin, *f, *prepared.staged, tm);
       if (auto* b = std::get_if<proto::ExpertBackward>(&request))
-        return backward(requester, *b, *prepared.staged, tm);
+        return backward(requester, origin, *b, *prepared.staged, tm);
       if (auto* s = std::get_if<proto::StepEnd>(&request)) return step_end(requester, *s);
       return step_abort(requester, std::get<proto::StepAbort>(request));
     });
   } catch (const ModelError& e) {
     std::lock_guard<std::mutex> lock(mu_);
-    stash_.erase(request_id);
+    if (auto it = find_entry({origin, request_id}); it != stash_.end()) stash_.erase(it);
     reply = error_reply(e.out_of_memory() ? proto::ErrorCode::out_of_memory : proto::ErrorCode::internal,
                         e.what(), type, request_id);
   } catch (const std::exception& e) {
@@ -231,14 +234,47 @@ std::optional<proto::Message> ExpertHost::check_forward(const proto::ExpertForwa
   return std::nullopt;
 }
 
-std::optional<proto::Message> ExpertHost::admit(const std::string& requester, const proto::ExpertForward& req,
-                                                uint64_t full_bytes, uint64_t min_bytes, bool& recompute) {
+std::string ExpertHost::round_refusal(int64_t step, bool& busy) const {
+  busy = false;
+  if (step <= last_round_ || (round_step_ >= 0 && step < round_step_)) {
+    return fmt::format("round {} is over on this host", step);
+  }
+  if (round_step_ < 0 || step > round_step_) {
+    busy = true;  // the hub's turn for it has not reached this party yet
+    return fmt::format("round {} is not open on this host yet", step);
+  }
+  if (round_closed_) return fmt::format("round {} is closed (its gradient norm was reported)", step);
+  return "";
+}
+
+std::map<ExpertHost::Key, ExpertHost::Entry>::iterator ExpertHost::find_entry(const Key& key) {
+  if (!key.first.empty()) return stash_.find(key);
+  auto found = stash_.end();
+  for (auto it = stash_.begin(); it != stash_.end(); ++it) {
+    if (it->first.second != key.second) continue;
+    if (found != stash_.end()) return stash_.end();  // ambiguous without an origin
+    found = it;
+  }
+  return found;
+}
+
+std::optional<proto::Message> ExpertHost::admit(const std::string& requester, const Key& key,
+                                                const proto::ExpertForward& req, uint64_t full_bytes,
+                                                uint64_t min_bytes, bool& recompute) {
   const auto type = proto::MsgType::expert_forward;
   std::lock_guard<std::mutex> lock(mu_);
   std::string why;
-  if (!open_step(requester, req.step, why))
+  if (concurrent_) {
+    bool busy = false;
+    why = round_refusal(req.step, busy);
+    if (!why.empty()) {
+      return error_reply(busy ? proto::ErrorCode::busy : proto::ErrorCode::out_of_order, why, type,
+                         req.request_id);
+    }
+  } else if (!open_step(requester, req.step, why)) {
     return error_reply(proto::ErrorCode::busy, why, type, req.request_id);
-  if (stash_.count(req.request_id)) {
+  }
+  if (stash_.count(key)) {
     return error_reply(proto::ErrorCode::out_of_order,
                        fmt::format("request id {} already in use", req.request_id), type, req.request_id);
   }
@@ -258,8 +294,8 @@ std::optional<proto::Message> ExpertHost::admit(const std::string& requester, co
   return std::nullopt;
 }
 
-proto::Message ExpertHost::forward(const std::string& requester, const proto::ExpertForward& req,
-                                   const Staged& staged, RequestTimes& tm) {
+proto::Message ExpertHost::forward(const std::string& requester, const std::string& origin,
+                                   const proto::ExpertForward& req, const Staged& staged, RequestTimes& tm) {
   const auto type = proto::MsgType::expert_forward;
   const int layer = static_cast<int>(req.layer);
   torch::Tensor ids;
@@ -275,7 +311,8 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
   const uint64_t min_bytes = static_cast<uint64_t>(rows) * 4 * model_.d_model;
   bool recompute = false;
   if (train) {
-    if (auto refused = admit(requester, req, full_bytes, min_bytes, recompute)) return *refused;
+    if (auto refused = admit(requester, {origin, req.request_id}, req, full_bytes, min_bytes, recompute))
+      return *refused;
   }
   model::DeviceTimer dt(opt_s_.device);
   dt.mark();
@@ -332,24 +369,32 @@ proto::Message ExpertHost::forward(const std::string& requester, const proto::Ex
       en.y = y;
     }
     stats_.stash_bytes += en.bytes;
-    stash_.emplace(req.request_id, std::move(en));
+    stash_.emplace(Key{origin, req.request_id}, std::move(en));
     open_touched_ = Clock::now();
   }
   return out;
 }
 
-proto::Message ExpertHost::backward(const std::string& requester, const proto::ExpertBackward& req,
-                                    const Staged& staged, RequestTimes& tm) {
+proto::Message ExpertHost::backward(const std::string& requester, const std::string& origin,
+                                    const proto::ExpertBackward& req, const Staged& staged,
+                                    RequestTimes& tm) {
   const auto type = proto::MsgType::expert_backward;
   Entry e;
+  bool concurrent = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = stash_.find(req.request_id);
+    auto it = find_entry({origin, req.request_id});
     if (it == stash_.end() || (!requester.empty() && it->second.requester != requester)) {
       return error_reply(
           proto::ErrorCode::unknown_request,
           fmt::format("no train-mode forward with request id {} is waiting for backward", req.request_id),
           type, req.request_id);
+    }
+    concurrent = concurrent_;
+    if (concurrent && (round_closed_ || it->second.step != round_step_)) {
+      return error_reply(proto::ErrorCode::out_of_order,
+                         fmt::format("round {} is closed on this host", it->second.step), type,
+                         req.request_id);
     }
     if (req.grad_outputs.shape != it->second.x.sizes().vec()) {
       return error_reply(proto::ErrorCode::bad_shape, "grad_outputs shape differs from the forward's outputs",
@@ -381,7 +426,8 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
       for (auto& p : shard_.get(e.layer, static_cast<int>(id))->parameters()) touched.push_back(p);
     }
     // The norm stays on the device until the input gradients' copy to the host has synchronised.
-    auto norm = model::grad_norm_tensor(touched);
+    // Concurrent rounds clip by the round's norm (round_norm): none per request.
+    auto norm = concurrent ? torch::zeros({}) : model::grad_norm_tensor(touched);
     dt.mark();
     const auto t = Clock::now();
     grads_finite = finite_in_wire(e.x.grad(), req.grad_outputs.dtype);
@@ -400,8 +446,10 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
   std::lock_guard<std::mutex> lock(mu_);
   if (bad) {
     // The experts' gradients of this step overflowed: an optimizer step on them would turn the
-    // shared experts into NaN for every party. The whole step is dropped, its gradients with it.
-    if (open_requester_ == e.requester && open_step_ == e.step) drop_open_step_locked("non-finite gradients");
+    // shared experts into NaN for every party. The whole step is dropped, its gradients with it
+    // (concurrent: the requester's step fails, so the hub drops the round's expert update).
+    if (!concurrent && open_requester_ == e.requester && open_step_ == e.step)
+      drop_open_step_locked("non-finite gradients");
     return error_reply(proto::ErrorCode::non_finite,
                        "the expert gradients of this request are not finite (rows or gradients too large?): "
                        "step dropped",
@@ -413,6 +461,11 @@ proto::Message ExpertHost::backward(const std::string& requester, const proto::E
 
 proto::Message ExpertHost::step_end(const std::string& requester, const proto::StepEnd& req) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (concurrent_) {  // the round's commit applies the experts' gradients, not the requester
+    proto::StepEndAck ack;
+    ack.step = req.step;
+    return ack;
+  }
   auto last = last_ended_.find(requester);
   if (open_requester_ != requester || open_step_ != req.step) {
     if (last != last_ended_.end() && last->second >= req.step) {
@@ -450,9 +503,107 @@ proto::Message ExpertHost::step_end(const std::string& requester, const proto::S
 
 proto::Message ExpertHost::step_abort(const std::string& requester, const proto::StepAbort& req) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (open_requester_ == requester && open_step_ == req.step) drop_open_step_locked("aborted by requester");
+  if (concurrent_) {
+    // Its kept rows go; gradients it already added stay until the round ends: a round with a
+    // failed step is dropped by the hub (PROTOCOL.md 9.6).
+    for (auto it = stash_.begin(); it != stash_.end();) {
+      if (it->second.requester != requester || it->second.step != req.step) {
+        ++it;
+        continue;
+      }
+      stats_.stash_bytes -= std::min(stats_.stash_bytes, it->second.bytes);
+      it = stash_.erase(it);
+    }
+  } else if (open_requester_ == requester && open_step_ == req.step) {
+    drop_open_step_locked("aborted by requester");
+  }
   proto::StepAbortAck ack;
   ack.step = req.step;
+  return ack;
+}
+
+// ---- concurrent rounds ----
+
+void ExpertHost::set_concurrent(bool on) {
+  std::lock_guard<std::mutex> lock(mu_);
+  concurrent_ = on;
+}
+
+bool ExpertHost::concurrent() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return concurrent_;
+}
+
+void ExpertHost::open_round(int64_t step) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (step <= last_round_ || step == round_step_) return;
+  if (round_step_ >= 0) {
+    // A round this host never saw end (it was away for its commit): its gradients are dropped.
+    PCMOE_WARN("host.round_dropped").kv("step", round_step_).kv("reason", "a later round opened");
+    stash_.clear();
+    stats_.stash_bytes = 0;
+    std::unique_lock<std::shared_mutex> w(shard_mu_);
+    opt_.zero_grad();
+  }
+  round_step_ = step;
+  round_closed_ = false;
+}
+
+proto::RoundNorm ExpertHost::round_norm(int64_t step) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (step > round_step_ && step > last_round_) round_step_ = step;  // not in the round itself
+  if (step == round_step_) round_closed_ = true;
+  proto::RoundNorm n;
+  n.step = step;
+  std::shared_lock<std::shared_mutex> r(shard_mu_);
+  std::vector<torch::Tensor> with_grad;
+  for (const auto& t : opt_.tensors()) {
+    if (t.grad().defined()) with_grad.push_back(t);
+  }
+  n.grad_sq = model::guarded("round gradient norm", [&] { return model::grad_sq_norm(with_grad); });
+  n.experts = static_cast<uint32_t>(with_grad.size() / (model_.activation == "swiglu" ? 3 : 2));
+  return n;
+}
+
+std::optional<proto::Message> ExpertHost::on_round_message(const proto::Message& m) {
+  if (const auto* t = std::get_if<proto::Turn>(&m)) {
+    open_round(t->step_begin);
+    return std::nullopt;
+  }
+  if (const auto* c = std::get_if<proto::RoundClose>(&m)) return proto::Message{round_norm(c->step)};
+  if (const auto* c = std::get_if<proto::RoundCommit>(&m)) return proto::Message{round_commit(*c)};
+  return std::nullopt;
+}
+
+proto::RoundCommitAck ExpertHost::round_commit(const proto::RoundCommit& c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  proto::RoundCommitAck ack;
+  ack.step = c.step;
+  if (c.step <= last_round_) return ack;  // a repeat: applied or dropped already
+  if (!stash_.empty()) {
+    PCMOE_DEBUG("host.round_rows_dropped").kv("step", c.step).kv("kept", static_cast<int64_t>(stash_.size()));
+    stash_.clear();
+    stats_.stash_bytes = 0;
+  }
+  const double scale = std::isfinite(c.scale) ? std::clamp(c.scale, 0.0, 1.0) : 0.0;
+  int n = 0;
+  {
+    std::unique_lock<std::shared_mutex> w(shard_mu_);
+    if (c.apply && scale > 0) {
+      n = model::guarded("round update", [&] { return opt_.step(model::lr_at(train_, c.step), scale); });
+    } else {
+      opt_.zero_grad();
+    }
+  }
+  if (c.apply) stats_.steps_applied++;
+  PCMOE_DEBUG("host.round_commit")
+      .kv("step", c.step)
+      .kv("apply", c.apply)
+      .kv("params", static_cast<int64_t>(n));
+  last_round_ = c.step;
+  round_step_ = -1;
+  round_closed_ = false;
+  ack.experts_stepped = static_cast<uint32_t>(n / (model_.activation == "swiglu" ? 3 : 2));
   return ack;
 }
 

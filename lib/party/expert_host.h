@@ -5,11 +5,15 @@
 // optimizer for exactly the gradients of that step (scaled by the requester's clip scale) and
 // drops the stash; eval-mode forwards keep nothing. One requester may hold an open step at a
 // time (turns are sequential); a stale one is aborted after stale_ms, the one of a party the hub
-// declared lost at once. Rows whose expert outputs or gradients are not finite are refused
-// (non_finite), so that no requester can poison the shared experts.
-// Thread-safety: handle() may be called from several server threads; parameter updates take the
-// shard mutex exclusively, computation takes it shared (the party's trainer does the same).
-// handle() never throws: every failure becomes an ErrorMsg reply with a reason.
+// declared lost at once. Concurrent rounds (set_concurrent; PROTOCOL.md 9.6): every requester of
+// the round the hub opened (open_round) is served at once, kept rows keyed by (requester, request
+// id); every backward adds to the experts' gradients; step_end is only acknowledged; round_norm
+// reports the squared norm of the round's summed gradients and closes the round to new requests;
+// round_commit applies them in one optimizer step per expert (times the hub's scale) or drops them. Rows
+// whose expert outputs or gradients are not finite are refused (non_finite), so that no requester can poison
+// the shared experts. Thread-safety: handle() may be called from several server threads; parameter updates
+// take the shard mutex exclusively, computation takes it shared (the party's trainer does the same). handle()
+// never throws: every failure becomes an ErrorMsg reply with a reason.
 #pragma once
 
 #include <torch/torch.h>
@@ -77,8 +81,11 @@ class ExpertHost {
   };
   // Stages a request's tensor (no locks, no state: callable from any thread).
   Prepared prepare(proto::Message request) const;
+  // `conn`: the connection the request came on (the expert service's peer routing id; "" when
+  // called directly): without authentication it tells requesters' equal request ids apart.
   proto::Message handle(const std::string& sender, const Prepared& request,
-                        std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now());
+                        std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now(),
+                        const std::string& conn = "");
   proto::Message handle(const std::string& sender, const proto::Message& request,
                         std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now()) {
     return handle(sender, prepare(request), received);
@@ -89,7 +96,25 @@ class ExpertHost {
   // Memory for rows kept for backward (see HostOptions::max_stash_bytes). Thread-safe.
   void set_max_stash_bytes(uint64_t bytes);
 
+  // ---- concurrent rounds (hub.schedule: concurrent); called from the party's main thread ----
+  void set_concurrent(bool on);
+  bool concurrent() const;
+  // The hub opened round `step` (this party's own turn of it): train forwards of that step are
+  // admitted from every requester; earlier ones are refused (out_of_order), later ones `busy`.
+  void open_round(int64_t step);
+  // Closes round `step` to requests and reports its summed expert gradients' squared norm.
+  proto::RoundNorm round_norm(int64_t step);
+  // Applies (one AdamW step per expert with gradients, at lr_at(step), times `scale`) or drops
+  // the round's gradients; the kept rows of the round go. Idempotent for a round already ended.
+  proto::RoundCommitAck round_commit(const proto::RoundCommit& c);
+  // The hub's round message for this host (turn: open_round; round_close: round_norm;
+  // round_commit: round_commit) and what goes back to the hub, if anything.
+  std::optional<proto::Message> on_round_message(const proto::Message& m);
+
  private:
+  // Kept rows are keyed by where they came from (the authenticated sender, the connection, or the
+  // requester field) and the requester's request id.
+  using Key = std::pair<std::string, uint64_t>;
   struct Entry {
     std::string requester;
     int64_t step = 0;
@@ -112,10 +137,17 @@ class ExpertHost {
                                               std::vector<int64_t>& distinct) const;
   // A train forward's place in the open step and in the memory for kept rows (recompute set
   // when only the input rows fit); an error reply (busy, out_of_order) if refused.
-  std::optional<proto::Message> admit(const std::string& requester, const proto::ExpertForward& req,
-                                      uint64_t full_bytes, uint64_t min_bytes, bool& recompute);
-  proto::Message backward(const std::string& requester, const proto::ExpertBackward& req, const Staged& grads,
-                          RequestTimes& tm);
+  std::optional<proto::Message> admit(const std::string& requester, const Key& key,
+                                      const proto::ExpertForward& req, uint64_t full_bytes,
+                                      uint64_t min_bytes, bool& recompute);
+  // Why round `step` admits no train request now ("" if it does; busy: not open here yet).
+  std::string round_refusal(int64_t step, bool& busy) const;
+  // The kept rows of `key` (an empty origin: the only entry with that id), or end().
+  std::map<Key, Entry>::iterator find_entry(const Key& key);
+  proto::Message forward(const std::string& requester, const std::string& origin,
+                         const proto::ExpertForward& req, const Staged& rows, RequestTimes& tm);
+  proto::Message backward(const std::string& requester, const std::string& origin,
+                          const proto::ExpertBackward& req, const Staged& grads, RequestTimes& tm);
   proto::Message step_end(const std::string& requester, const proto::StepEnd& req);
   proto::Message step_abort(const std::string& requester, const proto::StepAbort& req);
   // Opens (or continues) requester's step; false with `why` if another requester holds one.
@@ -132,11 +164,15 @@ class ExpertHost {
   mutable std::mutex mu_;  // guards everything below
   std::set<std::string> known_;
   std::set<std::string> lost_;
-  std::map<uint64_t, Entry> stash_;
+  std::map<Key, Entry> stash_;
   std::string open_requester_;
   int64_t open_step_ = -1;
   std::chrono::steady_clock::time_point open_touched_{};
   std::map<std::string, int64_t> last_ended_;  // requester -> last step ended
+  bool concurrent_ = false;
+  int64_t round_step_ = -1;    // the open round (-1: none)
+  bool round_closed_ = false;  // its norm was reported: no more requests
+  int64_t last_round_ = -1;    // the last round committed or dropped
   HostStats stats_;
 };
 

@@ -115,7 +115,7 @@ void ExpertServer::compute_loop() {
       w = std::move(work_.front());
       work_.pop_front();
     }
-    proto::Message reply = host_.load()->handle(w.sender, w.request, w.received);
+    proto::Message reply = host_.load()->handle(w.sender, w.request, w.received, w.peer);
     {
       std::lock_guard<std::mutex> lock(work_mu_);
       replies_.emplace_back(std::move(w.peer), std::move(reply));

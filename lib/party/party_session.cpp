@@ -76,6 +76,7 @@ void PartySession::on_welcome(const proto::Welcome& w) {
       return;
     }
     joined_ = true;
+    concurrent_ = w.schedule == "concurrent";
     index_ = w.party_index;
     placement_ = w.placement;
     global_step_ = std::max(global_step_, w.step);
@@ -170,6 +171,16 @@ void PartySession::handle(const proto::Message& m, TimePoint at) {
     }
     turn_ = OpenTurn{*t, 0};
     state_ = "training";
+    if (concurrent_) out_.push_back(act::HostRound{m});  // the host admits the round's requests
+  } else if (std::holds_alternative<proto::RoundClose>(m)) {
+    if (concurrent_) out_.push_back(act::HostRound{m});
+  } else if (std::holds_alternative<proto::RoundCommit>(m)) {
+    if (!concurrent_) return;
+    out_.push_back(act::HostRound{m});
+    if (checkpoint_due_) {  // the experts hold the round's update now: a consistent checkpoint
+      checkpoint_due_ = false;
+      out_.push_back(act::Checkpoint{std::nullopt});
+    }
   } else if (auto* d = std::get_if<proto::Directory>(&m)) {
     out_.push_back(act::ApplyDirectory{d->directory});
   } else if (auto* l = std::get_if<proto::ExpertLoad>(&m)) {
@@ -246,7 +257,11 @@ std::vector<Action> PartySession::step_done(const proto::StepReport& report, Tim
   if (turn_) turn_->done += 1;
   if (opt_.checkpoint_every > 0 && ++steps_since_ckpt_ >= opt_.checkpoint_every) {
     steps_since_ckpt_ = 0;
-    out_.push_back(act::Checkpoint{std::nullopt});
+    if (concurrent_) {
+      checkpoint_due_ = true;
+    } else {
+      out_.push_back(act::Checkpoint{std::nullopt});
+    }
   }
   if (turn_ && turn_->done >= turn_->turn.n_steps) end_turn(true, "", "");
   release_held(now);

@@ -73,6 +73,10 @@ struct Finished {  // the end's summary (party.done); a bye follows
   std::string reason;
   bool exported = false;
 };
+struct HostRound {  // concurrent rounds: hand the hub's turn / round_close / round_commit to the
+                    // expert host (ExpertHost::on_round_message) and send its answer to the hub
+  proto::Message message;
+};
 struct Exit {  // leave the main loop with this exit code
   int code = 0;
 };
@@ -83,9 +87,9 @@ struct Fail {  // a fatal error: the daemon throws it (ConfigError / TransportEr
 };
 }  // namespace act
 
-using Action =
-    std::variant<act::Send, act::Join, act::ApplyDirectory, act::UpdateLoad, act::Checkpoint,
-                 act::SendSnapshot, act::PrepareFinish, act::Export, act::Finished, act::Exit, act::Fail>;
+using Action = std::variant<act::Send, act::Join, act::ApplyDirectory, act::UpdateLoad, act::Checkpoint,
+                            act::SendSnapshot, act::PrepareFinish, act::Export, act::Finished, act::HostRound,
+                            act::Exit, act::Fail>;
 
 // One step the daemon should run now.
 struct StepOrder {
@@ -137,6 +141,7 @@ class PartySession {
   int64_t last_step() const { return last_step_; }
   int64_t global_step() const { return global_step_; }
   uint32_t index() const { return index_; }
+  bool concurrent() const { return concurrent_; }  // the welcome's schedule
 
  private:
   struct OpenTurn {
@@ -176,6 +181,8 @@ class PartySession {
   std::string finish_reason_;
   std::optional<TimePoint> pool_deadline_;
   bool finished_ = false;
+  bool concurrent_ = false;
+  bool checkpoint_due_ = false;  // concurrent: the periodic checkpoint waits for the round's commit
   bool released_ = false;
   bool exited_ = false;
   std::vector<Action> out_;

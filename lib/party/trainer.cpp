@@ -174,8 +174,9 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
   const uint64_t sent0 = dispatcher_->bytes_sent(), recv0 = dispatcher_->bytes_received();
   const DispatchStats d0 = dispatcher_->stats();
   dispatcher_->begin_step(step);
+  model::AdamW* experts_opt = concurrent_ ? nullptr : shard_opt_.get();  // concurrent: the round's commit
   const train::StepModel sm{
-      &backbone_, dispatcher_.get(), backbone_opt_.get(), shard_opt_.get(), &shard_mu_, device_, bf16_};
+      &backbone_, dispatcher_.get(), backbone_opt_.get(), experts_opt, &shard_mu_, device_, bf16_};
   const train::StepResult r = train::train_step(sm, *loader_, step, cfg_.train, {}, dispatcher_.get());
   steps_done_ += 1;
   last_step_ = step;
@@ -264,6 +265,12 @@ void PartyTrainer::apply_directory(const std::vector<proto::PartyEntry>& dir) {
   dispatcher_->set_alive(alive);
   host_->set_known_parties(ids);
   host_->set_lost_parties(lost);  // their open steps must not block the others
+}
+
+void PartyTrainer::set_concurrent(bool on) {
+  concurrent_ = on;
+  host_->set_concurrent(on);
+  dispatcher_->set_concurrent(on);
 }
 
 void PartyTrainer::update_balance_bias(const std::vector<std::vector<double>>& load) {

@@ -48,6 +48,9 @@ class PartyTrainer {
   PartyTrainer(const PartyConfig& cfg, uint64_t backbone_seed, Placement placement, ExpertLink& link);
 
   ExpertHost& host() { return *host_; }
+  // Concurrent rounds (the welcome's schedule): the step clips and updates the backbone only;
+  // this party's experts take the round's update from the hub's commit (ExpertHost).
+  void set_concurrent(bool on);
   FederatedDispatcher& dispatcher() { return *dispatcher_; }
   const torch::Device& device() const { return device_; }
 
@@ -112,6 +115,7 @@ class PartyTrainer {
   int64_t tokens_done_ = 0;
   double last_eval_loss_ = -1;
   int64_t last_eval_bucket_ = 0;
+  bool concurrent_ = false;
 };
 
 // The party's private backbone seed: run.seed if set, else the seed kept in

@@ -30,7 +30,7 @@ torch::Tensor pinned_copy(const torch::Tensor& src) {
 // float8, else on the CPU. A row holding NaN or Inf gets a NaN scale (refused downstream).
 std::pair<torch::Tensor, torch::Tensor> quantize(const torch::Tensor& t, DType d) {
   auto x = t.detach().to(torch::kFloat32).contiguous();
-  const double fmax = fp8_max(fp8_format(d));
+  [[maybe_unused]] const double fmax = fp8_max(fp8_format(d));
 #if PCMOE_TORCH_HAS_FLOAT8
   auto amax = x.abs().amax({1});
   // Tensor / tensor: a correctly rounded division on every device (a division by a scalar may be a

@@ -35,6 +35,9 @@ class Describer {
   void optional_uints(const char* key, const std::vector<T>& xs) {
     if (!xs.empty()) list(key, xs.size());
   }
+  void optional_str(const char* key, const std::string& s) {
+    if (!s.empty()) str(key, s);
+  }
   template <class T>
   void uint_matrix(const char* key, const std::vector<std::vector<T>>& xss) {
     matrix(key, xss);

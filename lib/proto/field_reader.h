@@ -62,6 +62,10 @@ class FieldReader {
     xs.clear();
     if (has(key)) uints(key, xs);
   }
+  void optional_str(const char* key, std::string& s) {
+    s.clear();
+    if (has(key)) str(key, s);
+  }
   template <class T>
   void uint_matrix(const char* key, std::vector<std::vector<T>>& xss) {
     seek_(key);

@@ -59,6 +59,9 @@ class FieldWriter {
   void optional_uints(const char* key, const std::vector<T>& xs) {
     if (!xs.empty()) uints(key, xs);
   }
+  void optional_str(const char* key, const std::string& s) {
+    if (!s.empty()) str(key, s);
+  }
   template <class T>
   void uint_matrix(const char* key, const std::vector<std::vector<T>>& xss) {
     key_(key);

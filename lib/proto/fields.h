@@ -5,9 +5,9 @@
 //
 // Each message type has one overload fields(v, m, Of<Type>) (m a Type or a const Type). A visitor
 // V provides: str, boolean, uint (unsigned, with [lo, hi]), int64 (with lo), real (with a Real
-// rule), enumeration, uints, optional_uints (a key added by a minor version: written only when
-// non-empty, empty when absent), uint_matrix, real_matrix, strs, tensor, tensors and entries (a
-// list of nested maps). Internal to lib/proto (and its tests).
+// rule), enumeration, uints, optional_uints and optional_str (keys added by a minor version:
+// written only when non-empty, empty when absent), uint_matrix, real_matrix, strs, tensor, tensors and
+// entries (a list of nested maps). Internal to lib/proto (and its tests).
 #pragma once
 
 #include <cstdint>
@@ -67,6 +67,7 @@ void fields(V& v, M& m, Of<Welcome>) {
   v.entries("dir", m.directory);
   v.uint_matrix("place", m.placement);
   v.uint("epoch", m.directory_epoch);
+  v.optional_str("sched", m.schedule);  // 1.2
 }
 
 template <class V, class M>
@@ -228,6 +229,31 @@ void fields(V& v, M& m, Of<Stop>) {
 template <class V, class M>
 void fields(V& v, M& m, Of<Bye>) {
   v.str("why", m.reason);
+}
+
+template <class V, class M>
+void fields(V& v, M& m, Of<RoundClose>) {
+  v.int64("step", m.step, kAnyStep);
+}
+
+template <class V, class M>
+void fields(V& v, M& m, Of<RoundNorm>) {
+  v.int64("step", m.step, kAnyStep);
+  v.real("gsq", m.grad_sq, Real::nonneg);
+  v.uint("nexp", m.experts);
+}
+
+template <class V, class M>
+void fields(V& v, M& m, Of<RoundCommit>) {
+  v.int64("step", m.step, kAnyStep);
+  v.boolean("apply", m.apply);
+  v.real("scale", m.scale, Real::finite_nonneg);
+}
+
+template <class V, class M>
+void fields(V& v, M& m, Of<RoundCommitAck>) {
+  v.int64("step", m.step, kAnyStep);
+  v.uint("nexp", m.experts_stepped);
 }
 
 template <class V, class M>

@@ -17,7 +17,7 @@ namespace pcmoe::proto {
 // ---- versioning ----
 // Frame 0 of every message is the ASCII tag "PCMOE/<major>"; the header carries the minor.
 constexpr uint32_t kProtocolMajor = 1;
-constexpr uint32_t kProtocolMinor = 1;
+constexpr uint32_t kProtocolMinor = 2;
 
 // ---- raw frames ----
 // Bytes of one raw frame. `owner` keeps the storage alive (a std::string, a zmq message, ...), so
@@ -73,6 +73,10 @@ struct WireTensor {
   X(Stop, stop, 20)                                 \
   X(Bye, bye, 21)                                   \
   X(ErrorMsg, error, 22)                            \
+  X(RoundClose, round_close, 23)                    \
+  X(RoundNorm, round_norm, 24)                      \
+  X(RoundCommit, round_commit, 25)                  \
+  X(RoundCommitAck, round_commit_ack, 26)           \
   /* party <-> party expert service */              \
   X(ExpertForward, expert_forward, 30)              \
   X(ExpertForwardReply, expert_forward_reply, 31)   \
@@ -146,6 +150,7 @@ struct Welcome {
   // placement[i][e] = index of the party hosting expert e of MoE layer moe_layers[i].
   std::vector<std::vector<uint32_t>> placement;
   uint64_t directory_epoch = 0;
+  std::string schedule;  // optional (1.2): "concurrent" for concurrent rounds; "" = sequential turns
 };
 
 struct Reject {
@@ -297,6 +302,34 @@ struct Stop {
 
 struct Bye {
   std::string reason;
+};
+
+// ---- concurrent rounds (1.2, hub.schedule: concurrent) ----
+// Every live party trained step `step` of the round (or the round failed): the hub asks each live
+// party, as a host, for its experts' gradients accumulated in the round.
+struct RoundClose {
+  int64_t step = 0;
+};
+
+// A host's answer: the squared L2 norm of its experts' accumulated (summed) gradients of the round.
+struct RoundNorm {
+  int64_t step = 0;
+  double grad_sq = 0;
+  uint32_t experts = 0;  // experts with gradients
+};
+
+// The round's expert update: apply = true: every expert with gradients takes one optimizer step on
+// its accumulated gradients multiplied by `scale` (1 / parties x the round's clip factor);
+// apply = false: the round's expert gradients are dropped (no expert steps).
+struct RoundCommit {
+  int64_t step = 0;
+  bool apply = true;
+  double scale = 1.0;
+};
+
+struct RoundCommitAck {
+  int64_t step = 0;
+  uint32_t experts_stepped = 0;
 };
 
 struct ErrorMsg {

@@ -8,7 +8,9 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/party_config.h"
 #include "common/signals.h"
+#include "common/timer.h"
 #include "data/loader.h"
 #include "model/backbone.h"
 #include "model/compat.h"
@@ -36,7 +38,9 @@ struct CentralState {
   model::ExpertShard experts;
   model::LocalDispatcher dispatcher;
   std::unique_ptr<model::AdamW> opt;
-  data::BatchLoader loader;
+  // Mode central: one loader on `data`. Mode mix: one per party config (their data), every step
+  // one batch of each (protocol.mix: all) or of one in turn (rotate); held out: all of theirs.
+  std::vector<data::BatchLoader> loaders;
   std::vector<data::Batch> heldout;
   int64_t step = 0;
 
@@ -45,8 +49,18 @@ struct CentralState {
         device(model::parse_device(c.run.device)),
         backbone(c.model, c.run.seed),
         experts(c.model, c.train.expert_seed, [](int, int) { return true; }),
-        dispatcher(experts),
-        loader(c.data, data::Split::train, c.train.batch_size, c.model.seq_len) {
+        dispatcher(experts) {
+    if (c.mode == "mix") {
+      for (const auto& path : c.protocol.party_configs) {
+        const DataConfig d = load_party_config(path, c.shared_overrides).data;
+        loaders.emplace_back(d, data::Split::train, c.train.batch_size, c.model.seq_len);
+        for (auto& b : data::heldout_batches(d, c.train.eval_batches, c.train.batch_size, c.model.seq_len))
+          heldout.push_back(std::move(b));
+      }
+    } else {
+      loaders.emplace_back(c.data, data::Split::train, c.train.batch_size, c.model.seq_len);
+      heldout = data::heldout_batches(c.data, c.train.eval_batches, c.train.batch_size, c.model.seq_len);
+    }
     backbone->to(device);
     experts.to(device);
     std::vector<model::NamedParam> params;
@@ -54,7 +68,19 @@ struct CentralState {
     for (auto& [name, t] : experts.named_expert_params()) params.push_back({"experts." + name, t});
     opt = std::make_unique<model::AdamW>(std::move(params), c.train);
     opt->reserve_state();
-    heldout = data::heldout_batches(c.data, c.train.eval_batches, c.train.batch_size, c.model.seq_len);
+  }
+
+  // This step's tokens on the device: mode central one batch; mix: one of every party, or of one in turn.
+  torch::Tensor next_tokens() {
+    if (loaders.size() == 1) return batch_tensor(loaders[0].next(), device);
+    if (cfg.protocol.mix == "rotate")
+      return batch_tensor(loaders[static_cast<size_t>(step) % loaders.size()].next(), device);
+    std::vector<torch::Tensor> parts;
+    for (auto& l : loaders) parts.push_back(batch_tensor(l.next(), device));
+    return torch::cat(parts, 0);
+  }
+  static std::string pos_key(const char* what, size_t i) {
+    return i == 0 ? std::string("data_") + what : fmt::format("data_{}_{}", what, i);
   }
 
   std::string checkpoint_path() const { return fs::join(cfg.run.out_dir, "checkpoint.pcmoe"); }
@@ -63,14 +89,15 @@ struct CentralState {
     model::NamedTensors tensors = model::module_state(*backbone, "backbone.");
     for (auto& [name, t] : experts.named_expert_params()) tensors.emplace_back("experts." + name, t);
     for (auto& st : opt->state_tensors("opt.")) tensors.push_back(st);
-    auto pos = loader.position();
     std::map<std::string, std::string> meta = {
         {"kind", "central"},
         {"step", std::to_string(step)},
         {"config_hash", model_config_hash(cfg.model, cfg.train)},
-        {"data_epoch", std::to_string(pos.epoch)},
-        {"data_sequences", std::to_string(pos.sequences)},
     };
+    for (size_t i = 0; i < loaders.size(); ++i) {
+      meta[pos_key("epoch", i)] = std::to_string(loaders[i].position().epoch);
+      meta[pos_key("sequences", i)] = std::to_string(loaders[i].position().sequences);
+    }
     save_checkpoint(checkpoint_path(), cfg.model, meta, tensors);
     PCMOE_INFO("train.checkpoint").kv("path", checkpoint_path()).kv("step", step);
   }
@@ -80,8 +107,10 @@ struct CentralState {
     load_model_weights(file, backbone, experts);
     opt->load_state([&](const std::string& n) { return model::find_tensor(file, n); }, "opt.");
     step = meta_int(file, "step", 0);
-    loader.seek({static_cast<uint64_t>(meta_int(file, "data_epoch", 0)),
-                 static_cast<uint64_t>(meta_int(file, "data_sequences", 0))});
+    for (size_t i = 0; i < loaders.size(); ++i) {
+      loaders[i].seek({static_cast<uint64_t>(meta_int(file, pos_key("epoch", i), 0)),
+                       static_cast<uint64_t>(meta_int(file, pos_key("sequences", i), 0))});
+    }
     PCMOE_INFO("train.resumed").kv("path", path).kv("step", step);
   }
 };
@@ -110,7 +139,7 @@ std::vector<std::vector<double>> local_load(const std::vector<model::LayerStats>
 
 uint64_t log_start(const CentralConfig& cfg, CentralState& st) {
   PCMOE_INFO("train.start")
-      .kv("mode", "central")
+      .kv("mode", cfg.mode)
       .kv("device", cfg.run.device)
       .kv("torch", model::torch_version())
       .kv("threads", static_cast<int64_t>(torch::get_num_threads()))
@@ -225,7 +254,12 @@ TrainSummary run_central(const CentralConfig& cfg) {
       sum.interrupted = why == "signal";
       break;
     }
-    const StepResult r = train_step(sm, st.loader, st.step, cfg.train, so);
+    const auto t_data = SteadyClock::now();
+    const torch::Tensor tokens = st.next_tokens();
+    const double data_ms = ms_since(t_data);
+    StepResult r = train_step(sm, tokens, st.step, cfg.train, so);
+    r.data_ms = data_ms;
+    r.step_ms += data_ms;
     if (cfg.model.router.balance_bias_rate > 0)
       st.backbone->update_balance_bias(local_load(r.stats), cfg.model.router.balance_bias_rate);
     st.step += 1;

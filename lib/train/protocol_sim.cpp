@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
 #include <functional>
 
 #include "common/error.h"
@@ -18,6 +19,7 @@
 #include "model/compat.h"
 #include "model/expert.h"
 #include "model/optim.h"
+#include "model/torch_error.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/metrics.h"
@@ -83,6 +85,15 @@ struct SimPool {
   }
 };
 
+// A concurrent round's expert update, as the hub and the hosts do it (hub_rounds.cpp, ExpertHost).
+void round_update(SimPool& pool, const TrainConfig& train, int64_t step, size_t parties) {
+  model::guarded("round update", [&] {
+    const double p = static_cast<double>(parties);
+    const double norm = std::sqrt(model::grad_sq_norm(pool.opt->tensors())) / p;
+    pool.opt->step(model::lr_at(train, step), model::clip_scale(norm, train.grad_clip) / p);
+  });
+}
+
 void export_parties(const CentralConfig& cfg, std::vector<SimParty>& parties, SimPool& pool, int64_t step,
                     const std::function<void(SimParty&)>& eval_party, TrainSummary& sum) {
   const auto n = static_cast<double>(parties.size());
@@ -115,6 +126,7 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
   const bool bf16 = cfg.train.dtype == "bf16";
   HubConfig hub =
       cfg.protocol.hub_config.empty() ? HubConfig{} : load_hub_config(cfg.protocol.hub_config, {});
+    if (!cfg.protocol.schedule.empty()) hub.hub.schedule = cfg.protocol.schedule;
   std::vector<SimParty> parties = load_parties(cfg, device);
   const auto n = static_cast<uint32_t>(parties.size());
   SimPool pool(cfg, device);
@@ -123,6 +135,7 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
                                                      : cfg.run.metrics_file);
   PCMOE_INFO("train.start")
       .kv("mode", "protocol")
+      .kv("schedule", hub.hub.schedule)
       .kv("parties", static_cast<int64_t>(n))
       .kv("steps", cfg.train.steps)
       .kv("turn_seed", hub.hub.seed)
@@ -136,31 +149,48 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
     p.eval_loss = ev.loss;
     p.eval_bpb = ev.bits_per_byte;
   };
+      const bool concurrent = hub.hub.schedule == "concurrent";
   while (step < cfg.train.steps && !signals::stop_requested()) {
     if (cfg.run.max_minutes > 0 &&
         std::chrono::duration<double>(Clock::now() - t0).count() > cfg.run.max_minutes * 60)
       break;
-    SimParty& p = parties[schedule.party_at(step)];
-    // Clipped over this party's backbone and the experts that received gradients, as a federation does.
-    const StepModel sm{&p.backbone, &pool.dispatcher, p.opt.get(), pool.opt.get(), nullptr, device, bf16};
-    const StepResult r = train_step(sm, *p.loader, step, cfg.train);
-    p.last_loss = r.loss;
-    p.steps += 1;
+    // Sequential: the turn holder's step, clipped over its backbone and the experts that received
+    // gradients, as a federation does. Concurrent (PROTOCOL.md 9.6): every party's step on the
+    // same experts, each backbone clipped and updated alone; then one expert update on the summed
+    // gradients times min(1, clip / norm of their mean) / parties.
+    std::vector<SimParty*> turn;
+    if (concurrent) {
+      for (auto& p : parties) turn.push_back(&p);
+    } else {
+      turn.push_back(&parties[schedule.party_at(step)]);
+    }
+    std::vector<JsonObject> recs;
+    for (SimParty* p : turn) {
+      const StepModel sm{&p->backbone, &pool.dispatcher, p->opt.get(), concurrent ? nullptr : pool.opt.get(),
+                         nullptr,      device,           bf16};
+      const StepResult r = train_step(sm, *p->loader, step, cfg.train);
+      p->last_loss = r.loss;
+      p->steps += 1;
+      tokens_done += r.tokens;
+      JsonObject rec;
+      rec.add("step", step + 1).add("party", p->cfg.party.id).add("tokens", tokens_done);
+      r.add_to(rec);
+      recs.push_back(std::move(rec));
+      sum.last_loss = r.loss;
+    }
+    if (concurrent) round_update(pool, cfg.train, step, turn.size());
     step += 1;
-    tokens_done += r.tokens;
-    JsonObject rec;
-    rec.add("step", step).add("party", p.cfg.party.id).add("tokens", tokens_done);
-    r.add_to(rec);
     if ((cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || step == cfg.train.steps) {
       for (auto& q : parties) {
         eval_party(q);
-        rec.add("eval_loss_" + q.cfg.party.id, q.eval_loss).add("eval_bpb_" + q.cfg.party.id, q.eval_bpb);
+        recs.back()
+            .add("eval_loss_" + q.cfg.party.id, q.eval_loss)
+            .add("eval_bpb_" + q.cfg.party.id, q.eval_bpb);
       }
     }
-    metrics.write(rec);
+    for (const auto& rec : recs) metrics.write(rec);
     progress.update(step, fmt::format("step {}/{} | party {} loss {:.4f}", step, cfg.train.steps,
-                                      p.cfg.party.id, p.last_loss));
-    sum.last_loss = p.last_loss;
+                                      turn.back()->cfg.party.id, turn.back()->last_loss));
   }
   progress.finish();
   sum.interrupted = signals::stop_requested();

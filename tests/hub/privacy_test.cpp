@@ -28,7 +28,7 @@ using proto::MsgType;
 
 namespace {
 
-constexpr std::array<MsgType, 30> kAllTypes = {MsgType::hello,
+constexpr std::array<MsgType, 34> kAllTypes = {MsgType::hello,
                                                MsgType::welcome,
                                                MsgType::reject,
                                                MsgType::directory,
@@ -50,6 +50,10 @@ constexpr std::array<MsgType, 30> kAllTypes = {MsgType::hello,
                                                MsgType::stop,
                                                MsgType::bye,
                                                MsgType::error,
+                                               MsgType::round_close,
+                                               MsgType::round_norm,
+                                               MsgType::round_commit,
+                                               MsgType::round_commit_ack,
                                                MsgType::expert_forward,
                                                MsgType::expert_forward_reply,
                                                MsgType::expert_backward,
@@ -62,17 +66,11 @@ constexpr std::array<MsgType, 30> kAllTypes = {MsgType::hello,
 static_assert(std::variant_size_v<proto::Message> == kAllTypes.size(),
               "a message type was added: extend this test");
 
-const std::set<MsgType> kAccepted = {MsgType::hello,
-                                     MsgType::step_report,
-                                     MsgType::turn_done,
-                                     MsgType::heartbeat,
-                                     MsgType::status_request,
-                                     MsgType::control,
-                                     MsgType::checkpoint_done,
-                                     MsgType::snapshot,
-                                     MsgType::pool_request,
-                                     MsgType::bye,
-                                     MsgType::error};
+const std::set<MsgType> kAccepted = {
+    MsgType::hello,           MsgType::step_report, MsgType::turn_done,       MsgType::heartbeat,
+    MsgType::status_request,  MsgType::control,     MsgType::checkpoint_done, MsgType::snapshot,
+    MsgType::pool_request,    MsgType::bye,         MsgType::error,           MsgType::round_norm,
+    MsgType::round_commit_ack};
 
 // Lists a message's fields through the codec's own field table.
 struct FieldLister {
@@ -99,6 +97,7 @@ struct FieldLister {
   void optional_uints(const char* k, const std::vector<T>&) {
     keys.emplace_back(k);
   }
+  void optional_str(const char* k, const std::string&) { keys.emplace_back(k); }
   template <class T>
   void uint_matrix(const char* k, const std::vector<std::vector<T>>&) {
     keys.emplace_back(k);
@@ -181,8 +180,10 @@ TEST_CASE("privacy: the accepted types carry no token, label, text, position or 
       {MsgType::pool_request, {"minstep"}},
       {MsgType::bye, {"why"}},
       {MsgType::error, {"code", "why", "re", "rid"}},
+      {MsgType::round_norm, {"step", "gsq", "nexp"}},
+      {MsgType::round_commit_ack, {"step", "nexp"}},
   };
-  const auto samples = test::golden_messages();
+  const auto samples = test::every_type_sample();
   REQUIRE(samples.size() == kAllTypes.size());
   for (size_t i = 0; i < samples.size(); ++i) {
     const MsgType t = proto::type_of(samples[i]);
@@ -222,7 +223,7 @@ TEST_CASE("privacy: a running hub accepts exactly the control-plane types", "[in
   }
   uint64_t seq = 1000;
   exchange(a, proto::Heartbeat{0, 0, "serving"}, ++seq);  // drain what came before (directory, turn)
-  const auto samples = test::golden_messages();
+  const auto samples = test::every_type_sample();
   std::vector<size_t> accepted_order;
   for (size_t i = 0; i < samples.size(); ++i) {
     const MsgType t = proto::type_of(samples[i]);

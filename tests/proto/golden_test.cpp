@@ -17,7 +17,7 @@ using namespace pcmoe::proto;
 
 namespace {
 
-constexpr const char* kCurrent = "1.1";  // the version today's encoder writes
+constexpr const char* kCurrent = "1.2";  // the version today's encoder writes
 
 std::string golden_path(const std::string& version, const std::string& stem) {
   return test::golden_dir(version) + "/" + stem + ".bin";
@@ -28,8 +28,11 @@ std::string stem_of(const Message& m) { return std::string(msg_type_name(type_of
 std::vector<std::pair<std::string, Message>> samples(const std::string& version) {
   std::vector<std::pair<std::string, Message>> out;
   for (const auto& m : test::golden_messages()) out.emplace_back(stem_of(m), m);
-  if (version == "1.1") {
+  if (version != "1.0") {
     for (auto& s : test::golden_messages_1_1()) out.push_back(s);
+  }
+  if (version == "1.2") {
+    for (auto& s : test::golden_messages_1_2()) out.push_back(s);
   }
   return out;
 }
@@ -48,7 +51,7 @@ TEST_CASE("write golden files", "[.golden-write]") {
 }
 
 TEST_CASE("golden files of every version decode to the expected values", "[unit][proto]") {
-  for (const std::string version : {"1.0", "1.1"}) {
+  for (const std::string version : {"1.0", "1.1", "1.2"}) {
     const auto expected = samples(version);
     for (const auto& [stem, m] : expected) {
       const std::string path = golden_path(version, stem);

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/hash.h"
@@ -145,6 +146,7 @@ class Flattener {
   void optional_uints(const char* k, const std::vector<T>& xs) {
     uints(k, xs);
   }
+  void optional_str(const char* k, const std::string& s) { str(k, s); }
   template <class T>
   void uint_matrix(const char* k, const std::vector<std::vector<T>>& xss) {
     std::string s;
@@ -207,6 +209,29 @@ std::vector<std::pair<std::string, Message>> golden_messages_1_1() {
                                        {123456800000, 123456802000, 35, 300, 900, 260, 10}});
   out.emplace_back("expert_forward_reply.timeline",
                    ExpertForwardReply{79, bf16_rows(2, 4, 0x3f80), {5, 9, 1, 1, 1, 1, 1}});
+  return out;
+}
+
+std::vector<std::pair<std::string, Message>> golden_messages_1_2() {
+  std::vector<std::pair<std::string, Message>> out;
+  Welcome w = std::get<Welcome>(golden_messages()[1]);
+  w.schedule = "concurrent";
+  out.emplace_back("welcome.concurrent", w);
+  out.emplace_back("round_close", RoundClose{1507});
+  out.emplace_back("round_norm", RoundNorm{1507, 0.875, 12});
+  out.emplace_back("round_commit", RoundCommit{1507, true, 0.3125});
+  out.emplace_back("round_commit.drop", RoundCommit{1508, false, 0.0});
+  out.emplace_back("round_commit_ack", RoundCommitAck{1507, 12});
+  return out;
+}
+
+std::vector<Message> every_type_sample() {
+  std::vector<Message> out = golden_messages();
+  for (const auto& [stem, m] : golden_messages_1_2()) {
+    if (stem.find('.') == std::string::npos) out.push_back(m);  // the new types (not the variants)
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Message& a, const Message& b) { return type_of(a) < type_of(b); });
   return out;
 }
 

@@ -17,6 +17,11 @@ std::vector<proto::Message> golden_messages();
 // The samples added by 1.1 (fp8 tensors with scales, reply timelines), as (file stem, message):
 // proto/golden/1.1/<stem>.bin.
 std::vector<std::pair<std::string, proto::Message>> golden_messages_1_1();
+// The samples added by 1.2 (concurrent rounds): proto/golden/1.2/<stem>.bin.
+std::vector<std::pair<std::string, proto::Message>> golden_messages_1_2();
+// One sample of every MsgType of today's protocol, in MsgType order (golden_messages() and the
+// types added since).
+std::vector<proto::Message> every_type_sample();
 
 // Every field as (path, value text); tensors as dtype, shape and a hash of the bytes; doubles
 // by their exact bits.
