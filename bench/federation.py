@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], dest="sets", help="shared model/train override")
     ap.add_argument("--party-set", action="append", default=[], help="override for every party only")
+    ap.add_argument("--hub-set", action="append", default=[], help="override for the hub only (hub.schedule=...)")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--warm", type=int, default=5, help="global steps excluded from throughput")
     ap.add_argument("--transport", default="tcp", choices=["tcp", "ipc"],
@@ -81,7 +82,8 @@ def main():
                 p.send_signal(sig)
 
     try:
-        procs.append(subprocess.Popen([f"{a.bin}/pcmoe-hub", "--config", f"{a.out}/hub.yaml"] + shared,
+        procs.append(subprocess.Popen([f"{a.bin}/pcmoe-hub", "--config", f"{a.out}/hub.yaml"] + shared +
+                                      [f"--set={s}" for s in a.hub_set],
                                       stdout=open(f"{a.out}/hub.out", "w"), stderr=subprocess.STDOUT, env=env))
         for i in ids:
             procs.append(subprocess.Popen([f"{a.bin}/pcmoe-party", "--config", f"{a.out}/{i}.yaml"] + shared +
@@ -122,15 +124,21 @@ def main():
     load = read_jsonl(f"{a.out}/hub/expert_load.jsonl")
     summary = {"parties": a.parties, "steps": a.steps, "devices": devices, "wall_s": wall, "transport": a.transport,
                "exit_codes": [p.returncode for p in procs], "party": {}}
-    if len(load) > a.warm + 1:
+        # One line per accepted step report: sequential one per global step, concurrent one per party
+    # and round (the same step). Throughput over the steady steps: from the last report of the
+    # first steady step to the last report of the last one.
+    steps = sorted({r["step"] for r in load})
+    if len(steps) > a.warm + 1:
         def ts(r):
             import datetime
             return datetime.datetime.strptime(r["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
-        steady = load[a.warm:]
-        dt = ts(steady[-1]) - ts(steady[0])
-        tokens = sum(r["tokens"] for r in steady[1:])
+        first, last = steps[a.warm], steps[-1]
+        t_first = max(ts(r) for r in load if r["step"] == first)
+        t_last = max(ts(r) for r in load if r["step"] == last)
+        dt = t_last - t_first
+        tokens = sum(r["tokens"] for r in load if first < r["step"] <= last)
         summary["tokens_per_s"] = tokens / dt if dt > 0 else None
-        summary["step_ms"] = 1e3 * dt / (len(steady) - 1)
+        summary["step_ms"] = 1e3 * dt / (last - first)
     for i in ids:
         m = read_jsonl(f"{a.out}/{i}/metrics.jsonl")
         logs = read_jsonl(f"{a.out}/{i}.log")

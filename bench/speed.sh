@@ -5,8 +5,11 @@
 # same run. Prints tokens/s, step ms, bytes per step, the step's bound max(central step, bytes /
 # GB/s) and step / bound; then where a federation step's time goes: the requester's phases (wall
 # clock) and each request as the hosts saw it (their replies' timelines, protocol 1.1).
+# With SCHEDULES="sequential concurrent" also concurrent rounds (hub.schedule: concurrent) per wire,
+# against pcmoe-central of equal compute (one step on PARTIES batches: batch_size x PARTIES); a
+# round's bound is max(that central step, the round's bytes / GB/s).
 # Env: PRESET (small), PARTIES (4), STEPS (60), DEVICES (cuda:0; e.g. cuda:0,cuda:1 on two GPUs),
-#      WIRES ("bf16 fp8"), IPC (0).
+#      WIRES ("bf16 fp8"), IPC (0), SCHEDULES (sequential).
 set -uo pipefail
 BUILD=$1
 OUT=$2
@@ -27,10 +30,21 @@ write_central_config "$D/central.yaml" "$PRESET" "$CORPUS" "$D/central" "${DEVIC
   { tail -5 "$D/central.log"; exit 1; }
 "$BUILD/apps/pcmoe-bench-wire" --transport-only >"$D/transport.txt" 2>&1 || { tail -5 "$D/transport.txt"; exit 1; }
 variants=()
-for w in $WIRES; do
-  timed_federation "$BUILD" "$PRESET" "$N" "$STEPS" "$DEVICES" "$CORPUS" "$D/fed-$w-tcp" \
-    --party-set party.wire_dtype="$w" || exit 1
-  variants+=("$w-tcp")
+for s in ${SCHEDULES:-sequential}; do
+  suffix=() hub_set=()
+  if [[ $s == concurrent ]]; then
+    suffix=-conc hub_set=(--hub-set hub.schedule=concurrent)
+    B=$(sed -n 's/^ *batch_size: *\([0-9]*\).*/\1/p' "$PRESET" | head -1)
+    "$BUILD/apps/pcmoe-central" --config "$D/central.yaml" --set train.steps=$STEPS --set train.warmup_steps=5 \
+      --set train.eval_every=0 --set train.eval_batches=1 --set train.batch_size=$((B * N)) \
+      --set run.out_dir="$D/central-eq" >"$D/central-eq.json" 2>"$D/central-eq.log" ||
+      { tail -5 "$D/central-eq.log"; exit 1; }
+  fi
+  for w in $WIRES; do
+    timed_federation "$BUILD" "$PRESET" "$N" "$STEPS" "$DEVICES" "$CORPUS" "$D/fed-$w-tcp${suffix[*]}" \
+      --party-set party.wire_dtype="$w" "${hub_set[@]}" || exit 1
+    variants+=("$w-tcp${suffix[*]}")
+  done
 done
 if [[ ${IPC:-0} == 1 ]]; then
   w=${WIRES%% *}

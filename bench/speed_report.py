@@ -6,7 +6,9 @@ over parties): the requester's phases on its own clock, and the requests as the 
 them (sums over a step's requests, shown per request). Writes bench-speed-<tag>.json beside the
 run folder.
 
-usage: speed_report.py RUN_DIR PRESET PARTIES DEVICES VARIANT...   (VARIANT: <wire>-<tcp|ipc>)
+usage: speed_report.py RUN_DIR PRESET PARTIES DEVICES VARIANT...   (VARIANT: <wire>-<tcp|ipc>[-conc])
+A -conc variant is concurrent rounds: its step is a round (every party's step), its bytes all
+parties', its bound max(central of equal compute, bytes / GB/s).
 """
 import json
 import re
@@ -36,15 +38,30 @@ def main():
     print(f"{'':<24}{'tokens/s':>10}{'step ms':>9}{'vs central':>11}{'MB/step':>9}{'bound ms':>10}{'step/bound':>11}")
     print(f"{'pcmoe-central':<24}{c_tps:>10.0f}{cms:>9.1f}{1.0:>11.3f}{'':>9}{cms:>10.1f}{'':>11}")
     report = {"central_tokens_per_s": c_tps, "central_step_ms": cms, "transport_gbps": gbps, "variants": {}}
+    eq_ms = None
+    try:  # pcmoe-central of equal compute to a concurrent round (one step on PARTIES batches)
+        eq = [json.loads(l) for l in open(f"{d}/central-eq/metrics.jsonl")]
+        eq_ms = statistics.median(r["step_ms"] for r in eq[8:])
+        eq_tps = (eq[1]["tokens"] - eq[0]["tokens"]) / (eq_ms / 1e3)
+        print(f"{'central, equal compute':<24}{eq_tps:>10.0f}{eq_ms:>9.1f}{eq_tps / c_tps:>11.3f}{'':>9}{eq_ms:>10.1f}"
+              f"{'':>11}   (one step on {n} batches: what a concurrent round computes)")
+        report["central_equal_compute"] = {"tokens_per_s": eq_tps, "step_ms": eq_ms}
+    except (OSError, IndexError, ValueError):
+        pass
     for v in variants:
         f = json.load(open(f"{d}/fed-{v}.json"))
         ps = list(f["party"].values())
+        conc = v.endswith("-conc")
         mb = (med(ps, "median_bytes_sent") + med(ps, "median_bytes_received")) / 1e6
+        if conc:  # every party's step in one round: all their bytes
+            mb = sum(p.get("median_bytes_sent", 0) + p.get("median_bytes_received", 0) for p in ps) / 1e6
         step = f.get("step_ms") or 0
-        bound = max(cms, mb / 1e3 / gbps * 1e3) if gbps > 0 else cms
+        base = eq_ms if conc and eq_ms else cms
+        bound = max(base, mb / 1e3 / gbps * 1e3) if gbps > 0 else base
         tps = f.get("tokens_per_s") or 0
-        print(f"{'federation ' + v:<24}{tps:>10.0f}{step:>9.1f}{tps / c_tps:>11.3f}{mb:>9.1f}{bound:>10.1f}"
-              f"{step / bound:>11.2f}")
+        vs = tps / c_tps
+        print(f"{'federation ' + v:<24}{tps:>10.0f}{step:>9.1f}{vs:>11.3f}{mb:>9.1f}{bound:>10.1f}"
+              f"{step / bound:>11.2f}" + (f"   vs equal compute {tps / eq_tps:.3f}" if conc and eq_ms else ""))
         report["variants"][v] = {"federation": f, "mb_per_step": mb, "bound_ms": bound, "step_over_bound": step / bound,
                                  "ratio_vs_central": tps / c_tps}
     for v in variants:

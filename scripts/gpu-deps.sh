@@ -7,6 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=(libzmq5 libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libsodium23 libsodium-dev libpgm-5.3-0 libnorm1 catch2 libbsd0 libmd0)
 mkdir -p .gpu-deps/debs .gpu-deps/prefix
+# The quality study's corpora (bench/quality_study.sh): the demo's three domains as they lie here.
+if [[ ! -f .gpu-deps/study/.done ]]; then
+  dest=$PWD/.gpu-deps/study
+  mkdir -p "$dest/fortunes/de" "$dest/linux"
+  find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' -exec cp {} "$dest/fortunes/" \;
+  find /usr/share/games/fortunes/de -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' -exec cp {} "$dest/fortunes/de/" \;
+  (cd /usr/include/linux && find . -name '*.h' -exec cp --parents {} "$dest/linux/" \;)
+  touch "$dest/.done"
+fi
 if [[ -f .gpu-deps/prefix/.done ]]; then
   echo "gpu-deps: .gpu-deps/prefix is ready"
   exit 0

@@ -212,6 +212,7 @@ void HubState::finish_round(TimePoint now) {
       .kv("why", o.why)
       .kv("ms", ms_between(o.opened, now));
   step_ = o.step + 1;
+  if (!o.reported.empty()) broadcast(expert_load(o.step));  // the round's load, to every party at once
   const int64_t every = cfg_.hub.snapshot_every;
   if (every > 0 && step_ % every == 0 && step_ < cfg_.train.steps) pending_snapshot_ = true;
   after_turn(now);

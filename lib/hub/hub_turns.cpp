@@ -128,7 +128,7 @@ void HubState::accept_report(PartyRecord& p, const proto::StepReport& r) {
   } catch (const std::exception& e) {
     PCMOE_ERROR("hub.write_failed").kv("what", "expert_load.jsonl").kv("error", e.what());
   }
-  broadcast(expert_load(r.step));
+  if (!concurrent()) broadcast(expert_load(r.step));  // concurrent: once per round, at its end
   PCMOE_DEBUG("hub.step").kv("party", p.id).kv("step", r.step).kv("loss", r.loss).kv("tokens", r.tokens);
 }
 

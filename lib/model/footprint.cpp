@@ -17,16 +17,23 @@
 
 namespace pcmoe::model {
 
-// Turns are sequential: a party never trains and keeps other parties' rows at the same time, so
-// the peak is the state plus the larger of its own step and what it keeps as a host.
+// Sequential turns: a party never trains and keeps other parties' rows at the same time, so the
+// peak is the state plus the larger of its own step and what it keeps as a host. Concurrent
+// rounds: its own step and the rows of every other requester at once.
 uint64_t Footprint::total() const {
   const uint64_t own = std::max(activations + backward_peak, gradients + last_layer_activations);
-  return backbone_state + expert_state + weight_casts + std::max(own, host_gradients + remote_stash);
+  const uint64_t state = backbone_state + expert_state + weight_casts;
+  if (concurrent_requesters > 0)
+    return state + own + host_gradients + static_cast<uint64_t>(concurrent_requesters) * remote_stash;
+  return state + std::max(own, host_gradients + remote_stash);
 }
 
 uint64_t Footprint::minimum() const {
   const uint64_t own = std::max(activations + backward_peak, gradients + last_layer_activations);
-  return backbone_state + expert_state + weight_casts + std::max(own, host_gradients + remote_stash_min);
+  const uint64_t state = backbone_state + expert_state + weight_casts;
+  if (concurrent_requesters > 0)
+    return state + own + host_gradients + static_cast<uint64_t>(concurrent_requesters) * remote_stash_min;
+  return state + std::max(own, host_gradients + remote_stash_min);
 }
 
 std::string Footprint::table() const {
@@ -40,6 +47,11 @@ std::string Footprint::table() const {
   s += fmt::format("  backward transient             {:>10.1f} MiB\n", mib(backward_peak));
   s += fmt::format("  remote rows kept for backward  {:>10.1f} MiB (worst case; {:.1f} MiB if recomputed)\n",
                    mib(remote_stash), mib(remote_stash_min));
+  if (concurrent_requesters > 0) {
+    s += fmt::format(
+        "  concurrent rounds: the own step and {} requesters' rows at once ({:.1f} MiB of rows)\n",
+        concurrent_requesters, mib(remote_stash * static_cast<uint64_t>(concurrent_requesters)));
+  }
   s += fmt::format("  total                          {:>10.1f} MiB (minimum {:.1f} MiB)", mib(total()),
                    mib(minimum()));
   return s;
@@ -89,6 +101,7 @@ Footprint estimate_footprint(const ModelConfig& m, const TrainConfig& t, const F
     const double rows = n_tokens * k_here * moe_layers;
     f.remote_stash = static_cast<uint64_t>(rows * (4 * d + e * (d + 4 * ff) + e * d));
     f.remote_stash_min = static_cast<uint64_t>(rows * in.wire_bytes * d);
+    if (in.concurrent) f.concurrent_requesters = in.n_parties - 1;
   }
   return f;
 }

@@ -20,6 +20,7 @@ struct FootprintInput {
   int n_parties = 1;                 // 1: pcmoe-central (all experts local)
   bool bf16 = false;                 // bf16 autocast
   int wire_bytes = 4;                // bytes per element of rows on the wire (stash in recompute mode)
+  bool concurrent = false;           // concurrent rounds: hosting n_parties - 1 requesters while training
 };
 
 struct Footprint {
@@ -33,11 +34,13 @@ struct Footprint {
   uint64_t host_gradients = 0;          // hosted experts' gradients while serving a requester
   uint64_t remote_stash = 0;            // worst case of other parties' rows kept here (full saved tensors)
   uint64_t remote_stash_min = 0;        // the same in recompute mode (only the input rows kept)
+  int concurrent_requesters = 0;        // concurrent rounds: requesters served at once (0: sequential)
 
   // Peak: the state plus the larger of this party's own step and what it keeps as a host (turns
   // are sequential: never both at once). Own step: activations + backward transient at the start
   // of backward, or all gradients plus one layer's activations at its end. Host: the hosted
-  // experts' gradients plus the worst-case rows kept for backward.
+  // experts' gradients plus the worst-case rows kept for backward. Concurrent rounds: both at
+  // once, the rows of every other party (concurrent_requesters x remote_stash).
   uint64_t total() const;
   // The same when the host recomputes expert forwards in backward (the minimum it can run with).
   uint64_t minimum() const;

@@ -136,6 +136,7 @@ model::Footprint PartyTrainer::footprint() const {
   in.n_parties = static_cast<int>(placement_.n_parties);
   in.bf16 = bf16_;
   in.wire_bytes = static_cast<int>(dtype_size(resolve_wire_dtype(cfg_.party.wire_dtype, device_)));
+  in.concurrent = concurrent_;
   return model::estimate_footprint(cfg_.model, cfg_.train, in);
 }
 
@@ -187,9 +188,12 @@ void PartyTrainer::apply_memory_limit(uint64_t limit) {
         limit >> 20, static_cast<double>(f.minimum()) / (1 << 20), f.table()));
   }
   model::set_memory_limit(device_, limit);
-  // What the host may keep for other parties' backward: the limit minus the state (its own step
-  // never overlaps with hosting).
-  const uint64_t fixed = f.backbone_state + f.expert_state + f.weight_casts + f.host_gradients;
+  // What the host may keep for other parties' backward: the limit minus the state (sequential:
+  // its own step never overlaps with hosting; concurrent rounds: minus its own step too).
+  uint64_t fixed = f.backbone_state + f.expert_state + f.weight_casts + f.host_gradients;
+  if (f.concurrent_requesters > 0) {
+    fixed += std::max(f.activations + f.backward_peak, f.gradients + f.last_layer_activations);
+  }
   const uint64_t stash_budget = std::max<uint64_t>(limit > fixed ? limit - fixed : 0, f.remote_stash_min);
   host_->set_max_stash_bytes(stash_budget);
   PCMOE_INFO("party.memory_limit")

@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Does joining pay? One run per setting (bench/quality_study.sh BUILD OUT [SETTING...]); every
+number from models evaluated on held-out text with pcmoe-eval, each model on each party's domain.
+Every federated row is pcmoe-central mode protocol: the single-process twin of a real federation
+(tests [federation] and [concurrent] check that it equals one step for step).
+
+Settings: demo (the demo's three corpora: English fortunes, German fortunes, Linux C headers) and
+fortunes3 (data-limited: the English fortune files split by file into three disjoint parties of
+about equal size). Rows, with S steps per party (env S):
+  isolated      the party alone: its data, S steps (what a party has without joining)
+  isolated-mem  the same with the party's memory: its backbone and n_experts / 3 experts
+  sequential    PC-MoE as in the paper: 3S global steps, one party per step (S each)
+  concurrent    PC-MoE concurrent rounds: S rounds, every party one step per round
+  central-eq    one model, S steps of one batch of every party (the compute of S rounds)
+  union         one model on the union of the data (size-weighted mix), 3S steps
+  equal-mix     one model, 3S steps, one party's batch per step in turn (equal mix)
+Every row but isolated and isolated-mem has the compute of 3S batches.
+Env: PRESET (configs/models/small.yaml), DEVICE (cuda:0), S (400), BATCH (16), JOBS (parallel
+runs, 6), EVAL_BATCHES (4), EXTRA (more --set for every run, space-separated), DEADLINE_S (a run
+still training this many seconds after the setting's start is killed: its row is missing),
+KEEP_MODELS (1: keep the exported models; else they are deleted after the evaluation).
+Output: OUT/quality-<setting>/ (configs, runs, evals.jsonl), a table per setting on stdout and
+OUT/quality-<setting>.json.
+"""
+import concurrent.futures as cf
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+NAMES = {"demo": {"a": "English fortunes", "b": "German fortunes", "c": "Linux C headers"},
+         "fortunes3": {"a": "fortunes 1/3", "b": "fortunes 2/3", "c": "fortunes 3/3"}}
+ROWS = ["isolated", "isolated-mem", "sequential", "concurrent", "central-eq", "union", "equal-mix"]
+PER_PARTY = {"isolated", "isolated-mem", "sequential", "concurrent"}  # a model per party
+
+
+def corpora(root):
+    study = f"{root}/.gpu-deps/study"  # the GPU machine's copy (scripts/gpu-deps.sh)
+    if os.path.isdir(study):
+        return f"{study}/fortunes", f"{study}/fortunes/de", f"{study}/linux"
+    return "/usr/share/games/fortunes", "/usr/share/games/fortunes/de", "/usr/include/linux"
+
+
+def sources(setting, party, root):
+    en, de, linux = corpora(root)
+    if setting == "demo":
+        return {"a": f'{{path: {en}, format: fortune, exclude: ["*.dat", "*.u8"], recursive: false}}',
+                "b": f'{{path: {de}, format: fortune, exclude: ["*.dat", "*.u8"]}}',
+                "c": f'{{path: {linux}, format: text, include: ["*.h"]}}'}[party]
+    # Files largest first, each to the party with the fewest bytes so far: three disjoint shares.
+    files = sorted(((os.path.getsize(f"{en}/{f}"), f) for f in os.listdir(en)
+                    if os.path.isfile(f"{en}/{f}") and not f.endswith((".dat", ".u8"))), key=lambda t: (-t[0], t[1]))
+    share, total = {"a": [], "b": [], "c": []}, {"a": 0, "b": 0, "c": 0}
+    for size, f in files:
+        p = min("abc", key=lambda q: (total[q], q))
+        share[p].append(f)
+        total[p] += size
+    names = ", ".join(f'"{f}"' for f in share[party])
+    return f"{{path: {en}, format: fortune, recursive: false, include: [{names}]}}"
+
+
+def setup(d, setting, root, preset, device):
+    os.makedirs(f"{d}/cfg", exist_ok=True)
+    run = f"device: {device}, resume: false, progress: 'off', log_level: warn"
+    for i, p in enumerate("abc"):
+        src = sources(setting, p, root)
+        with open(f"{d}/cfg/party-{p}.yaml", "w") as f:  # mode protocol: its data and private seed
+            f.write(f"preset: {preset}\nparty: {{id: {p}}}\ndata:\n  sources:\n    - {src}\n"
+                    f"run: {{out_dir: {d}/unused, device: {device}, seed: {11 + i}}}\n")
+        with open(f"{d}/cfg/isolated-{p}.yaml", "w") as f:  # isolated runs, and every evaluation on it
+            f.write(f"preset: {preset}\ndata:\n  sources:\n    - {src}\n"
+                    f"run: {{out_dir: {d}/isolated-{p}, seed: {11 + i}, {run}}}\n")
+    with open(f"{d}/cfg/union.yaml", "w") as f:
+        f.write(f"preset: {preset}\ndata:\n  sources:\n" + "".join(f"    - {sources(setting, p, root)}\n" for p in "abc") +
+                f"run: {{out_dir: {d}/union, seed: 1, {run}}}\n")
+    with open(f"{d}/cfg/hub.yaml", "w") as f:
+        f.write(f"preset: {preset}\nhub: {{parties: [{{id: a}}, {{id: b}}, {{id: c}}], seed: 42}}\n")
+    for mode in ("protocol", "mix"):
+        with open(f"{d}/cfg/{mode}.yaml", "w") as f:
+            f.write(f"preset: {preset}\nmode: {mode}\nprotocol: {{party_configs: [party-a.yaml, party-b.yaml, "
+                    f"party-c.yaml], hub_config: hub.yaml}}\nrun: {{out_dir: {d}/{mode}, seed: 1, {run}}}\n")
+
+
+def runs(d, s, batch, eval_batches, mem_experts, extra):
+    warm = min(100, s // 10 + 1)
+    common = ["train.batch_size=%d" % batch, "train.eval_every=0", "train.eval_batches=%d" % eval_batches] + extra
+    long = ["train.steps=%d" % (3 * s), "train.warmup_steps=%d" % (3 * warm)]
+    short = ["train.steps=%d" % s, "train.warmup_steps=%d" % warm]
+    out = {}
+    for p in "abc":
+        out[f"isolated-{p}"] = (f"{d}/cfg/isolated-{p}.yaml", short)
+        out[f"isolated-mem-{p}"] = (f"{d}/cfg/isolated-{p}.yaml",
+                                    short + [f"model.n_experts={mem_experts}", f"run.out_dir={d}/isolated-mem-{p}"])
+    out["sequential"] = (f"{d}/cfg/protocol.yaml", long + ["protocol.schedule=sequential", f"run.out_dir={d}/sequential"])
+    out["concurrent"] = (f"{d}/cfg/protocol.yaml", short + ["protocol.schedule=concurrent", f"run.out_dir={d}/concurrent"])
+    out["central-eq"] = (f"{d}/cfg/mix.yaml", short + ["protocol.mix=all", f"run.out_dir={d}/central-eq"])
+    out["union"] = (f"{d}/cfg/union.yaml", long)
+    out["equal-mix"] = (f"{d}/cfg/mix.yaml", long + ["protocol.mix=rotate", f"run.out_dir={d}/equal-mix"])
+    return {k: (cfg, common + sets) for k, (cfg, sets) in out.items()}
+
+
+def model_of(d, row, party):
+    if row in ("isolated", "isolated-mem"):
+        return f"{d}/{row}-{party}/model.pcmoe"
+    if row in ("sequential", "concurrent"):
+        return f"{d}/{row}/model-{party}.pcmoe"
+    return f"{d}/{row}/model.pcmoe"
+
+
+def run(cmd, out_path, err_path, deadline):
+    with open(err_path, "w") as err:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            out, _ = p.communicate(timeout=max(1.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()  # a partial model would be a wrong row: none at all
+            p.communicate()
+            return "past DEADLINE_S: killed"
+    if p.returncode != 0:
+        tail = open(err_path).read().splitlines()[-3:]
+        return f"exit {p.returncode}: " + " | ".join(tail)
+    open(out_path, "w").write(out)
+    try:  # the exported model is what is evaluated; the checkpoint (3x its size) is not needed
+        ckpt = json.loads(out.strip().splitlines()[-1]).get("checkpoint")
+        if ckpt:
+            os.remove(ckpt)
+    except (KeyError, ValueError, OSError, IndexError):
+        pass
+    return ""
+
+
+def study(build, out, setting, root, env):
+    d = f"{out}/quality-{setting}"
+    preset, device = env["PRESET"], env["DEVICE"]
+    s, batch, eval_batches = int(env["S"]), int(env["BATCH"]), int(env["EVAL_BATCHES"])
+    n_experts = int(re.search(r"n_experts:\s*(\d+)", open(preset).read()).group(1))
+    mem_experts = max(1, n_experts // 3)
+    setup(d, setting, root, preset, device)
+    todo = runs(d, s, batch, eval_batches, mem_experts, env["EXTRA"].split())
+    print(f"quality_study: {setting}: {len(todo)} runs, {env['JOBS']} at a time (S={s}, batch {batch})", flush=True)
+    t0 = time.time()
+    deadline = t0 + float(env["DEADLINE_S"])
+    with cf.ThreadPoolExecutor(int(env["JOBS"])) as pool:
+        jobs = {}
+        for name, (cfg, sets) in todo.items():
+            if os.path.exists(f"{d}/{name}.json"):
+                continue
+            cmd = [f"{build}/apps/pcmoe-central", "--config", cfg] + [x for v in sets for x in ("--set", v)]
+            jobs[pool.submit(run, cmd, f"{d}/{name}.json", f"{d}/{name}.err", deadline)] = name
+        for fut in cf.as_completed(jobs):
+            why = fut.result()
+            print(f"quality_study: {jobs[fut]} {'FAILED ' + why if why else 'done'} ({time.time() - t0:.0f} s)", flush=True)
+    train_s = time.time() - t0
+    evals = []
+    with cf.ThreadPoolExecutor(int(env["JOBS"])) as pool:
+        jobs = {}
+        for row in ROWS:
+            for p in "abc" if row in PER_PARTY else "-":
+                m = model_of(d, row, p)
+                if not os.path.exists(m):
+                    continue
+                for dom in "abc":
+                    cmd = [f"{build}/apps/pcmoe-eval", "--config", f"{d}/cfg/isolated-{dom}.yaml", "--checkpoint", m,
+                           "--batches", str(eval_batches), "--set", "run.log_level=warn"]
+                    if row == "isolated-mem":
+                        cmd += ["--set", f"model.n_experts={mem_experts}"]
+                    cmd += [x for v in env["EXTRA"].split() if v.startswith("model.") for x in ("--set", v)]
+                    jobs[pool.submit(subprocess.run, cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)] = (
+                        row, p, dom)
+        for fut in cf.as_completed(jobs):
+            row, p, dom = jobs[fut]
+            r = fut.result()
+            if r.returncode != 0:
+                print(f"quality_study: eval {row} {p} on {dom} failed: {r.stderr.strip()[-300:]}", flush=True)
+                continue
+            e = json.loads(r.stdout)
+            e.update(row=row, party=p, domain=dom)
+            evals.append(e)
+    with open(f"{d}/evals.jsonl", "w") as f:
+        for e in evals:
+            f.write(json.dumps(e) + "\n")
+    if env["KEEP_MODELS"] != "1":
+        for row in ROWS:
+            for p in "abc":
+                try:
+                    os.remove(model_of(d, row, p))
+                except OSError:
+                    pass
+    report(d, setting, s, batch, preset, mem_experts, train_s, evals)
+
+
+def report(d, setting, s, batch, preset, mem_experts, train_s, evals):
+    L = {(e["row"], e["party"], e["domain"]): e["loss"] for e in evals}
+    names = NAMES[setting]
+
+    def own(row, p):  # the model party p has after `row`, on p's own domain
+        return L.get((row, p if row in PER_PARTY else "-", p))
+
+    def union(row, p):
+        v = [L.get((row, p if row in PER_PARTY else "-", dom)) for dom in "abc"]
+        return sum(v) / 3 if None not in v else None
+
+    print(f"\n== quality, {setting} ({os.path.basename(preset)}, batch {batch}, S = {s} steps per party; "
+          f"held-out loss in nats/token, lower is better; trained in {train_s:.0f} s)")
+    print("own: the party's model on its own domain's held-out text; union: mean over the three domains")
+    head = f"{'row':<14}{'compute':>9}" + "".join(f"{names[p][:16] + ' own':>22}" for p in "abc") + f"{'mean own':>10}{'mean union':>12}"
+    print(head)
+    res = {"setting": setting, "steps_per_party": s, "batch": batch, "preset": os.path.basename(preset),
+           "isolated_mem_experts": mem_experts, "rows": {}}
+    for row in ROWS:
+        o = [own(row, p) for p in "abc"]
+        u = [union(row, p) for p in "abc"]
+        if None in o:
+            print(f"{row:<14}   (missing)")
+            continue
+        compute = "S" if row in ("isolated", "isolated-mem") else "3S"
+        line = f"{row:<14}{compute:>9}" + "".join(f"{x:>22.4f}" for x in o) + f"{sum(o) / 3:>10.4f}"
+        line += f"{sum(u) / 3:>12.4f}" if None not in u else f"{'':>12}"
+        print(line)
+        res["rows"][row] = {"own": dict(zip("abc", o)), "union": dict(zip("abc", u)), "mean_own": sum(o) / 3}
+    r = res["rows"]
+    if "concurrent" in r and "isolated" in r:
+        gains = {p: 1 - r["concurrent"]["own"][p] / r["isolated"]["own"][p] for p in "abc"}
+        print("concurrent vs isolated (own domain, gain = 1 - concurrent / isolated): " +
+              ", ".join(f"{p} {100 * g:+.1f}%" for p, g in gains.items()) +
+              f"   goal >= 3% for every party: {'met' if min(gains.values()) >= 0.03 else 'missed'}")
+        res["concurrent_gain_vs_isolated"] = gains
+    if "concurrent" in r and "central-eq" in r:
+        ratio = r["concurrent"]["mean_own"] / r["central-eq"]["mean_own"]
+        print(f"concurrent / central of equal compute (mean own-domain loss): {ratio:.4f}"
+              f"   goal <= 1.02: {'met' if ratio <= 1.02 else 'missed'}")
+        res["concurrent_over_central_eq"] = ratio
+    if "sequential" in r and "isolated" in r:
+        gains = {p: 1 - r["sequential"]["own"][p] / r["isolated"]["own"][p] for p in "abc"}
+        print("sequential vs isolated (own domain): " + ", ".join(f"{p} {100 * g:+.1f}%" for p, g in gains.items()))
+        res["sequential_gain_vs_isolated"] = gains
+    json.dump(res, open(f"{d}.json", "w"), indent=1)
+
+
+def main():
+    build, out = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    settings = sys.argv[3:] or ["fortunes3", "demo"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {"PRESET": os.path.abspath(os.environ.get("PRESET", f"{root}/configs/models/small.yaml")),
+           "DEVICE": os.environ.get("DEVICE", "cuda:0"), "S": os.environ.get("S", "400"),
+           "BATCH": os.environ.get("BATCH", "16"), "JOBS": os.environ.get("JOBS", "6"),
+           "EVAL_BATCHES": os.environ.get("EVAL_BATCHES", "4"), "EXTRA": os.environ.get("EXTRA", ""),
+           "DEADLINE_S": os.environ.get("DEADLINE_S", "1e9"), "KEEP_MODELS": os.environ.get("KEEP_MODELS", "0")}
+    for setting in settings:
+        if setting not in NAMES:
+            sys.exit(f"quality_study: unknown setting '{setting}' (demo, fortunes3)")
+        study(build, out, setting, root, env)
+
+
+if __name__ == "__main__":
+    main()
