@@ -122,6 +122,14 @@ void HubState::on_round_commit_ack(PartyRecord& p, const std::string& peer, cons
 void HubState::round_lose(uint32_t index, TimePoint now) {
   if (!open_round_) return;
   OpenRound& o = *open_round_;
+  static constexpr const char* kStage[] = {"training", "norms", "commit"};
+  if (o.turn_of.count(index) || o.hosts.count(index)) {
+    PCMOE_WARN("hub.round_party_lost")
+        .kv("party", registry_.at(index).id)
+        .kv("step", o.step)
+        .kv("stage", kStage[static_cast<int>(o.stage)])
+        .kv("norm_in", o.norms.count(index) > 0);
+  }
   if (o.turn_of.count(index) && !o.done_ok.count(index)) o.left_out.insert(index);
   if (o.hosts.count(index)) {
     o.hosts.erase(index);
