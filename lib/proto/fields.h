@@ -5,9 +5,9 @@
 //
 // Each message type has one overload fields(v, m, Of<Type>) (m a Type or a const Type). A visitor
 // V provides: str, boolean, uint (unsigned, with [lo, hi]), int64 (with lo), real (with a Real
-// rule), enumeration, uints, optional_uints (a key added by a minor version: written only when
-// non-empty, empty when absent), uint_matrix, real_matrix, strs, tensor, tensors and entries (a
-// list of nested maps). Internal to lib/proto (and its tests).
+// rule), enumeration, uints, optional_uint / optional_uints (a key added by a minor version:
+// written only when non-zero / non-empty, 0 / empty when absent), uint_matrix, real_matrix, strs, tensor,
+// tensors and entries (a list of nested maps). Internal to lib/proto (and its tests).
 #pragma once
 
 #include <cstdint>
@@ -44,6 +44,7 @@ void fields(V& v, M& m, Of<Hello>) {
   v.str("ckey", m.curve_public_key);
   v.uint("mem", m.memory_budget_bytes);
   v.int64("rstep", m.resume_step, kAnyStep);
+  v.optional_uint("sess", m.session);  // 1.2
 }
 
 template <class V, class M>
@@ -67,6 +68,7 @@ void fields(V& v, M& m, Of<Welcome>) {
   v.entries("dir", m.directory);
   v.uint_matrix("place", m.placement);
   v.uint("epoch", m.directory_epoch);
+  v.optional_uint("sess", m.session);  // 1.2
 }
 
 template <class V, class M>
@@ -218,6 +220,7 @@ void fields(V& v, M& m, Of<Pool>) {
   v.int64("step", m.step, kNoneStep);
   v.strs("names", m.names);
   v.tensors("ts", m.tensors, TensorRole::parameters);
+  v.optional_uints("psteps", m.party_steps);  // 1.2
 }
 
 template <class V, class M>

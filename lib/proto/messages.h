@@ -17,7 +17,7 @@ namespace pcmoe::proto {
 // ---- versioning ----
 // Frame 0 of every message is the ASCII tag "PCMOE/<major>"; the header carries the minor.
 constexpr uint32_t kProtocolMajor = 1;
-constexpr uint32_t kProtocolMinor = 1;
+constexpr uint32_t kProtocolMinor = 2;
 
 // ---- raw frames ----
 // Bytes of one raw frame. `owner` keeps the storage alive (a std::string, a zmq message, ...), so
@@ -124,6 +124,7 @@ struct Hello {
   std::string curve_public_key;  // Z85 public key of the party's expert service ("" if CURVE off)
   uint64_t memory_budget_bytes = 0;
   int64_t resume_step = 0;  // the step of the checkpoint it restored (0: fresh)
+  uint64_t session = 0;     // optional (1.2): the `sess` of this process's last welcome (0: none)
 };
 
 struct PartyEntry {
@@ -146,6 +147,7 @@ struct Welcome {
   // placement[i][e] = index of the party hosting expert e of MoE layer moe_layers[i].
   std::vector<std::vector<uint32_t>> placement;
   uint64_t directory_epoch = 0;
+  uint64_t session = 0;  // optional (1.2): this registration's session token (0: not sent)
 };
 
 struct Reject {
@@ -289,6 +291,9 @@ struct Pool {
   int64_t step = -1;
   std::vector<std::string> names;
   std::vector<WireTensor> tensors;
+  // optional (1.2): per party index, the global step of that party's experts in this pool (its
+  // snapshot's step, or the older one carried from an earlier pool); empty if not sent.
+  std::vector<uint64_t> party_steps;
 };
 
 struct Stop {

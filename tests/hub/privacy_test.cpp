@@ -96,6 +96,10 @@ struct FieldLister {
     keys.emplace_back(k);
   }
   template <class T>
+  void optional_uint(const char* k, const T&) {
+    keys.emplace_back(k);
+  }
+  template <class T>
   void optional_uints(const char* k, const std::vector<T>&) {
     keys.emplace_back(k);
   }
@@ -169,7 +173,7 @@ bool has_unknown_type(const std::vector<proto::Message>& ms, MsgType t) {
 
 TEST_CASE("privacy: the accepted types carry no token, label, text, position or activation", "[unit][hub]") {
   const std::map<MsgType, std::vector<std::string>> kFields = {
-      {MsgType::hello, {"pid", "pmaj", "pmin", "mhash", "ep", "ckey", "mem", "rstep"}},
+      {MsgType::hello, {"pid", "pmaj", "pmin", "mhash", "ep", "ckey", "mem", "rstep", "sess"}},
       {MsgType::step_report,
        {"turn", "step", "loss", "aux", "tok", "lr", "ms", "bsent", "brecv", "peak", "cnt", "gate", "eval"}},
       {MsgType::turn_done, {"turn", "ndone", "ok", "why", "suspect"}},

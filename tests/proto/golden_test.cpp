@@ -1,5 +1,6 @@
 // Golden encoded messages (proto/golden/<version>/*.bin): every file of every version decodes,
-// forever, to the values of its sample (golden_messages(), plus golden_messages_1_1() from 1.1 on),
+// forever, to the values of its sample (golden_messages(), plus golden_messages_1_1() from 1.1 on,
+// golden_messages_1_2() from 1.2 on),
 // and today's encoder reproduces the current version's files byte for byte. If either fails, the
 // wire format changed: that needs a version bump (PROTOCOL.md, "Versioning"), not new files for an
 // old version. The hidden test "[.golden-write]" writes the current version's files:
@@ -17,7 +18,7 @@ using namespace pcmoe::proto;
 
 namespace {
 
-constexpr const char* kCurrent = "1.1";  // the version today's encoder writes
+constexpr const char* kCurrent = "1.2";  // the version today's encoder writes
 
 std::string golden_path(const std::string& version, const std::string& stem) {
   return test::golden_dir(version) + "/" + stem + ".bin";
@@ -28,8 +29,11 @@ std::string stem_of(const Message& m) { return std::string(msg_type_name(type_of
 std::vector<std::pair<std::string, Message>> samples(const std::string& version) {
   std::vector<std::pair<std::string, Message>> out;
   for (const auto& m : test::golden_messages()) out.emplace_back(stem_of(m), m);
-  if (version == "1.1") {
+  if (version != "1.0") {
     for (auto& s : test::golden_messages_1_1()) out.push_back(s);
+  }
+  if (version != "1.0" && version != "1.1") {
+    for (auto& s : test::golden_messages_1_2()) out.push_back(s);
   }
   return out;
 }
@@ -48,7 +52,7 @@ TEST_CASE("write golden files", "[.golden-write]") {
 }
 
 TEST_CASE("golden files of every version decode to the expected values", "[unit][proto]") {
-  for (const std::string version : {"1.0", "1.1"}) {
+  for (const std::string version : {"1.0", "1.1", "1.2"}) {
     const auto expected = samples(version);
     for (const auto& [stem, m] : expected) {
       const std::string path = golden_path(version, stem);

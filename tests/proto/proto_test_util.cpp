@@ -142,6 +142,10 @@ class Flattener {
     put(k, fmt::format("[{}]", fmt::join(w, ",")));
   }
   template <class T>
+  void optional_uint(const char* k, const T& x) {
+    uint(k, x);
+  }
+  template <class T>
   void optional_uints(const char* k, const std::vector<T>& xs) {
     uints(k, xs);
   }
@@ -207,6 +211,29 @@ std::vector<std::pair<std::string, Message>> golden_messages_1_1() {
                                        {123456800000, 123456802000, 35, 300, 900, 260, 10}});
   out.emplace_back("expert_forward_reply.timeline",
                    ExpertForwardReply{79, bf16_rows(2, 4, 0x3f80), {5, 9, 1, 1, 1, 1, 1}});
+  return out;
+}
+
+std::vector<std::pair<std::string, Message>> golden_messages_1_2() {
+  std::vector<std::pair<std::string, Message>> out;
+  Hello h{"b", 1, 2, "00112233aabbccdd", "tcp://10.0.0.2:7001", "", 1 << 30, 412};
+  h.session = 0x8a3f09c1d2e4b567;
+  out.emplace_back("hello.session", h);
+  Welcome w;
+  w.party_index = 1;
+  w.run_id = "20261201T101500Z-77";
+  w.total_steps = 600;
+  w.step = 412;
+  w.moe_layers = {0, 1};
+  w.n_experts = 2;
+  w.directory = {{"a", 0, "tcp://10.0.0.1:7001", "", true}, {"b", 1, "tcp://10.0.0.2:7001", "", true}};
+  w.placement = {{0, 1}, {0, 1}};
+  w.directory_epoch = 9;
+  w.session = 0x8a3f09c1d2e4b567;
+  out.emplace_back("welcome.session", w);
+  Pool p{400, {"l3.e1.w1"}, {f16_rows(2, 2)}};
+  p.party_steps = {400, 412, 300};
+  out.emplace_back("pool.party_steps", p);
   return out;
 }
 

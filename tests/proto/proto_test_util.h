@@ -17,6 +17,8 @@ std::vector<proto::Message> golden_messages();
 // The samples added by 1.1 (fp8 tensors with scales, reply timelines), as (file stem, message):
 // proto/golden/1.1/<stem>.bin.
 std::vector<std::pair<std::string, proto::Message>> golden_messages_1_1();
+// The samples 1.2 added: a hello and a welcome with a session token, a pool with its parties' steps.
+std::vector<std::pair<std::string, proto::Message>> golden_messages_1_2();
 
 // Every field as (path, value text); tensors as dtype, shape and a hash of the bytes; doubles
 // by their exact bits.
