@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CURVE keys for the compose federation: one folder per participant, each holding only that
 # participant's key pair, plus the env file docker-compose reads (paths and public keys).
-#   docker/keys.sh DIR            make DIR/{hub,party-a,party-b,party-c}/curve.key (+ curve.pub) and
+#   docker/keys.sh DIR            make DIR/{hub,party-a,party-b,party-c}/curve.key (+ curve.pub),
+#                                 DIR/hub/operator.key (pcmoe ctl in the hub's container) and
 #                                 DIR/compose.env; refuses if DIR/hub/curve.key exists
 #   docker/keys.sh --remove DIR   delete DIR (the key files belong to the containers' user, 10001)
 # Keys are made with `pcmoe-ctl keygen` inside the hub image (no network), owned by uid 10001 (the
@@ -44,6 +45,8 @@ out=$("$DOCKER" run --rm --network none --user 0 -v "$DIR:/keys" --entrypoint sh
     done
     echo "$p $pub"
   done
+  # The operator key pair of `pcmoe ctl` inside the hub container (hub.ctl_key_file).
+  pcmoe-ctl keygen --out /keys/hub/operator.key --public-out /keys/hub/operator.pub >/dev/null
   for p in "$@"; do chown -R 10001:10001 "/keys/$p"; done' sh "${PARTICIPANTS[@]}")
 declare -A pub
 while read -r name key; do pub[$name]=$key; done <<<"$out"

@@ -119,6 +119,7 @@ void HubLink::loop() {
   const size_t wake = poller.add_fd(wake_fd_);
   while (!stop_) {
     refused_ = client_->refused();
+    server_key_suspect_ = client_->failed_handshakes() >= 3 && !client_->handshake_succeeded();
     std::deque<Outgoing> out;
     {
       std::lock_guard<std::mutex> lock(mu_);

@@ -55,6 +55,9 @@ class HubLink {
   TimePoint last_heard() const;
   // CURVE: the hub refused this party's key since the last attempt.
   bool refused() const { return refused_.load(); }
+  // CURVE: handshakes with the hub keep failing without a verdict and none ever succeeded: the
+  // hub's public key configured here is most likely not the key of the hub at this endpoint.
+  bool server_key_suspect() const { return server_key_suspect_.load(); }
   // Per the hub's latest directory (or welcome): the party with this index is marked lost.
   bool party_lost(uint32_t index) const;
 
@@ -86,6 +89,7 @@ class HubLink {
 
   std::chrono::steady_clock::time_point last_hb_sent_{};
   std::atomic<bool> refused_{false};
+  std::atomic<bool> server_key_suspect_{false};
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -2,8 +2,6 @@
 #include "party/trainer.h"
 
 #include <fmt/format.h>
-#include <sys/random.h>
-#include <sys/stat.h>
 
 #include <chrono>
 #include <cstdio>
@@ -12,6 +10,7 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/random.h"
 #include "common/timer.h"
 #include "model/compat.h"
 #include "model/tensor_io.h"
@@ -22,14 +21,6 @@
 
 namespace pcmoe::party {
 namespace {
-
-uint64_t os_random_u64() {
-  uint64_t v = 0;
-  while (v == 0) {
-    if (::getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v)) throw Error("getrandom failed");
-  }
-  return v;
-}
 
 std::vector<model::NamedParam> named(const std::vector<std::pair<std::string, torch::Tensor>>& items,
                                      const std::string& prefix) {
@@ -92,8 +83,7 @@ uint64_t private_backbone_seed(const PartyConfig& cfg, std::string* source) {
   }
   fs::make_dirs(cfg.run.out_dir);
   uint64_t v = os_random_u64();
-  fs::atomic_write(path, std::to_string(v) + "\n");
-  ::chmod(path.c_str(), 0600);
+  fs::atomic_write(path, std::to_string(v) + "\n");  // 0600
   if (source) *source = "generated";
   return v;
 }

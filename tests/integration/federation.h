@@ -1,7 +1,8 @@
 // A real federation for integration tests: pcmoe-hub from configs/hub.yaml bound to
 // tcp://127.0.0.1:* (its endpoint read from its hub.started log line, so there is no port race)
 // and pcmoe-party processes from configs/party-<id>.yaml, each with its out_dir, log file and
-// stdout/stderr files under one directory, started and restarted individually. Every process is
+// stdout/stderr files under one directory, started and restarted individually; CURVE with keys of
+// its own (options.curve) or plain mode. Every process is
 // a test::Process: the Federation's destruction SIGKILLs whatever still runs.
 #pragma once
 
@@ -24,6 +25,9 @@ struct FederationOptions {
   std::vector<std::string> hub;     // --set for the hub only
   std::vector<std::string> party;   // --set for every party
   std::vector<std::string> ids = {"a", "b", "c"};
+  // CURVE with keys made in <root>/keys (hub, operator, party-<id>), as the shipped configs do;
+  // false: plain mode (hub.insecure, party.insecure: loopback only).
+  bool curve = false;
 };
 
 // Small and fast: 4 x 64-token sequences per step; the SAME on every participant (the hub
@@ -66,7 +70,12 @@ class Federation {
   std::string party_log(const std::string& id) const { return root_ + "/party-" + id + ".log"; }
   std::string metrics(const std::string& id) const { return party_dir(id) + "/metrics.jsonl"; }
 
-  std::optional<proto::Status> status() const { return hub_status(endpoint_); }
+  std::optional<proto::Status> status() const;
+  // CURVE (options.curve): the key pair files it made, by name ("hub", "operator", "party-a", ...).
+  std::string key_file(const std::string& name) const { return root_ + "/keys/" + name + ".key"; }
+  std::string public_key_file(const std::string& name) const { return root_ + "/keys/" + name + ".pub"; }
+  // The --set values that give party `id` its keys (CURVE) or plain mode.
+  std::vector<std::string> party_security(const std::string& id) const;
   // Polls the hub's status until pred holds; the last status seen (or nullopt) otherwise.
   std::optional<proto::Status> wait_status(const std::function<bool(const proto::Status&)>& pred,
                                            int timeout_ms);
@@ -85,8 +94,12 @@ class Federation {
   // Starts pcmoe-hub bound to `bind`; true once a new hub.started line gave its endpoint.
   bool launch_hub(const std::string& bind, const std::vector<std::string>& extra, int timeout_ms);
 
+  void make_keys();
+
   std::string root_;
   FederationOptions options_;
+  std::optional<net::CurveKeyPair> operator_keys_;
+  std::string hub_key_;
   std::string endpoint_;
   std::unique_ptr<Process> hub_;
   std::map<std::string, std::unique_ptr<Process>> parties_;
