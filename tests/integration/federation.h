@@ -55,8 +55,10 @@ class Federation {
   // log, with extra --set values; true once it logged hub.started, false if it exited first (its
   // exit code is then in hub()).
   bool restart_hub(const std::vector<std::string>& extra = {}, int timeout_ms = 30000);
-  // Starts (or restarts, once the previous one has exited) party `id`, with extra --set values.
-  void start_party(const std::string& id, const std::vector<std::string>& extra = {});
+  // Starts (or restarts, once the previous one has exited) party `id`, with extra --set values;
+  // `wrapper` (e.g. {"prlimit", "--fsize=4194304"}) is put before the binary and execs it.
+  void start_party(const std::string& id, const std::vector<std::string>& extra = {},
+                   const std::vector<std::string>& wrapper = {});
   void start_parties();
 
   Process& hub() { return *hub_; }
@@ -84,9 +86,9 @@ class Federation {
   // Waits for every process to exit; true if all did within timeout_ms.
   bool wait_all(int timeout_ms);
   // The normal end, checked: every process exits 0 within timeout_ms, every party exported its
-  // model, and the hub logged hub.finished once, at `steps`, reason "finished". Returns that line
-  // (the test has failed if it is empty).
-  std::string require_clean_finish(int64_t steps, int timeout_ms = 120000);
+  // model (unless !all_exported), and the hub logged hub.finished once, at `steps`, reason
+  // "finished". Returns that line (the test has failed if it is empty).
+  std::string require_clean_finish(int64_t steps, int timeout_ms = 120000, bool all_exported = true);
   // The tail of every log and stderr file, for failure messages.
   std::string report() const;
 
