@@ -39,7 +39,8 @@ TEST_CASE("cli: --version throws VersionRequested with the version line, even wi
     const std::string line = v.what();
     CHECK(line == version::line("pcmoe-test"));
     CHECK_THAT(line, Catch::StartsWith("pcmoe-test " + version::project() + " (git "));
-    CHECK_THAT(line, Catch::EndsWith(fmt::format(", protocol {}.{})", proto::kProtocolMajor, proto::kProtocolMinor)));
+    CHECK_THAT(line, Catch::EndsWith(
+                         fmt::format(", protocol {}.{})", proto::kProtocolMajor, proto::kProtocolMinor)));
   }
   // After other arguments too; a bad option before it is reported first.
   CHECK_THROWS_AS(parse({"prog", "--config", "x.yaml", "--version"}, spec()), cli::VersionRequested);

@@ -6,34 +6,25 @@
 #include <catch2/catch.hpp>
 
 #include "party/party_session.h"
+#include "session_test_util.h"
 
 using namespace pcmoe;
 using namespace pcmoe::party;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+using test::all_of;
+using test::sent;
 
 namespace {
 
 SessionOptions options() {
-  SessionOptions o;
-  o.hub_endpoint = "tcp://127.0.0.1:5555";
-  o.id_origin = "party.yaml:3";
-  o.moe_layers = {0};
-  o.n_experts = 2;
-  o.hub_timeout_ms = 30000;
-  o.heartbeat_ms = 100;
+  SessionOptions o = test::session_options({0}, 2, 30000);
   o.unanswered_ms = 1000;
   o.pool_timeout_ms = 5000;
   return o;
 }
 
-proto::Hello hello() {
-  proto::Hello h;
-  h.party_id = "b";
-  h.model_hash = "hash";
-  h.expert_endpoint = "tcp://127.0.0.1:7001";
-  return h;
-}
+proto::Hello hello() { return test::session_hello(); }
 
 proto::Welcome welcome(int64_t step, uint64_t session) {
   proto::Welcome w;
@@ -45,24 +36,6 @@ proto::Welcome welcome(int64_t step, uint64_t session) {
   w.directory = {{"a", 0, "tcp://x", "", true}, {"b", 1, "tcp://y", "", true}};
   w.session = session;
   return w;
-}
-
-template <class T>
-std::vector<T> all_of(const std::vector<Action>& actions) {
-  std::vector<T> out;
-  for (const auto& a : actions) {
-    if (auto* x = std::get_if<T>(&a)) out.push_back(*x);
-  }
-  return out;
-}
-
-template <class M>
-std::vector<M> sent(const std::vector<Action>& actions) {
-  std::vector<M> out;
-  for (const auto& s : all_of<act::Send>(actions)) {
-    if (auto* m = std::get_if<M>(&s.message)) out.push_back(*m);
-  }
-  return out;
 }
 
 proto::Turn turn(int64_t begin) {
