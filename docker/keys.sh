@@ -38,10 +38,12 @@ out=$("$DOCKER" run --rm --network none --user 0 -v "$DIR:/keys" --entrypoint sh
   for p in "$@"; do
     install -d -m 0700 "/keys/$p"
     # A public key that starts with a letter or digit reads as a plain string even where --set
-    # parses its value as YAML (older pcmoe: a Z85 key may start with *, &, [ ...): draw again.
+    # parses its value as YAML (older pcmoe: a Z85 key may start with *, &, [ ...); one holding
+    # "${" is mangled by docker-compose, which expands ${...} even in single-quoted env-file
+    # values (about 1 key in 200): draw again.
     for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do
       pub=$(pcmoe-ctl keygen --out "/keys/$p/curve.key" --public-out "/keys/$p/curve.pub")
-      case $pub in [0-9A-Za-z]*) break ;; esac
+      case $pub in *'${'*) continue ;; [0-9A-Za-z]*) break ;; esac
     done
     echo "$p $pub"
   done
