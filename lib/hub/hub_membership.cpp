@@ -155,6 +155,7 @@ void HubState::register_party(PartyRecord& p, const std::string& peer, const std
     if (round_) round_->drop(p.index);
     if (scheduler_.active() && scheduler_.active()->party == p.index) {
       scheduler_.abandon();
+      notice_turn_over();
       PCMOE_WARN("hub.turn_abandoned")
           .kv("party", p.id)
           .kv("reason", "party re-registered")

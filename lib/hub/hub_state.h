@@ -155,6 +155,8 @@ class HubState {
   void on_turn_done(PartyRecord& p, const std::string& peer, const proto::TurnDone& d, TimePoint now);
   void judge_suspect(const proto::TurnDone& d, TimePoint now);
   void abandon_turn(const std::string& reason, TimePoint now);
+  // TurnNotice with no holder to every live party: the turn that just ended is over.
+  void notice_turn_over();
   void after_turn(TimePoint now);
   proto::ExpertLoad expert_load(int64_t reported_step) const;
   // ---- hub_control.cpp ----

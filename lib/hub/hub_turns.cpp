@@ -36,6 +36,9 @@ void HubState::maybe_start_turn(TimePoint now) {
   }
   const ActiveTurn& t = scheduler_.begin(pick->party, step_, cfg_.train.steps, now);
   const PartyRecord& p = registry_.at(t.party);
+  // Every live party learns who holds the turn and for which steps (what its expert host admits),
+  // before the holder learns that it holds it.
+  broadcast(proto::TurnNotice{t.turn_id, t.round, {t.party}, t.step_begin, t.n_steps});
   send(p.peer, proto::Turn{t.turn_id, t.round, t.step_begin, t.n_steps});
   PCMOE_INFO("hub.turn")
       .kv("turn", t.turn_id)
@@ -178,7 +181,12 @@ void HubState::abandon_turn(const std::string& reason, TimePoint now) {
   after_turn(now);
 }
 
+void HubState::notice_turn_over() {
+  broadcast(proto::TurnNotice{scheduler_.turns_issued(), scheduler_.round(), {}, step_, 0});
+}
+
 void HubState::after_turn(TimePoint now) {
+  notice_turn_over();
   if (stop_stage_ != StopStage::none) {
     advance_stop(now);
   } else if (step_ >= cfg_.train.steps) {

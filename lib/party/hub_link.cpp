@@ -78,6 +78,11 @@ bool HubLink::party_lost(uint32_t index) const {
   return index < lost_.size() && lost_[index];
 }
 
+std::optional<proto::TurnNotice> HubLink::current_turn() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return turn_;
+}
+
 void HubLink::send_now(const Outgoing& o) {
   if (!net::send_message(*client_, o.message, o.timeout_ms)) {
     PCMOE_WARN("party.hub_send_failed")
@@ -147,6 +152,10 @@ void HubLink::loop() {
       note_liveness(*m);
       std::lock_guard<std::mutex> lock(mu_);
       last_heard_ = Clock::now();
+      if (auto* t = std::get_if<proto::TurnNotice>(&*m)) {
+        turn_ = std::move(*t);  // for the expert host, not for the session
+        continue;
+      }
       inbox_.push_back({last_heard_, std::move(*m)});
       inbox_cv_.notify_one();
     }

@@ -228,7 +228,8 @@ void PartySession::handle(const proto::Message& m, TimePoint at) {
     on_error(*e, at);
   } else if (auto* p = std::get_if<proto::Pool>(&m)) {
     on_pool(*p);
-  } else if (!std::holds_alternative<proto::Heartbeat>(m)) {
+  } else if (!std::holds_alternative<proto::Heartbeat>(m) && !std::holds_alternative<proto::TurnNotice>(m)) {
+    // (Turn notices are for the expert host: HubLink keeps them.)
     PCMOE_WARN("party.unexpected_hub_message")
         .kv("type", std::string(proto::msg_type_name(proto::type_of(m))));
   }

@@ -241,6 +241,15 @@ void fields(V& v, M& m, Of<ErrorMsg>) {
   v.uint("rid", m.request_id);
 }
 
+template <class V, class M>
+void fields(V& v, M& m, Of<TurnNotice>) {  // 1.2
+  v.uint("turn", m.turn_id);
+  v.uint("round", m.round);
+  v.uints("pidx", m.holders);
+  v.int64("sbeg", m.step_begin, kAnyStep);
+  v.uint("nst", m.n_steps);
+}
+
 // ---- party <-> party expert service ----
 template <class V, class M>
 void fields(V& v, M& m, Of<ExpertForward>) {

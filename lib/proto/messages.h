@@ -73,6 +73,7 @@ struct WireTensor {
   X(Stop, stop, 20)                                 \
   X(Bye, bye, 21)                                   \
   X(ErrorMsg, error, 22)                            \
+  X(TurnNotice, turn_notice, 23) /* 1.2 */          \
   /* party <-> party expert service */              \
   X(ExpertForward, expert_forward, 30)              \
   X(ExpertForwardReply, expert_forward_reply, 31)   \
@@ -309,6 +310,17 @@ struct ErrorMsg {
   std::string reason;
   uint16_t in_reply_to = 0;  // MsgType of the offending message (0 if unknown)
   uint64_t request_id = 0;   // req_id of the offending request, if it had one
+};
+
+// 1.2: hub -> every live party, when a turn begins (the parties that hold it and its steps) and
+// when it ends (`holders` empty): what an expert host needs to admit requests only from the
+// party that holds the turn for that step.
+struct TurnNotice {
+  uint64_t turn_id = 0;
+  uint64_t round = 0;
+  std::vector<uint32_t> holders;  // party indices holding the turn; empty: no turn in progress
+  int64_t step_begin = 0;         // the turn's first global step (the global step, when none)
+  uint32_t n_steps = 0;           // its steps (0 when none)
 };
 
 // ---- party <-> party expert service ----

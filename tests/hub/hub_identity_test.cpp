@@ -182,3 +182,28 @@ TEST_CASE("training start: the hub state is written and, with periodic snapshots
   CHECK(h.hub().pool().step() == 0);
   CHECK(of_type<proto::Turn>(out).size() == 1);
 }
+
+TEST_CASE("turn notices: every live party learns who holds the turn and when it is over", "[unit][hub]") {
+  HubHarness h(test::small_hub_config({"a", "b", "c"}));
+  auto out = h.join_all();
+  const proto::Turn t = the_turn(out);
+  const uint32_t holder = h.hub().scheduler().active()->party;
+  auto notices = of_type<proto::TurnNotice>(out);
+  REQUIRE(notices.size() == 3);  // one per live party, holder included, before its Turn
+  for (const auto& n : notices) {
+    CHECK(n.turn_id == t.turn_id);
+    CHECK(n.holders == std::vector<uint32_t>{holder});
+    CHECK(n.step_begin == t.step_begin);
+    CHECK(n.n_steps == t.n_steps);
+  }
+  CHECK(std::holds_alternative<proto::Turn>(out.back().message));
+  // The turn ends: a notice without holders, then the next turn's.
+  out = h.play(t);
+  notices = of_type<proto::TurnNotice>(out);
+  REQUIRE(notices.size() == 6);
+  CHECK(notices[0].turn_id == t.turn_id);
+  CHECK(notices[0].holders.empty());
+  CHECK(notices[0].step_begin == t.step_begin + 1);
+  CHECK(notices[3].turn_id == t.turn_id + 1);
+  CHECK(notices[3].holders.size() == 1);
+}

@@ -28,7 +28,7 @@ using proto::MsgType;
 
 namespace {
 
-constexpr std::array<MsgType, 30> kAllTypes = {MsgType::hello,
+constexpr std::array<MsgType, 31> kAllTypes = {MsgType::hello,
                                                MsgType::welcome,
                                                MsgType::reject,
                                                MsgType::directory,
@@ -50,6 +50,7 @@ constexpr std::array<MsgType, 30> kAllTypes = {MsgType::hello,
                                                MsgType::stop,
                                                MsgType::bye,
                                                MsgType::error,
+                                               MsgType::turn_notice,
                                                MsgType::expert_forward,
                                                MsgType::expert_forward_reply,
                                                MsgType::expert_backward,

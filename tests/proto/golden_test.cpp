@@ -28,7 +28,11 @@ std::string stem_of(const Message& m) { return std::string(msg_type_name(type_of
 // Every sample of a version with its file stem.
 std::vector<std::pair<std::string, Message>> samples(const std::string& version) {
   std::vector<std::pair<std::string, Message>> out;
-  for (const auto& m : test::golden_messages()) out.emplace_back(stem_of(m), m);
+  for (const auto& m : test::golden_messages()) {
+    const bool since_1_2 = type_of(m) == MsgType::turn_notice;  // types that 1.2 added
+    if (since_1_2 && (version == "1.0" || version == "1.1")) continue;
+    out.emplace_back(stem_of(m), m);
+  }
   if (version != "1.0") {
     for (auto& s : test::golden_messages_1_1()) out.push_back(s);
   }

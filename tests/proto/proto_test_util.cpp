@@ -104,6 +104,7 @@ std::vector<Message> golden_messages() {
   out.push_back(Stop{"finished"});
   out.push_back(Bye{"operator"});
   out.push_back(ErrorMsg{15, "no such request", 32, 77});
+  out.push_back(TurnNotice{17, 5, {2}, 1504, 4});  // 1.2: in proto/golden/1.2 only
   out.push_back(ExpertForward{77, "alice", 1505, 3, ExpertMode::eval,
                               make_tensor(DType::i32, {3}, std::vector<int32_t>{1, 3, 1}.data(), 12),
                               bf16_rows(3, 4, 0x3f80)});

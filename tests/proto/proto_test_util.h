@@ -12,7 +12,8 @@
 namespace pcmoe::test {
 
 // One message of every MsgType, every field set to a non-default value, in MsgType order: the
-// samples of protocol 1.0 (proto/golden/1.0/<type>.bin), also written at 1.1.
+// samples of protocol 1.0 (proto/golden/1.0/<type>.bin), also written at 1.1 and 1.2, and those of
+// the types added later (turn_notice: 1.2 on).
 std::vector<proto::Message> golden_messages();
 // The samples added by 1.1 (fp8 tensors with scales, reply timelines), as (file stem, message):
 // proto/golden/1.1/<stem>.bin.
