@@ -13,7 +13,9 @@ endif()
 include(GNUInstallDirs)
 
 install(TARGETS pcmoe-ctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT common)
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/configs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/pcmoe/configs COMPONENT common)
+# configs/keys/ holds this checkout's own key pairs (pcmoe-ctl keygen --dir configs/keys): never packaged.
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/configs/ DESTINATION ${CMAKE_INSTALL_DATADIR}/pcmoe/configs COMPONENT common
+        PATTERN keys EXCLUDE)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/DESIGN.md ${PROJECT_SOURCE_DIR}/proto/PROTOCOL.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT common)
 install(TARGETS pcmoe-hub RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT hub)

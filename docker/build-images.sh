@@ -94,7 +94,7 @@ build() {  # target image dockerfile context-args...
 }
 
 if [[ $CUDA == 1 ]]; then
-  tar -C "$ROOT" -cf "$tmp/context.tar" CMakeLists.txt cmake lib apps configs docker/Dockerfile.party-cuda docker/entrypoint.sh
+  tar -C "$ROOT" --exclude=configs/keys -cf "$tmp/context.tar" CMakeLists.txt cmake lib apps configs docker/Dockerfile.party-cuda docker/entrypoint.sh
   # No BASE here: the Dockerfile names its nvidia/cuda bases.
   t0=$SECONDS
   log "building ${PCMOE_CUDA_IMAGE:-pcmoe/party:cuda} (docker/Dockerfile.party-cuda)..."
@@ -107,7 +107,7 @@ make_base
 [[ $BASE_ONLY == 1 ]] && exit 0
 if [[ $FULL == 1 ]]; then
   # Context: the sources only, streamed as a tarball (-f names the Dockerfile inside it).
-  tar -C "$ROOT" -cf "$tmp/context.tar" CMakeLists.txt cmake lib apps configs docker/Dockerfile docker/entrypoint.sh
+  tar -C "$ROOT" --exclude=configs/keys -cf "$tmp/context.tar" CMakeLists.txt cmake lib apps configs docker/Dockerfile docker/entrypoint.sh
   for t in hub party; do
     img=$HUB_IMAGE
     [[ $t == party ]] && img=$PARTY_IMAGE
@@ -127,6 +127,7 @@ else
     strip --strip-unneeded -o "$stage/bin/$b" "$BIN_DIR/$b" 2>/dev/null || cp "$BIN_DIR/$b" "$stage/bin/$b"
   done
   cp -r "$ROOT/configs" "$stage/configs"
+  rm -rf "$stage/configs/keys"  # local key pairs (pcmoe-ctl keygen --dir configs/keys) never go into an image
   cp "$ROOT/docker/entrypoint.sh" "$stage/docker/entrypoint.sh"
   log "staged prebuilt binaries from $BIN_DIR ($(du -sh "$stage" | cut -f1))"
   build hub "$HUB_IMAGE" "$ROOT/docker/Dockerfile.prebuilt" "$stage"

@@ -9,8 +9,11 @@
 # Arguments, in this order (a later --set wins):
 #   1. container defaults: state (hub.out_dir / run.out_dir) in /var/lib/pcmoe (mount one volume per
 #      participant there); the hub binds tcp://*:5555, a party its expert service on tcp://*:7000;
-#      CURVE: if ${PCMOE_KEY_FILE:-/etc/pcmoe/keys/curve.key} exists it is this participant's key pair
-#      (mount only the participant's own key folder); a party then needs $PCMOE_HUB_PUBLIC_KEY;
+#      CURVE, always: ${PCMOE_KEY_FILE:-/etc/pcmoe/keys/curve.key} is this participant's key pair
+#      (mount only the participant's own key folder) and the container refuses to start without it
+#      (fail closed: these binds are reachable from the network); a party also needs
+#      $PCMOE_HUB_PUBLIC_KEY; the hub's folder may hold operator.key, the operator key pair of
+#      `pcmoe ctl` (hub.ctl_key_file);
 #   2. every whitespace-separated word of $PCMOE_SET as `--set WORD` (no spaces inside a value);
 #   3. ARGS.
 set -eu
@@ -18,7 +21,13 @@ set -f # the words of $PCMOE_SET hold '*' and '[0]': no globbing
 BIN=${PCMOE_BIN:-/opt/pcmoe/bin}
 STATE=${PCMOE_STATE_DIR:-/var/lib/pcmoe}
 KEY=${PCMOE_KEY_FILE:-/etc/pcmoe/keys/curve.key}
+OPERATOR_KEY=$(dirname "$KEY")/operator.key
 CONFIGS=/etc/pcmoe/configs
+no_key() {
+  echo "pcmoe $1: no key pair at $KEY: mount this participant's key folder at $(dirname "$KEY") (docker/keys.sh" \
+    "makes one per participant). The container binds a network interface, so it never runs without CURVE" >&2
+  exit 2
+}
 role=${1:-}
 [ $# -gt 0 ] && shift
 n_args=$#
@@ -28,30 +37,29 @@ n_args=$#
 add() { for w in "$@"; do extra="$extra$w$(printf '\036')"; done; }
 extra=""
 case $role in
-  hub)
-    add --config "${PCMOE_CONFIG:-$CONFIGS/hub.yaml}" --set "hub.bind=tcp://*:5555" --set "hub.out_dir=$STATE"
-    [ -f "$KEY" ] && add --set "hub.secret_key_file=$KEY"
-    ;;
-  ctl)
-    # pcmoe-ctl authenticates with the hub's own key pair; the hub's config plus $PCMOE_SET (which
-    # carries the parties' public keys, checked when CURVE is on) name the endpoint.
-    add --config "${PCMOE_CONFIG:-$CONFIGS/hub.yaml}" --set "hub.bind=tcp://*:5555"
-    [ -f "$KEY" ] && add --set "hub.secret_key_file=$KEY"
+  hub | ctl)
+    # pcmoe-ctl (role ctl) authenticates with the operator key pair; the hub's config plus $PCMOE_SET
+    # (which carries the parties' public keys) name the endpoint and the hub's key.
+    [ -f "$KEY" ] || no_key "$role"
+    add --config "${PCMOE_CONFIG:-$CONFIGS/hub.yaml}" --set "hub.bind=tcp://*:5555" \
+      --set "hub.secret_key_file=$KEY" --set "hub.insecure=false"
+    if [ -f "$OPERATOR_KEY" ]; then add --set "hub.ctl_key_file=$OPERATOR_KEY"; else add --set "hub.ctl_key_file="; fi
+    [ "$role" = hub ] && add --set "hub.out_dir=$STATE"
     ;;
   party)
     if [ -z "${PCMOE_CONFIG:-}" ] && [ -z "${PCMOE_PARTY:-}" ]; then
       echo "pcmoe party: set PCMOE_PARTY (a, b, c: /etc/pcmoe/configs/party-ID.yaml) or PCMOE_CONFIG" >&2
       exit 2
     fi
-    add --config "${PCMOE_CONFIG:-$CONFIGS/party-${PCMOE_PARTY:-}.yaml}" \
-      --set "party.expert_bind=tcp://*:7000" --set "run.out_dir=$STATE"
-    if [ -f "$KEY" ]; then
-      if [ -z "${PCMOE_HUB_PUBLIC_KEY:-}" ]; then
-        echo "pcmoe party: $KEY is mounted (CURVE on) but PCMOE_HUB_PUBLIC_KEY is empty" >&2
-        exit 2
-      fi
-      add --set "party.curve.secret_key_file=$KEY" --set "party.curve.hub_public_key=$PCMOE_HUB_PUBLIC_KEY"
+    [ -f "$KEY" ] || no_key party
+    if [ -z "${PCMOE_HUB_PUBLIC_KEY:-}" ]; then
+      echo "pcmoe party: PCMOE_HUB_PUBLIC_KEY is empty: the party must know the hub's public key" >&2
+      exit 2
     fi
+    add --config "${PCMOE_CONFIG:-$CONFIGS/party-${PCMOE_PARTY:-}.yaml}" \
+      --set "party.expert_bind=tcp://*:7000" --set "run.out_dir=$STATE" --set "party.insecure=false" \
+      --set "party.curve.secret_key_file=$KEY" --set "party.curve.hub_public_key=$PCMOE_HUB_PUBLIC_KEY" \
+      --set "party.curve.hub_public_key_file="
     ;;
   eval | central) exec "$BIN/pcmoe-$role" "$@" ;;
   "" | -h | --help) sed -n '2,15p' "$0"; exit 0 ;;

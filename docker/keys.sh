@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CURVE keys for the compose federation: one folder per participant, each holding only that
 # participant's key pair, plus the env file docker-compose reads (paths and public keys).
-#   docker/keys.sh DIR            make DIR/{hub,party-a,party-b,party-c}/curve.key (+ curve.pub) and
+#   docker/keys.sh DIR            make DIR/{hub,party-a,party-b,party-c}/curve.key (+ curve.pub),
+#                                 DIR/hub/operator.key (pcmoe ctl in the hub's container) and
 #                                 DIR/compose.env; refuses if DIR/hub/curve.key exists
 #   docker/keys.sh --remove DIR   delete DIR (the key files belong to the containers' user, 10001)
 # Keys are made with `pcmoe-ctl keygen` inside the hub image (no network), owned by uid 10001 (the
@@ -37,13 +38,17 @@ out=$("$DOCKER" run --rm --network none --user 0 -v "$DIR:/keys" --entrypoint sh
   for p in "$@"; do
     install -d -m 0700 "/keys/$p"
     # A public key that starts with a letter or digit reads as a plain string even where --set
-    # parses its value as YAML (older pcmoe: a Z85 key may start with *, &, [ ...): draw again.
+    # parses its value as YAML (older pcmoe: a Z85 key may start with *, &, [ ...); one holding
+    # "${" is mangled by docker-compose, which expands ${...} even in single-quoted env-file
+    # values (about 1 key in 200): draw again.
     for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do
       pub=$(pcmoe-ctl keygen --out "/keys/$p/curve.key" --public-out "/keys/$p/curve.pub")
-      case $pub in [0-9A-Za-z]*) break ;; esac
+      case $pub in *'${'*) continue ;; [0-9A-Za-z]*) break ;; esac
     done
     echo "$p $pub"
   done
+  # The operator key pair of `pcmoe ctl` inside the hub container (hub.ctl_key_file).
+  pcmoe-ctl keygen --out /keys/hub/operator.key --public-out /keys/hub/operator.pub >/dev/null
   for p in "$@"; do chown -R 10001:10001 "/keys/$p"; done' sh "${PARTICIPANTS[@]}")
 declare -A pub
 while read -r name key; do pub[$name]=$key; done <<<"$out"

@@ -76,6 +76,8 @@ for u in /usr/lib/systemd/system/pcmoe-hub.service /usr/lib/systemd/system/pcmoe
   out=$(systemd-analyze verify "$unit" 2>&1 | grep -v 'sysinit.target\|/etc/pcmoe' ); check $([ -z "$out" ] && echo 1 || echo 0) "systemd-analyze verify $unit${out:+: $out}"
 done
 cp -r /usr/share/pcmoe/configs/hub.yaml /usr/share/pcmoe/configs/models /etc/pcmoe/  # as the README says
+pcmoe-ctl keygen --dir /etc/pcmoe/keys --names hub,operator,party-a,party-b,party-c >/dev/null  # CURVE (the default)
+chown -R pcmoe /etc/pcmoe/keys
 su -s /bin/sh pcmoe -c 'pcmoe-hub --config /etc/pcmoe/hub.yaml --set hub.out_dir=/tmp/hub --set hub.bind=tcp://127.0.0.1:5555 --set hub.http=127.0.0.1:0 --set hub.log_file=/tmp/hub.log >/tmp/hub.out 2>&1 &'
 st=$(pcmoe-ctl --run /tmp/hub wait --step 0 --timeout-ms 20000 2>&1 && pcmoe-ctl --run /tmp/hub status 2>&1 | head -1)
 check $(case $st in *"state waiting"*) echo 1 ;; *) echo 0 ;; esac) "installed hub answers pcmoe-ctl --run: $(echo "$st" | tail -1)"

@@ -56,6 +56,9 @@ keygen() {  # name -> public key
   docker run --rm --network none --user 10001 -v "$RUN/keys/$1:/k" pcmoe/hub:latest pcmoe-ctl keygen --out /k/curve.key
 }
 HUB_PUB=$(keygen hub)
+# The operator key pair of pcmoe-ctl in the hub's container (the healthcheck's status request).
+docker run --rm --network none --user 10001 -v "$RUN/keys/hub:/k" pcmoe/hub:latest \
+  pcmoe-ctl keygen --out /k/operator.key >/dev/null
 parties_json="["
 for p in "${PARTIES[@]}"; do
   pub=$(keygen "party-$p")

@@ -36,3 +36,14 @@ echo "party steps add up to the global step; sent/recv: expert traffic of its tr
 echo "held-out: final evaluation (party.done; * = no final one: the last periodic evaluation)"
 models=$(ls "$run"/party-*/model.pcmoe 2>/dev/null | wc -l)
 echo "models (backbone + shared experts): $models of $(jq '.parties | length' "$state") exported as $run/party-*/model.pcmoe; expert pool: $run/hub/pool.pcmoe"
+# Which experts in each exported model are older than the rest (a host lost before the last pool:
+# its experts come from the last snapshot it answered).
+for log in "$run"/party-*.log; do
+  [[ -f $log ]] || continue
+  line=$(grep '"party.exported"' "$log" 2>/dev/null | tail -1)
+  [[ -n $line ]] || continue
+  older=$(jq -r '[(.older_experts // [])[] ] | join(", ")' <<<"$line" 2>/dev/null)
+  if [[ -n $older ]]; then
+    echo "  $(basename "$log" .log): experts of $older from an older snapshot ($(jq -c '.expert_steps' <<<"$line"))"
+  fi
+done

@@ -4,24 +4,28 @@
 # Sets up (apt, build) if needed, starts the four daemons from configs/, prints how to reach the
 # hub (pcmoe-ctl --run DIR, the status page), shows live progress, and ends with a summary table
 # and the plots.
-#   scripts/run-federation.sh [--steps N] [--out DIR] [--curve] [--http PORT|off] [--resume] [--no-setup]
-# Defaults: 600 global steps of configs/models/tiny.yaml, output in runs/federation, the status
-# page on a free port of 127.0.0.1. --resume continues the stopped run in DIR (same settings).
+#   scripts/run-federation.sh [--steps N] [--out DIR] [--insecure] [--http PORT|off] [--resume] [--no-setup]
+# Defaults: 600 global steps of configs/models/tiny.yaml, output in runs/federation, CURVE on every
+# socket with fresh keys in DIR/keys (pcmoe-ctl keygen; --insecure: plain mode, this host only),
+# the status page on a free port of 127.0.0.1. --resume continues the stopped run in DIR.
+# A party that dies does not stop the others: they train to the end and export; the summary says
+# who was lost.
 # Ctrl-C: one stop, the normal end (final expert pool, each party evaluates, checkpoints and
 # exports), then the summary and plots; exit 130. A second Ctrl-C stops at once (each checkpoints).
 # Exit: 0 the run finished, 130 stopped early (Ctrl-C, pcmoe-ctl stop; resumable with --resume),
-# 1 a daemon failed, 2 usage.
+# 1 a daemon failed (the others went on to the end), 2 usage.
 set -uo pipefail
 CALLER_PWD=$PWD
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-STEPS="" OUT="" SETUP=1 CURVE=0 HTTP=0 RESUME=0
+STEPS="" OUT="" SETUP=1 CURVE=1 HTTP=0 RESUME=0
 usage() { sed -n '2,13p' "$0"; }
 die() { echo "run-federation: $*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --steps) [[ $# -ge 2 ]] || die "--steps needs a value"; STEPS=$2; shift 2 ;;
     --out) [[ $# -ge 2 ]] || die "--out needs a value"; OUT=$2; shift 2 ;;
-    --curve) CURVE=1; shift ;;
+    --curve) CURVE=1; shift ;;  # the default (kept for older command lines)
+    --insecure) CURVE=0; shift ;;
     --http) [[ $# -ge 2 ]] || die "--http needs a port or off"; HTTP=$2; shift 2 ;;
     --resume) RESUME=1; shift ;;
     --no-setup) SETUP=0; shift ;;
@@ -84,17 +88,19 @@ hub_set=(--set "hub.bind=$HUB" --set "hub.out_dir=$OUT/hub" --set "hub.log_file=
 declare -A party_set
 for p in a b c; do party_set[$p]="--set party.hub=$HUB --set run.out_dir=$OUT/party-$p --set run.log_file=$OUT/party-$p.log"; done
 if [[ $CURVE == 1 ]]; then
-  mkdir -p "$OUT/keys"
-  keygen() { [[ -f $1 ]] || "$BIN/pcmoe-ctl" keygen --out "$1" --public-out "$1.pub" >/dev/null; cat "$1.pub"; }
-  hub_pub=$(keygen "$OUT/keys/hub.key")
-  hub_set+=(--set "hub.secret_key_file=$OUT/keys/hub.key")
+  # One key pair per participant and one for the operator (pcmoe-ctl); kept across --resume.
+  "$BIN/pcmoe-ctl" keygen --dir "$OUT/keys" --names hub,operator,party-a,party-b,party-c >/dev/null || exit 1
+  K=$OUT/keys
+  hub_set+=(--set "hub.secret_key_file=$K/hub.key" --set "hub.ctl_key_file=$K/operator.key")
   i=0
   for p in a b c; do
-    pub=$(keygen "$OUT/keys/party-$p.key")
-    hub_set+=(--set "hub.parties[$i].public_key=$pub")
-    party_set[$p]+=" --set party.curve.secret_key_file=$OUT/keys/party-$p.key --set party.curve.hub_public_key=$hub_pub"
+    hub_set+=(--set "hub.parties[$i].public_key_file=$K/party-$p.pub")
+    party_set[$p]+=" --set party.curve.secret_key_file=$K/party-$p.key --set party.curve.hub_public_key_file=$K/hub.pub"
     i=$((i + 1))
   done
+else
+  hub_set+=(--set hub.insecure=true)
+  for p in a b c; do party_set[$p]+=" --set party.insecure=true"; done
 fi
 
 # ---- start: every daemon in its own session, so a terminal's Ctrl-C reaches only this script ----
@@ -148,29 +154,33 @@ trap on_stop INT TERM
 setsid "$BIN/pcmoe-ctl" --run "$OUT" watch --timeout-ms 1500 &
 watch_pid=$!
 t0=$SECONDS
-failed=""
+failed="" lost=()
 while true; do
   running=0
   for i in "${!pids[@]}"; do
     [[ -n ${codes[$i]} ]] && continue
     if kill -0 "${pids[$i]}" 2>/dev/null; then
       running=$((running + 1))
+      continue
+    fi
+    wait "${pids[$i]}" 2>/dev/null
+    codes[i]=$?
+    [[ ${codes[$i]} -eq 0 ]] && continue
+    [[ -z $failed ]] && failed=${names[$i]}
+    echo
+    echo "run-federation: ${names[$i]} stopped unexpectedly (exit ${codes[$i]}); its last lines:" >&2
+    tail -5 "$OUT/${names[$i]}.out" "$OUT/${names[$i]}.log" 2>/dev/null | cut -c1-300 >&2
+    if [[ ${names[$i]} == hub ]]; then
+      # Without the hub the parties cannot finish: stop them.
+      stops=1
+      on_stop
     else
-      wait "${pids[$i]}" 2>/dev/null
-      codes[i]=$?
-      [[ ${codes[$i]} -ne 0 && -z $failed ]] && failed=${names[$i]}
+      # Without a party the others can: its experts come from the last pool snapshot.
+      lost+=("${names[$i]} (exit ${codes[$i]})")
+      echo "run-federation: the others go on without ${names[$i]} (its experts: from the last snapshot)" >&2
     fi
   done
   [[ $running -eq 0 ]] && break
-  if [[ -n $failed && -z ${reported:-} ]]; then
-    reported=1
-    echo
-    echo "run-federation: $failed stopped unexpectedly; its last lines:" >&2
-    tail -5 "$OUT/$failed.out" "$OUT/$failed.log" 2>/dev/null | cut -c1-300 >&2
-    # Without the hub the parties cannot finish: stop them. Without a party, the others can.
-    if [[ $failed == hub ]]; then stops=1; fi
-    [[ $stops -lt 2 ]] && on_stop
-  fi
   sleep 1
 done
 kill -TERM "$watch_pid" 2>/dev/null
@@ -179,6 +189,7 @@ echo
 
 # ---- summary and plots ----
 echo "run-federation: all processes ended after $((SECONDS - t0)) s"
+[[ ${#lost[@]} -gt 0 ]] && echo "run-federation: lost during the run: ${lost[*]}"
 bash scripts/federation-summary.sh "$OUT"
 if plots=$(bash scripts/plot.sh "$OUT" 2>&1); then
   echo "plots: $(show "$OUT/loss.png") $(show "$OUT/expert_load.png")"

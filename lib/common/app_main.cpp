@@ -30,6 +30,10 @@ int run_main(const std::string& program, const std::function<int()>& body) {
     // One problem: one line. Several (a config file with many mistakes): one per line below.
     const bool one = std::string_view(e.what()).find('\n') == std::string_view::npos;
     std::fprintf(stderr, "%s: configuration error:%s%s\n", program.c_str(), one ? " " : "\n", e.what());
+    // A refusal found once the log is set up (a hub's reject, a key refused, a memory limit, a model
+    // that does not fit) also goes to the JSON log, where operators look.
+    if (log::initialized())
+      PCMOE_ERROR("process.fatal").kv("kind", "configuration error").kv("error", e.what());
     return kExitUsage;
   } catch (const TransportError& e) {
     report(program, "transport error: ", e.what());

@@ -7,6 +7,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -131,6 +132,12 @@ bool convert(const YAML::Node& node, V& out, std::string& why) {
         if (!scalar_text(node).empty() && scalar_text(node)[0] == '-') throw YAML::BadConversion(node.Mark());
       }
       out = node.as<V>();
+      if constexpr (std::is_same_v<V, double>) {
+        if (!std::isfinite(out)) {  // .inf, .nan: never a meaningful setting
+          why = "expected a finite float, found '" + scalar_text(node) + "'";
+          return false;
+        }
+      }
       return true;
     } catch (const YAML::Exception&) {
       why = std::string("expected ") + TypeName<V>::name + ", found '" + scalar_text(node) + "'";
@@ -385,6 +392,7 @@ class Schema {
   // uses the path relative to this schema.
   void walk(const YAML::Node& map, T& out, LoadContext& ctx, const std::string& display_prefix,
             const std::string& key_prefix_display, const std::string& rel_prefix = "") const {
+    std::map<std::string, int> seen;  // key -> line: YAML would let the last one win silently
     for (const auto& kv : map) {
       std::string name;
       try {
@@ -395,6 +403,11 @@ class Schema {
       }
       std::string rel = rel_prefix.empty() ? name : rel_prefix + "." + name;
       std::string shown = key_prefix_display + rel;
+      if (auto [it, fresh] = seen.emplace(name, detail::node_line(kv.first)); !fresh) {
+        ctx.error(detail::node_line(kv.first), shown,
+                  fmt::format("given twice in one map (also on line {}): remove one", it->second));
+        continue;
+      }
       if (rel_prefix.empty() && !include_key_.empty() && name == include_key_)
         continue;  // handled by load_file
       if (const Field* f = find(rel)) {

@@ -52,11 +52,16 @@ std::string join(const std::string& a, const std::string& b) {
 }
 
 void atomic_write_stream(const std::string& path,
-                         const std::function<void(const std::function<void(const void*, size_t)>&)>& writer) {
+                         const std::function<void(const std::function<void(const void*, size_t)>&)>& writer,
+                         unsigned mode) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, static_cast<mode_t>(mode));
   if (fd < 0) throw Error("cannot create '" + tmp + "': " + errno_text());
   try {
+    // The mode from the start (a temp file left by a crash is never readable by others), and
+    // exactly it (the umask only narrows it).
+    if (::fchmod(fd, static_cast<mode_t>(mode)) != 0)
+      throw Error("chmod of '" + tmp + "' failed: " + errno_text());
     writer([&](const void* data, size_t n) { write_all(fd, data, n, tmp); });
     if (::fsync(fd) != 0) throw Error("fsync of '" + tmp + "' failed: " + errno_text());
   } catch (...) {
@@ -76,8 +81,9 @@ void atomic_write_stream(const std::string& path,
   fsync_dir(dirname(path));
 }
 
-void atomic_write(const std::string& path, std::string_view data) {
-  atomic_write_stream(path, [&](const auto& put) { put(data.data(), data.size()); });
+void atomic_write(const std::string& path, std::string_view data, unsigned mode) {
+  atomic_write_stream(
+      path, [&](const auto& put) { put(data.data(), data.size()); }, mode);
 }
 
 std::string read_file(const std::string& path) {

@@ -5,6 +5,9 @@
 
 #include <set>
 
+#include "common/key_file.h"
+#include "common/plain_mode.h"
+
 namespace pcmoe {
 
 static config::Schema<HubPartyEntry> hub_party_schema() {
@@ -12,7 +15,19 @@ static config::Schema<HubPartyEntry> hub_party_schema() {
   s.field("id", &HubPartyEntry::id, "party id (must match party.id in that party's config)",
           config::non_empty())
       .field("public_key", &HubPartyEntry::public_key,
-             "the party's CURVE public key (Z85); required when the hub has a secret_key_file");
+             "the party's CURVE public key (Z85); this or public_key_file is required unless hub.insecure")
+      .field("public_key_file", &HubPartyEntry::public_key_file,
+             "a file with the party's public key (pcmoe-ctl keygen --public-out; relative to this file)");
+  return s;
+}
+
+static config::Schema<HubOperatorEntry> hub_operator_schema() {
+  config::Schema<HubOperatorEntry> s;
+  s.field("id", &HubOperatorEntry::id, "a name for the operator (logged with each command)",
+          config::non_empty())
+      .field("public_key", &HubOperatorEntry::public_key, "the operator's CURVE public key (Z85)")
+      .field("public_key_file", &HubOperatorEntry::public_key_file,
+             "or a file with it (relative to this file)");
   return s;
 }
 
@@ -42,7 +57,8 @@ static config::Schema<HubSettings> hub_settings_schema() {
              "a party silent this long is marked lost and its experts masked",
              config::in_range(100, 86400000))
       .field("snapshot_every", &HubSettings::snapshot_every,
-             "global steps between expert-pool snapshots; 0 = at the end and on request",
+             "global steps between expert-pool snapshots (a lost host's experts come from the last one); 0 = "
+             "only when training starts, at the end and on request",
              config::non_negative<int64_t>())
       .field("load_window_steps", &HubSettings::load_window_steps, "steps in the windowed global expert load",
              config::in_range(1, 1000000))
@@ -56,7 +72,18 @@ static config::Schema<HubSettings> hub_settings_schema() {
              "and the end); 0 = only then",
              config::non_negative<int64_t>())
       .field("secret_key_file", &HubSettings::secret_key_file,
-             "the hub's CURVE key pair file (pcmoe-ctl keygen); \"\" = CURVE off")
+             "the hub's CURVE key pair file (pcmoe-ctl keygen; relative to this file); required unless "
+             "insecure")
+      .field("insecure", &HubSettings::insecure,
+             "plain mode: no CURVE (no authentication, no encryption; anyone who reaches hub.bind can "
+             "register as any party and control the hub); hub.bind must be a loopback endpoint; key "
+             "settings are not read")
+      .list("operators", &HubSettings::operators, hub_operator_schema(),
+            "keys allowed to send control commands and status requests (pcmoe-ctl --key); parties' keys "
+            "and the hub's own are not")
+      .field("ctl_key_file", &HubSettings::ctl_key_file,
+             "the operator key pair of pcmoe-ctl on this host (pcmoe-ctl keygen): its public key is an "
+             "operator, and pcmoe-ctl --run/--config use it (\"\" = none)")
       .field("log_level", &HubSettings::log_level, "debug, info, warn, error or off",
              config::one_of({"debug", "info", "warn", "error", "off"}))
       .field("log_file", &HubSettings::log_file, "JSON-lines log file (\"\" = stderr)")
@@ -76,6 +103,59 @@ static config::Schema<HubSettings> hub_settings_schema() {
 }
 
 namespace {
+
+// The public key of a `public_key` / `public_key_file` pair (files relative to the config file).
+std::string public_key_of(const std::string& key, const std::string& file, const std::string& config_path,
+                          const config::Origins& origins, const std::string& prefix) {
+  if (!key.empty() && !file.empty()) {
+    throw ConfigError(fmt::format("{}: set public_key or public_key_file, not both",
+                                  origins.describe(prefix + ".public_key_file")));
+  }
+  if (file.empty()) {
+    if (!keys::is_z85_key(key)) {
+      throw ConfigError(
+          fmt::format("{}: {} public key (expected 40 Z85 characters from `pcmoe-ctl keygen`, or "
+                      "public_key_file)",
+                      origins.describe(prefix + ".public_key"), key.empty() ? "no" : "a malformed"));
+    }
+    return key;
+  }
+  std::string out;
+  config::at_config_key(origins, prefix + ".public_key_file",
+                        [&] { out = keys::read_public_key(config::resolve_relative(config_path, file)); });
+  return out;
+}
+
+void check_keys(HubConfig& c, const std::string& path) {
+  const config::Origins& origins = c.origins;
+  if (c.hub.insecure) {
+    if (plain_mode::refuses(c.hub.bind)) {
+      throw ConfigError(
+          plain_mode::not_local_error(origins.describe("hub.bind"), c.hub.bind, "hub.insecure"));
+    }
+    return;  // key settings are not read
+  }
+  if (c.hub.secret_key_file.empty()) {
+    throw ConfigError(fmt::format(
+        "{}: CURVE is on by default and needs the hub's key pair file: make the federation's keys with "
+        "`pcmoe-ctl keygen --dir DIR hub operator party-a ...` (then set hub.secret_key_file, "
+        "hub.parties[].public_key_file, hub.ctl_key_file), or set hub.insecure: true for a development run "
+        "on this host only (no authentication, no encryption)",
+        origins.describe("hub.secret_key_file")));
+  }
+  c.hub.secret_key_file = config::resolve_relative(path, c.hub.secret_key_file);
+  for (size_t i = 0; i < c.hub.parties.size(); ++i) {
+    auto& p = c.hub.parties[i];
+    p.public_key =
+        public_key_of(p.public_key, p.public_key_file, path, origins, fmt::format("hub.parties[{}]", i));
+  }
+  for (size_t i = 0; i < c.hub.operators.size(); ++i) {
+    auto& o = c.hub.operators[i];
+    o.public_key =
+        public_key_of(o.public_key, o.public_key_file, path, origins, fmt::format("hub.operators[{}]", i));
+  }
+  if (!c.hub.ctl_key_file.empty()) c.hub.ctl_key_file = config::resolve_relative(path, c.hub.ctl_key_file);
+}
 
 bool ipv4_literal(const std::string& h) {
   int parts = 0;
@@ -153,7 +233,8 @@ config::Schema<HubConfig> hub_schema() {
   return s;
 }
 
-HubConfig load_hub_config(const std::string& path, const std::vector<std::string>& overrides) {
+HubConfig load_hub_config(const std::string& path, const std::vector<std::string>& overrides,
+                          bool read_keys) {
   HubConfig c;
   config::Origins& origins = c.origins;
   auto schema = hub_schema();
@@ -172,13 +253,6 @@ HubConfig load_hub_config(const std::string& path, const std::vector<std::string
       throw ConfigError(fmt::format("{}: party id '{}' listed twice",
                                     origins.describe(fmt::format("hub.parties[{}].id", i)), p.id));
     }
-    if (!c.hub.secret_key_file.empty() && p.public_key.size() != 40) {
-      throw ConfigError(
-          fmt::format("{}: CURVE is on (hub.secret_key_file is set) but party '{}' has {} public key "
-                      "(expected 40 Z85 characters from `pcmoe-ctl keygen`)",
-                      origins.describe(fmt::format("hub.parties[{}].public_key", i)), p.id,
-                      p.public_key.empty() ? "no" : "a malformed"));
-    }
   }
   if (c.hub.schedule == "concurrent" && c.hub.steps_per_turn != 1) {
     throw ConfigError(
@@ -192,8 +266,7 @@ HubConfig load_hub_config(const std::string& path, const std::vector<std::string
                                   c.hub.heartbeat_ms));
   }
   if (!c.hub.http.empty()) check_http(c.hub, origins);
-  if (!c.hub.secret_key_file.empty())
-    c.hub.secret_key_file = config::resolve_relative(path, c.hub.secret_key_file);
+  if (read_keys) check_keys(c, path);
   return c;
 }
 

@@ -14,7 +14,15 @@ namespace pcmoe {
 
 struct HubPartyEntry {
   std::string id;
-  std::string public_key;  // the party's CURVE public key (Z85); required when CURVE is on
+  std::string public_key;       // the party's CURVE public key (Z85); required when CURVE is on
+  std::string public_key_file;  // or a file holding it (read at load into public_key)
+};
+
+// Someone allowed to send control commands and status requests (pcmoe-ctl with this key pair).
+struct HubOperatorEntry {
+  std::string id;
+  std::string public_key;       // Z85
+  std::string public_key_file;  // or a file holding it (read at load into public_key)
 };
 
 struct HubSettings {
@@ -26,12 +34,15 @@ struct HubSettings {
   uint64_t seed = 42;                   // seed of the randomised round-robin turn order
   int heartbeat_ms = 1000;
   int party_timeout_ms = 10000;  // a party silent this long is marked lost
-  int64_t snapshot_every = 0;    // steps between expert-pool snapshots; 0 = at the end and on request
+  int64_t snapshot_every = 100;  // steps between expert-pool snapshots; 0 = at the start, the end, on request
   int load_window_steps = 50;    // window of the windowed global expert load
   std::string out_dir = "runs/hub";
   bool resume = true;        // a restarted hub continues from <out_dir>/hub_state.json
   int64_t state_every = 10;  // global steps between writes of hub_state.json; 0 = checkpoints, snapshots, end
-  std::string secret_key_file;  // the hub's CURVE key pair file; "" = CURVE off
+  std::string secret_key_file;              // the hub's CURVE key pair file; required unless insecure
+  bool insecure = false;                    // plain mode: no CURVE, loopback endpoints only
+  std::vector<HubOperatorEntry> operators;  // keys allowed to control the hub and read its status
+  std::string ctl_key_file;  // this host's operator key pair (pcmoe-ctl --run/--config use it); an operator
   std::string log_level = "info";
   std::string log_file;            // "" = stderr
   bool exit_when_done = true;      // exit after training finished and parties said bye
@@ -51,6 +62,8 @@ struct HttpAddress {
 HttpAddress parse_http_address(const std::string& text);
 
 struct HubConfig {
+  // CURVE is on (the default): not insecure.
+  bool curve() const { return !hub.insecure; }
   ModelConfig model;
   TrainConfig train;
   HubSettings hub;
@@ -60,6 +73,9 @@ struct HubConfig {
 };
 
 config::Schema<HubConfig> hub_schema();
-HubConfig load_hub_config(const std::string& path, const std::vector<std::string>& overrides);
+// `read_keys` false: the key settings are neither required nor read (pcmoe-central's protocol mode
+// reads a hub config for its turn schedule only).
+HubConfig load_hub_config(const std::string& path, const std::vector<std::string>& overrides,
+                          bool read_keys = true);
 
 }  // namespace pcmoe

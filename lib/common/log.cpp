@@ -28,8 +28,11 @@ State& state() {
 }
 
 std::atomic<int> g_level{static_cast<int>(Level::info)};
+std::atomic<bool> g_initialized{false};
 
 }  // namespace
+
+bool initialized() { return g_initialized.load(); }
 
 void init(const Options& options) {
   State& s = state();
@@ -44,6 +47,7 @@ void init(const Options& options) {
     s.fd = fd;
   }
   g_level.store(static_cast<int>(options.level));
+  g_initialized.store(true);
 }
 
 Level parse_level(std::string_view name) {

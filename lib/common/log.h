@@ -20,6 +20,8 @@ struct Options {
 
 // Sets up the process-wide logger. Throws ConfigError if the file cannot be opened.
 void init(const Options& options);
+// init() has been called (the process knows its log: errors from now on go there too).
+bool initialized();
 // "debug" | "info" | "warn" | "error" | "off"; throws ConfigError naming the bad value.
 Level parse_level(std::string_view name);
 bool enabled(Level level);

@@ -39,17 +39,17 @@ config::Schema<ModelConfig> model_schema() {
   s.field("tokenizer", &ModelConfig::tokenizer, "tokenizer: byte (256 byte ids + BOS, EOS, PAD)",
           one_of({"byte"}))
       .field("vocab_size", &ModelConfig::vocab_size, "embedding rows; >= the tokenizer's size (byte: 259)",
-             positive<int>())
+             in_range(1, 1 << 24))
       .field("seq_len", &ModelConfig::seq_len, "tokens per training sequence (context length)",
              in_range(2, 1 << 20))
-      .field("d_model", &ModelConfig::d_model, "hidden size", positive<int>())
+      .field("d_model", &ModelConfig::d_model, "hidden size", in_range(1, 1 << 16))
       .field("n_layers", &ModelConfig::n_layers, "transformer blocks", in_range(1, 1024))
-      .field("n_heads", &ModelConfig::n_heads, "attention heads; must divide d_model", positive<int>())
-      .field("d_ff", &ModelConfig::d_ff, "hidden size of each expert FFN", positive<int>())
+      .field("n_heads", &ModelConfig::n_heads, "attention heads; must divide d_model", in_range(1, 1 << 12))
+      .field("d_ff", &ModelConfig::d_ff, "hidden size of each expert FFN", in_range(1, 1 << 20))
       .field("d_ff_dense", &ModelConfig::d_ff_dense, "hidden size of the dense FFN in non-MoE layers",
-             positive<int>())
+             in_range(1, 1 << 20))
       .field("n_experts", &ModelConfig::n_experts, "experts per MoE layer (m)", in_range(1, 4096))
-      .field("top_k", &ModelConfig::top_k, "experts each token is routed to", positive<int>())
+      .field("top_k", &ModelConfig::top_k, "experts each token is routed to", in_range(1, 4096))
       .field("moe_layers", &ModelConfig::moe_layers,
              "which blocks are MoE: all, odd, even, or a comma list such as 1,3 (0-based)")
       .field("activation", &ModelConfig::activation, "FFN activation: swiglu or gelu",
@@ -72,8 +72,11 @@ config::Schema<TrainConfig> train_schema() {
   config::Schema<TrainConfig> s;
   s.field("steps", &TrainConfig::steps, "total optimizer steps (federation: global steps over all parties)",
           positive<int64_t>())
-      .field("batch_size", &TrainConfig::batch_size, "sequences per step", positive<int>())
-      .field("lr", &TrainConfig::lr, "peak learning rate (AdamW)", positive<double>())
+      .field("batch_size", &TrainConfig::batch_size, "sequences per step", in_range(1, 1 << 20))
+      .field("lr", &TrainConfig::lr, "peak learning rate (AdamW), in (0, 1]",
+             std::function<std::string(const double&)>([](const double& v) {
+               return v > 0 && v <= 1 ? std::string() : std::string("must be in (0, 1]");
+             }))
       .field("min_lr_ratio", &TrainConfig::min_lr_ratio, "final LR of the cosine decay as a fraction of lr",
              in_range(0.0, 1.0))
       .field("warmup_steps", &TrainConfig::warmup_steps, "linear warmup steps", non_negative<int64_t>())

@@ -5,14 +5,21 @@
 
 #include <cctype>
 
+#include "common/key_file.h"
+#include "common/plain_mode.h"
+
 namespace pcmoe {
 
 static config::Schema<CurveConfig> curve_schema() {
   config::Schema<CurveConfig> s;
   s.field("secret_key_file", &CurveConfig::secret_key_file,
-          "this participant's CURVE key pair file (pcmoe-ctl keygen); \"\" = CURVE off")
+          "this party's CURVE key pair file (pcmoe-ctl keygen; relative to this file); required unless "
+          "party.insecure")
       .field("hub_public_key", &CurveConfig::hub_public_key,
-             "the hub's CURVE public key (Z85, 40 chars); required when CURVE is on");
+             "the hub's CURVE public key (Z85, 40 chars); this or hub_public_key_file is required unless "
+             "party.insecure")
+      .field("hub_public_key_file", &CurveConfig::hub_public_key_file,
+             "a file with the hub's public key (pcmoe-ctl keygen --public-out; relative to this file)");
   return s;
 }
 
@@ -47,9 +54,60 @@ static config::Schema<PartyNetConfig> party_net_schema() {
       .field("hub_timeout_ms", &PartyNetConfig::hub_timeout_ms,
              "milliseconds without any message from the hub before giving up (exit 3)",
              config::in_range(100, 86400000))
+      .field("insecure", &PartyNetConfig::insecure,
+             "plain mode: no CURVE (no authentication, no encryption: any local process can send this "
+             "party's experts requests as another party); party.hub, expert_bind and expert_advertise must "
+             "be loopback endpoints; key settings are not read")
       .section("curve", &PartyNetConfig::curve, curve_schema());
   return s;
 }
+
+namespace {
+
+void check_plain_endpoints(const PartyConfig& c) {
+  for (const char* key : {"party.hub", "party.expert_bind", "party.expert_advertise"}) {
+    const std::string& e = key == std::string("party.hub")           ? c.party.hub
+                           : key == std::string("party.expert_bind") ? c.party.expert_bind
+                                                                     : c.party.expert_advertise;
+    if (!e.empty() && plain_mode::refuses(e)) {
+      throw ConfigError(plain_mode::not_local_error(c.origins.describe(key), e, "party.insecure"));
+    }
+  }
+}
+
+void check_keys(PartyConfig& c, const std::string& path) {
+  if (c.party.insecure) {
+    check_plain_endpoints(c);
+    return;  // key settings are not read
+  }
+  auto& curve = c.party.curve;
+  if (curve.secret_key_file.empty()) {
+    throw ConfigError(fmt::format(
+        "{}: CURVE is on by default and needs this party's key pair file (pcmoe-ctl keygen --out FILE "
+        "--public-out FILE.pub; the hub lists FILE.pub in hub.parties[].public_key_file), or set "
+        "party.insecure: true for a development run on this host only (no authentication, no encryption)",
+        c.origins.describe("party.curve.secret_key_file")));
+  }
+  curve.secret_key_file = config::resolve_relative(path, curve.secret_key_file);
+  if (!curve.hub_public_key_file.empty()) {
+    if (!curve.hub_public_key.empty()) {
+      throw ConfigError(c.origins.describe("party.curve.hub_public_key_file") +
+                        ": set hub_public_key or hub_public_key_file, not both");
+    }
+    config::at_config_key(c.origins, "party.curve.hub_public_key_file", [&] {
+      curve.hub_public_key = keys::read_public_key(config::resolve_relative(path, curve.hub_public_key_file));
+    });
+  }
+  if (!keys::is_z85_key(curve.hub_public_key)) {
+    throw ConfigError(fmt::format(
+        "{}: the hub's public key is {} (expected 40 Z85 characters: `pcmoe-ctl keygen` prints it; "
+        "or name its file in party.curve.hub_public_key_file)",
+        c.origins.describe("party.curve.hub_public_key"),
+        curve.hub_public_key.empty() ? "missing" : "malformed"));
+  }
+}
+
+}  // namespace
 
 static config::Schema<PrivacyConfig> privacy_schema() {
   config::Schema<PrivacyConfig> s;
@@ -78,7 +136,7 @@ config::Schema<PartyConfig> party_schema() {
 }
 
 PartyConfig load_party_config(const std::string& path, const std::vector<std::string>& overrides,
-                              bool check_data) {
+                              bool check_data, bool read_keys) {
   PartyConfig c;
   c.run.seed = 0;  // parties draw a private seed unless one is configured
   c.run.out_dir = "runs/party";
@@ -97,16 +155,7 @@ PartyConfig load_party_config(const std::string& path, const std::vector<std::st
   }
   if (c.party.id.size() > 64)
     throw ConfigError(origins.describe("party.id") + ": party id longer than 64 characters");
-  if (!c.party.curve.secret_key_file.empty() && c.party.curve.hub_public_key.size() != 40) {
-    throw ConfigError(
-        fmt::format("{}: CURVE is on (party.curve.secret_key_file is set) but the hub's public key is {} "
-                    "(expected 40 Z85 characters; `pcmoe-ctl keygen` prints it)",
-                    origins.describe("party.curve.hub_public_key"),
-                    c.party.curve.hub_public_key.empty() ? "missing" : "malformed"));
-  }
-  if (!c.party.curve.secret_key_file.empty()) {
-    c.party.curve.secret_key_file = config::resolve_relative(path, c.party.curve.secret_key_file);
-  }
+  if (read_keys) check_keys(c, path);
   // Validate local-only layers against the model.
   if (!c.privacy.local_only_layers.empty()) {
     ModelConfig probe = c.model;

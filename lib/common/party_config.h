@@ -16,8 +16,9 @@
 namespace pcmoe {
 
 struct CurveConfig {
-  std::string secret_key_file;  // this participant's key pair file (pcmoe-ctl keygen); "" = CURVE off
-  std::string hub_public_key;   // party only: the hub's public key (Z85), needed when CURVE is on
+  std::string secret_key_file;      // this participant's key pair file (pcmoe-ctl keygen)
+  std::string hub_public_key;       // the hub's public key (Z85), or
+  std::string hub_public_key_file;  // a file holding it (read at load into hub_public_key)
 };
 
 struct PartyNetConfig {
@@ -31,6 +32,7 @@ struct PartyNetConfig {
   int heartbeat_ms = 1000;
   int request_timeout_ms = 30000;  // a host that does not answer in time fails the step
   int hub_timeout_ms = 30000;      // give up on the hub after this long without a message
+  bool insecure = false;           // plain mode: no CURVE, loopback endpoints only
   CurveConfig curve;
 };
 
@@ -41,6 +43,8 @@ struct PrivacyConfig {
 };
 
 struct PartyConfig {
+  // CURVE is on (the default): not party.insecure.
+  bool curve() const { return !party.insecure; }
   ModelConfig model;
   TrainConfig train;
   PartyNetConfig party;
@@ -55,7 +59,9 @@ struct PartyConfig {
 config::Schema<PartyConfig> party_schema();
 // Loads --config, applies --set overrides, validates (data paths exist, endpoints parse, ...).
 // Throws ConfigError naming file, line and key.
+// `read_keys` false: the key and plain-mode settings are neither required nor read (pcmoe-central's
+// protocol mode simulates a party from its config).
 PartyConfig load_party_config(const std::string& path, const std::vector<std::string>& overrides,
-                              bool check_data = true);
+                              bool check_data = true, bool read_keys = true);
 
 }  // namespace pcmoe

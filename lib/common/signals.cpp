@@ -23,6 +23,9 @@ void install() {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // A file-size limit (RLIMIT_FSIZE) makes a write fail with EFBIG, which the writer handles like a
+  // full disk, instead of killing the process.
+  std::signal(SIGXFSZ, SIG_IGN);
 }
 
 bool stop_requested() { return g_stop.load(); }

@@ -1,5 +1,6 @@
 // Owns process signal handling: SIGINT/SIGTERM set a stop flag that loops poll (they never
-// exit the process from the handler); SIGPIPE is ignored. Thread-safe (an atomic).
+// exit the process from the handler); SIGPIPE and SIGXFSZ are ignored (a write past a file-size
+// limit fails with EFBIG instead of ending the process). Thread-safe (an atomic).
 #pragma once
 
 namespace pcmoe::signals {

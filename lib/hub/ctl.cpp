@@ -12,6 +12,7 @@
 #include "common/fs.h"
 #include "common/hub_config.h"
 #include "common/json.h"
+#include "hub/ctl_keys.h"
 #include "hub/ctl_watch.h"
 #include "hub/status_format.h"
 #include "net/endpoint.h"
@@ -32,22 +33,14 @@ int parse_positive(const std::string& flag, const std::string& text, long max) {
   throw ConfigError(fmt::format("pcmoe-ctl: --{} expects an integer in 1..{}, found '{}'", flag, max, text));
 }
 
-int keygen(const cli::Args& args, std::FILE* out) {
-  const std::string path = args.get("out");
-  if (path.empty())
-    throw ConfigError(fmt::format("pcmoe-ctl keygen needs --out FILE\n{}", cli::usage(ctl_spec())));
-  net::CurveKeyPair keys = net::generate_keypair();
-  net::write_key_file(path, keys);
-  const std::string pub_path = args.get("public-out");
-  if (!pub_path.empty()) net::write_public_key_file(pub_path, keys.public_key);
-  if (args.has("json")) {
-    JsonObject j;
-    j.add("public_key", keys.public_key).add("key_file", path).add("public_key_file", pub_path);
-    std::fprintf(out, "%s\n", j.str().c_str());
-  } else {
-    std::fprintf(out, "%s\n", keys.public_key.c_str());
+CtlTarget checked(CtlTarget t) {
+  if (!t.server_key.empty() && !t.client_keys) {
+    throw ConfigError(fmt::format(
+        "pcmoe-ctl: the hub at {} uses CURVE: pcmoe-ctl needs an operator key pair that the hub lists "
+        "(hub.operators or hub.ctl_key_file): --key FILE",
+        t.endpoint));
   }
-  return kExitOk;
+  return t;
 }
 
 CtlTarget target_of(const cli::Args& args) {
@@ -56,19 +49,28 @@ CtlTarget target_of(const cli::Args& args) {
   if (args.has("run")) {
     if (!args.config.empty() || args.has("endpoint"))
       throw ConfigError("pcmoe-ctl: --run DIR names the hub already: drop --config / --endpoint");
-    CtlTarget r = target_from_run_dir(args.get("run"));
+    std::string operator_file;
+    CtlTarget r = target_from_run_dir(args.get("run"), &operator_file);
     r.timeout_ms = t.timeout_ms;
-    return r;
+    if (!r.server_key.empty()) r.client_keys = operator_key_pair(args, operator_file);
+    return checked(r);
   }
   if (args.config.empty()) {
     if (!args.sets.empty()) throw ConfigError("pcmoe-ctl: --set needs --config");
     t.endpoint = args.get("endpoint");
-    return t;  // --endpoint alone: no CURVE
+    if (args.has("hub-key")) {  // --endpoint with CURVE: the hub's public key and an operator key pair
+      t.server_key = hub_key_value(args.get("hub-key"));
+      t.client_keys = operator_key_pair(args, "");
+    }
+    return checked(t);
   }
   HubConfig cfg = load_hub_config(args.config, args.sets);
   t.endpoint = args.has("endpoint") ? args.get("endpoint") : connect_endpoint(cfg.hub.bind);
-  if (!cfg.hub.secret_key_file.empty()) t.curve = net::read_key_file(cfg.hub.secret_key_file);
-  return t;
+  if (cfg.curve()) {
+    t.server_key = net::read_public_key_file(cfg.hub.secret_key_file);
+    t.client_keys = operator_key_pair(args, cfg.hub.ctl_key_file);
+  }
+  return checked(t);
 }
 
 int show_reply(const std::string& command, const proto::Message& reply, bool json, std::FILE* out,
@@ -108,9 +110,14 @@ cli::Spec ctl_spec() {
       "  snapshot    collect the expert pool now (<out_dir>/pool.pcmoe)\n"
       "  stop        finish early: final snapshot, parties evaluate, export and leave\n"
       "  keygen      write a CURVE key pair file (--out FILE, 0600; --public-out FILE) and print the public "
-      "key\n"
+      "key,\n"
+      "              or a federation's pairs: --dir DIR --names hub,operator,party-a,... (DIR/NAME.key, "
+      ".pub;\n"
+      "              existing pairs are kept)\n"
       "Hub commands need --run DIR (a run folder: the ctl.json its hub wrote), --config (the hub's YAML:\n"
-      "endpoint and keys) or --endpoint (no CURVE).\n"
+      "endpoint and keys) or --endpoint (with --hub-key for CURVE). With CURVE pcmoe-ctl authenticates with\n"
+      "an operator key pair the hub lists (hub.operators, hub.ctl_key_file): --key FILE, else "
+      "hub.ctl_key_file.\n"
       "Exit codes: 0 ok, 1 refused by the hub, 2 usage or configuration, 3 no answer or error reply.",
       kCommands);
   s.needs_config = false;
@@ -120,7 +127,11 @@ cli::Spec ctl_spec() {
       {"json", false, false, "print the reply as one JSON object"},
       {"endpoint", true, false, "hub endpoint (default: hub.bind, wildcard host -> 127.0.0.1)"},
       {"timeout-ms", true, false, "how long to wait for the hub's answer (default 5000)"},
+      {"key", true, false, "the operator key pair file to authenticate with (CURVE)"},
+      {"hub-key", true, false, "with --endpoint: the hub's public key (Z85) or its .pub file"},
       {"out", true, false, "keygen: key pair file to write"},
+      {"dir", true, false, "keygen: folder for a set of key pairs (with --names)"},
+      {"names", true, false, "keygen --dir: comma-separated names, e.g. hub,operator,party-a"},
       {"public-out", true, false, "keygen: also write the public key alone to this file"},
       {"interval-ms", true, false, "watch: between updates (default 2000 on a terminal, else 10000)"},
       {"width", true, false, "watch: columns to fit (default: the terminal's, $COLUMNS, 80)"},
@@ -128,7 +139,7 @@ cli::Spec ctl_spec() {
   return s;
 }
 
-CtlTarget target_from_run_dir(const std::string& dir) {
+CtlTarget target_from_run_dir(const std::string& dir, std::string* operator_key_file) {
   std::string path = fs::join(dir, "ctl.json");
   if (!fs::exists(path)) path = fs::join(fs::join(dir, "hub"), "ctl.json");
   if (!fs::exists(path)) {
@@ -143,13 +154,17 @@ CtlTarget target_from_run_dir(const std::string& dir) {
   try {
     YAML::Node j = YAML::Load(fs::read_file(path));  // JSON is YAML
     t.endpoint = j["endpoint"].as<std::string>();
-    key_file = j["secret_key_file"].as<std::string>();
+    t.server_key = j["hub_public_key"].as<std::string>("");
+    key_file = j["operator_key_file"].as<std::string>("");
     pid = j["pid"].as<int64_t>();
   } catch (const YAML::Exception& e) {
     throw ConfigError(fmt::format("{}: not the ctl.json a pcmoe-hub writes: {}", path, e.what()));
   }
   net::parse_endpoint(t.endpoint, net::EndpointUse::connect);  // throws ConfigError naming it
-  if (!key_file.empty()) t.curve = net::read_key_file(key_file);
+  if (!t.server_key.empty() && !net::is_z85_key(t.server_key)) {
+    throw ConfigError(fmt::format("{}: hub_public_key is not a Z85 key", path));
+  }
+  if (operator_key_file != nullptr) *operator_key_file = key_file;
   if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
     t.stale_note = fmt::format("{} was written by hub pid {}, which is not running on this host", path, pid);
   }
@@ -177,9 +192,9 @@ std::optional<proto::Message> ctl_call(zmq::context_t& ctx, const CtlTarget& tar
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(target.timeout_ms);
   net::ClientOptions o;
   o.endpoint = target.endpoint;
-  if (target.curve) {
-    o.curve = target.curve;
-    o.server_public_key = target.curve->public_key;
+  if (!target.server_key.empty()) {
+    o.curve = target.client_keys;
+    o.server_public_key = target.server_key;
   }
   net::Client client(ctx, o);
   if (!net::send_message(client, request, target.timeout_ms)) return std::nullopt;
@@ -198,7 +213,7 @@ int run_ctl(const cli::Args& args, std::FILE* out, std::FILE* err) {
     throw ConfigError(fmt::format("pcmoe-ctl: missing command ({})\n{}", kCommands, cli::usage(ctl_spec())));
   }
   const std::string command = args.positional[0];
-  if (command == "keygen") return keygen(args, out);
+  if (command == "keygen") return run_keygen(args, out);
   const bool known = command == "status" || command == "watch" || command == "wait" || command == "pause" ||
                      command == "resume" || command == "checkpoint" || command == "snapshot" ||
                      command == "stop";

@@ -1,7 +1,7 @@
 // Owns pcmoe-ctl, the operator's client of the hub: its command line (status, watch, pause,
 // resume, checkpoint, snapshot, stop, keygen), finding the hub (--run DIR: the ctl.json the hub
 // wrote in its out_dir; --config: hub.bind with a wildcard host made 127.0.0.1; or --endpoint),
-// CURVE with the hub's own key pair (hub.secret_key_file), one request and one reply with a
+// CURVE with an operator key pair (ctl_keys.h), one request and one reply with a
 // deadline, and the exit codes: 0 ok, 1 refused by the hub (ControlAck ok=false), 2 usage/config,
 // 3 no answer or an error reply. `watch` is ctl_watch.h.
 // Single-threaded; writes to the given streams only.
@@ -27,7 +27,8 @@ std::string connect_endpoint(const std::string& bind);
 
 struct CtlTarget {
   std::string endpoint;
-  std::optional<net::CurveKeyPair> curve;  // the hub's key pair: the client key and the server key
+  std::optional<net::CurveKeyPair> client_keys;  // CURVE: the operator key pair pcmoe-ctl speaks with
+  std::string server_key;                        // CURVE: the hub's public key; "" = no CURVE
   int timeout_ms = 5000;
   std::string stale_note;  // --run: why the hub may be gone (its pid is not running), for messages
 };
@@ -35,7 +36,8 @@ struct CtlTarget {
 // The hub of a run folder: DIR/ctl.json, else DIR/hub/ctl.json (scripts/run-federation.sh's
 // layout), as the hub wrote it at start. Throws ConfigError naming the paths tried, or the file
 // and what is wrong with it.
-CtlTarget target_from_run_dir(const std::string& dir);
+// `operator_key_file` (if given) gets the operator key pair file the hub named (hub.ctl_key_file).
+CtlTarget target_from_run_dir(const std::string& dir, std::string* operator_key_file = nullptr);
 
 // Sends `request` and waits for one reply within the timeout (nullopt: none). Throws
 // proto::DecodeError for a reply that does not decode, TransportError for socket failures.

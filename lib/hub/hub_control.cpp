@@ -16,9 +16,12 @@ using proto::MsgType;
 
 void HubState::on_control(const std::string& peer, const std::string& curve_key, const proto::Control& c,
                           TimePoint now) {
-  if (options_.curve && curve_key != options_.operator_key) {
+  const std::string op = operator_of(curve_key);
+  if (op.empty()) {
     refuse(peer, MsgType::control, ErrorCode::unknown_party,
-           "control needs the operator key: use pcmoe-ctl with the hub's config (hub.secret_key_file)", now);
+           "control needs an operator key (hub.operators, hub.ctl_key_file): pcmoe-ctl --key FILE; a "
+           "party's key is not one",
+           now);
     return;
   }
   proto::ControlAck ack = control(c.action, now);
@@ -27,6 +30,7 @@ void HubState::on_control(const std::string& peer, const std::string& curve_key,
         .kv("action", clip(c.action))
         .kv("ok", ack.ok)
         .kv("message", ack.message)
+        .kv("operator", op)
         .kv("peer", peer_label(peer));
   }
   send(peer, std::move(ack));

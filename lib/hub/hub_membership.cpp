@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/log.h"
+#include "common/random.h"
 #include "hub/hub_state.h"
 #include "hub/text.h"
 #include "net/endpoint.h"
@@ -63,13 +64,18 @@ std::optional<std::pair<ErrorCode, std::string>> HubState::hello_problem(const s
     return problem(ErrorCode::bad_field,
                    fmt::format("this connection is already registered as party '{}'", other->id));
   }
-  if (p->alive && p->peer != peer) {
+  // Another connection speaks for this live party. With CURVE the key proves who it is (checked
+  // above): it takes over. Without CURVE only the same process may (its session token); anyone
+  // else waits until the live connection has been silent for party_timeout_ms.
+  const bool same_process = h.session != 0 && h.session == p->session;
+  if (p->alive && p->peer != peer && !options_.curve && !same_process) {
     const double silent_ms = ms_between(p->last_seen, now);
     if (silent_ms <= cfg_.hub.party_timeout_ms) {
       return problem(
           ErrorCode::duplicate_party,
-          fmt::format("party '{}' is already connected (heard from {:.0f} ms ago); a restarted party is "
-                      "accepted once the old connection has been silent for hub.party_timeout_ms ({} ms)",
+          fmt::format("party '{}' is already connected (heard from {:.0f} ms ago); without CURVE a new "
+                      "connection is accepted for it once the old one has been silent for "
+                      "hub.party_timeout_ms ({} ms)",
                       p->id, silent_ms, cfg_.hub.party_timeout_ms));
     }
   }
@@ -103,6 +109,7 @@ proto::Welcome HubState::welcome_for(const PartyRecord& p) const {
   w.placement = layout_.placement();
   w.directory_epoch = registry_.epoch();
   if (concurrent()) w.schedule = "concurrent";
+  w.session = p.session;
   return w;
 }
 
@@ -113,10 +120,35 @@ void HubState::on_hello(const std::string& peer, const std::string& curve_key, c
     return;
   }
   PartyRecord& p = *registry_.find_id(h.party_id);
+  if (p.alive && h.session != 0 && h.session == p.session) {
+    resume_session(p, peer, curve_key, now);
+  } else {
+    register_party(p, peer, curve_key, h, now);
+  }
+}
+
+void HubState::resume_session(PartyRecord& p, const std::string& peer, const std::string& curve_key,
+                              TimePoint now) {
+  // Its heartbeats went unanswered, or ZeroMQ made its connection again (a new routing id): the
+  // registration, its turn and its part in a snapshot round or checkpoint stay as they are.
+  const std::string old_peer = p.peer;
+  registry_.move_connection(p, peer, curve_key, now);
+  send(peer, welcome_for(p));
+  send(peer, current_turn_notice());  // what its expert host admits
+  PCMOE_INFO("hub.party_reconnected")
+      .kv("party", p.id)
+      .kv("old_peer", peer_label(old_peer))
+      .kv("peer", peer_label(peer))
+      .kv("same_connection", old_peer == peer)
+      .kv("step", step_);
+}
+
+void HubState::register_party(PartyRecord& p, const std::string& peer, const std::string& curve_key,
+                              const proto::Hello& h, TimePoint now) {
   const bool rejoin = p.ever_joined;
   if (p.alive) {
-    // The same party again: a restart on the same routing id, or one whose old connection went
-    // silent. Whatever the old connection was doing is over.
+    // A new process for this party (a restart), or an old connection gone silent: whatever the old
+    // registration was doing is over.
     PCMOE_INFO("hub.party_replaced")
         .kv("party", p.id)
         .kv("old_peer", peer_label(p.peer))
@@ -126,6 +158,7 @@ void HubState::on_hello(const std::string& peer, const std::string& curve_key, c
     round_lose(p.index, now);
     if (scheduler_.active() && scheduler_.active()->party == p.index) {
       scheduler_.abandon();
+      notice_turn_over();
       PCMOE_WARN("hub.turn_abandoned")
           .kv("party", p.id)
           .kv("reason", "party re-registered")
@@ -133,8 +166,10 @@ void HubState::on_hello(const std::string& peer, const std::string& curve_key, c
     }
   }
   registry_.join(p, peer, curve_key, h, now);
+  p.session = os_random_u64();
   registry_.bump_epoch();
   send(peer, welcome_for(p));
+  send(peer, current_turn_notice());  // what its expert host admits
   PCMOE_INFO("hub.party_joined")
       .kv("party", p.id)
       .kv("index", p.index)
@@ -146,24 +181,48 @@ void HubState::on_hello(const std::string& peer, const std::string& curve_key, c
       .kv("epoch", registry_.epoch())
       .kv("peer", peer_label(peer));
   if (h.resume_step > step_) {
-    // A party ahead of the hub: the hub restarted from a hub_state.json up to hub.state_every steps old.
-    PCMOE_WARN("hub.resume_ahead").kv("party", p.id).kv("resume_step", h.resume_step).kv("step", step_);
+    if (resumed_ && phase_ == Phase::waiting) {
+      fast_forward(p, h.resume_step);
+    } else {
+      PCMOE_WARN("hub.resume_ahead").kv("party", p.id).kv("resume_step", h.resume_step).kv("step", step_);
+    }
   }
   broadcast_directory(&p);  // its Welcome already carries this epoch
-  if (phase_ == Phase::waiting && registry_.all_alive()) {
-    phase_ = Phase::training;
-    PCMOE_INFO("hub.training_started")
-        .kv("parties", registry_.size())
-        .kv("step", step_)
-        .kv("total_steps", cfg_.train.steps)
-        .kv("seed", cfg_.hub.seed)
-        .kv("steps_per_turn", cfg_.hub.steps_per_turn)
-        .kv("paused", paused_);
-  }
+  if (phase_ == Phase::waiting && registry_.all_alive()) begin_training(now);
   if (stop_stage_ == StopStage::awaiting_byes) send(peer, proto::Stop{stop_reason_});
   check_snapshot_round(now);
   advance_stop(now);
   maybe_start_turn(now);
+}
+
+void HubState::begin_training(TimePoint now) {
+  phase_ = Phase::training;
+  PCMOE_INFO("hub.training_started")
+      .kv("parties", registry_.size())
+      .kv("step", step_)
+      .kv("total_steps", cfg_.train.steps)
+      .kv("seed", cfg_.hub.seed)
+      .kv("steps_per_turn", cfg_.hub.steps_per_turn)
+      .kv("paused", paused_);
+  // With periodic snapshots, a first pool before any turn: a host lost before the first periodic
+  // snapshot still leaves its experts (as initialised, or as restored) to the others' exports.
+  if (cfg_.hub.snapshot_every > 0 && pool_.empty()) pending_snapshot_ = true;
+  save_state(now);  // a hub killed before its first periodic save still resumes this run
+}
+
+void HubState::fast_forward(const PartyRecord& p, int64_t to) {
+  const int64_t from = step_;
+  const int64_t to_step = std::min<int64_t>(to, cfg_.train.steps);
+  const int64_t spt = std::max(1, cfg_.hub.steps_per_turn);
+  std::vector<uint32_t> all(registry_.size());
+  for (uint32_t i = 0; i < all.size(); ++i) all[i] = i;
+  scheduler_.skip(static_cast<size_t>((to_step - from + spt - 1) / spt), all);
+  step_ = to_step;
+  PCMOE_WARN("hub.fast_forward")
+      .kv("party", p.id)
+      .kv("from", from)
+      .kv("to", step_)
+      .kv("reason", "a party trained steps after the saved hub state: they are not trained again");
 }
 
 void HubState::broadcast_directory(const PartyRecord* except) {

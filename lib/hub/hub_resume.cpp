@@ -25,6 +25,7 @@ void HubState::restore(const SavedHubState& saved, std::shared_ptr<const TensorF
   }
   run_id_ = saved.run_id;
   step_ = saved.step;
+  resumed_ = true;
   snapshot_seq_ = saved.snapshot_id;
 
   // The schedule: the rest of the saved round, when it is a round of this federation and seed.

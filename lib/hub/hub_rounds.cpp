@@ -39,12 +39,16 @@ void HubState::maybe_start_round(TimePoint now) {
   r.opened = r.stage_started = now;
   std::vector<std::string> ids;
   for (uint32_t i : live) {
-    const uint64_t turn_id = scheduler_.issue_turn_id();
-    r.turn_of[i] = turn_id;
-    send(registry_.at(i).peer, proto::Turn{turn_id, static_cast<uint64_t>(step_), step_, 1});
+    r.turn_of[i] = scheduler_.issue_turn_id();
     ids.push_back(registry_.at(i).id);
   }
   open_round_ = std::move(r);
+  // Every live party learns the round's participants (what its expert host admits), then each
+  // participant its own turn of the round.
+  broadcast(current_turn_notice());
+  for (const auto& [i, turn_id] : open_round_->turn_of) {
+    send(registry_.at(i).peer, proto::Turn{turn_id, static_cast<uint64_t>(step_), step_, 1});
+  }
   PCMOE_INFO("hub.round_open").kv("step", step_).kv("parties", ids);
 }
 

@@ -27,6 +27,42 @@ std::string make_run_id() {
   return fmt::format("{}-{}", buf, ::getpid());
 }
 
+std::map<std::string, std::string> operator_keys(const HubConfig& cfg, const std::string& hub_key) {
+  std::map<std::string, std::string> ops;
+  auto add = [&](const std::string& key, const std::string& id, const std::string& where) {
+    if (key == hub_key) {
+      throw ConfigError(
+          fmt::format("{}: this is the hub's own public key; an operator needs a key pair of "
+                      "its own (pcmoe-ctl keygen)",
+                      where));
+    }
+    for (const auto& p : cfg.hub.parties) {
+      if (p.public_key == key) {
+        throw ConfigError(
+            fmt::format("{}: this is party '{}''s public key; an operator needs a key pair of "
+                        "its own (pcmoe-ctl keygen)",
+                        where, p.id));
+      }
+    }
+    ops.emplace(key, id);
+  };
+  for (size_t i = 0; i < cfg.hub.operators.size(); ++i) {
+    add(cfg.hub.operators[i].public_key, cfg.hub.operators[i].id,
+        cfg.origins.describe(fmt::format("hub.operators[{}].public_key", i)));
+  }
+  if (!cfg.hub.ctl_key_file.empty()) {
+    std::string key;
+    at_config_key(cfg.origins, "hub.ctl_key_file",
+                  [&] { key = net::read_public_key_file(cfg.hub.ctl_key_file); });
+    add(key, "ctl", cfg.origins.describe("hub.ctl_key_file"));
+  }
+  if (ops.empty()) {
+    PCMOE_WARN("hub.no_operator")
+        .kv("reason", "neither hub.operators nor hub.ctl_key_file is set: no pcmoe-ctl can reach this hub");
+  }
+  return ops;
+}
+
 HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions options)
     : cfg_(cfg),
       options_(std::move(options)),
@@ -34,16 +70,20 @@ HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions
       store_(cfg.hub.out_dir) {
   net::ServerOptions so;
   so.endpoint = cfg_.hub.bind;
+  // Dead connections are closed by ZMTP heartbeats; a party's own heartbeats keep its liveness.
+  so.heartbeat_ivl_ms = cfg_.hub.heartbeat_ms;
+  so.heartbeat_timeout_ms = net::zmtp_heartbeat_timeout_ms(cfg_.hub.heartbeat_ms);
   HubOptions ho;
   ho.timeouts = options_.timeouts;
-  if (!cfg_.hub.secret_key_file.empty()) {
+  if (cfg_.curve()) {
     net::CurveKeyPair keys = net::read_key_file(cfg_.hub.secret_key_file);
     public_key_ = keys.public_key;
-    for (const auto& p : cfg_.hub.parties) so.allowed_client_keys.push_back(p.public_key);
-    so.allowed_client_keys.push_back(keys.public_key);  // pcmoe-ctl speaks with the hub's own key
-    so.curve = std::move(keys);
     ho.curve = true;
-    ho.operator_key = public_key_;
+    ho.operators = operator_keys(cfg_, public_key_);
+    // Only the federation's parties and its operators may even complete a handshake.
+    for (const auto& p : cfg_.hub.parties) so.allowed_client_keys.push_back(p.public_key);
+    for (const auto& [key, id] : ho.operators) so.allowed_client_keys.push_back(key);
+    so.curve = std::move(keys);
   }
   // A frame never needs to be larger than one expert parameter tensor (snapshots) or a header.
   const int64_t param_bytes = int64_t{cfg_.model.d_ff} * cfg_.model.d_model * 8;
@@ -84,6 +124,7 @@ HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions
       .kv("run_id", run_id_)
       .kv("endpoint", endpoint_)
       .kv("curve", ho.curve)
+      .kv("public_key", public_key_)
       .kv("parties", ids)
       .kv("total_steps", cfg_.train.steps)
       .kv("steps_per_turn", cfg_.hub.steps_per_turn)
@@ -114,9 +155,10 @@ void HubServer::write_ctl_file() {
   // bind works too) and, with CURVE, the key pair file it authenticates with (its path, not the key).
   JsonObject j;
   j.add("endpoint", connect_endpoint(endpoint_));
-  j.add("secret_key_file", cfg_.hub.secret_key_file.empty()
-                               ? std::string()
-                               : std::filesystem::absolute(cfg_.hub.secret_key_file).string());
+  j.add("hub_public_key", public_key_);
+  j.add("operator_key_file", cfg_.hub.ctl_key_file.empty()
+                                 ? std::string()
+                                 : std::filesystem::absolute(cfg_.hub.ctl_key_file).string());
   j.add("http", http_url()).add("run_id", run_id_).add("pid", static_cast<int64_t>(::getpid()));
   j.add("out_dir", std::filesystem::absolute(cfg_.hub.out_dir).string())
       .add("written_at", log::utc_timestamp());

@@ -1,13 +1,15 @@
 // Owns the hub daemon's I/O loop: the ROUTER socket bound at hub.bind (CURVE with the hub's key
-// pair when hub.secret_key_file is set: allowed clients are the configured parties' keys plus the
-// hub's own, which pcmoe-ctl uses), and a loop that receives with a short timeout, feeds HubState,
+// pair unless hub.insecure: allowed clients are the configured parties' keys and the operators'
+// keys — hub.operators and hub.ctl_key_file —, never the hub's own; ZMTP heartbeats every
+// hub.heartbeat_ms close dead connections), and a loop that receives with a short timeout, feeds HubState,
 // sends what it returns and ticks it. Stops: when the run has finished (and hub.exit_when_done, or
 // the stop came from a signal); a first stop request (SIGINT/SIGTERM, request_stop()) starts the
 // operator end sequence, a second one leaves at once after writing hub_state.json.
 // With hub.http set it also serves the read-only status page (http_server.h) on its own thread:
 // run() publishes a copy of the state (HubView) to it every kPublishMs and at the end.
-// At start it writes <out_dir>/ctl.json: the endpoint to connect to, the key file pcmoe-ctl needs
-// with CURVE, the status page URL, run id and pid (`pcmoe-ctl --run DIR` reads it).
+// At start it writes <out_dir>/ctl.json: the endpoint to connect to, the hub's public key and the
+// operator key pair file of this host (hub.ctl_key_file) that pcmoe-ctl needs with CURVE, the status
+// page URL, run id and pid (`pcmoe-ctl --run DIR` reads it).
 // Threading: run() owns the socket on the calling thread; construct it anywhere, then call run()
 // on one thread; only request_stop() may be called from other threads.
 #pragma once
@@ -15,6 +17,7 @@
 #include <zmq.hpp>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -82,6 +85,11 @@ class HubServer {
   std::unique_ptr<HttpStatusServer> http_;
   TimePoint last_publish_{};
 };
+
+// With CURVE: the operators' public keys (hub.operators, and hub.ctl_key_file's as "ctl") -> their
+// ids. Throws ConfigError for an operator key that is the hub's own or a party's (or an unreadable
+// ctl_key_file); logs hub.no_operator when there is none.
+std::map<std::string, std::string> operator_keys(const HubConfig& cfg, const std::string& hub_key);
 
 // "20260301T120501Z-4242": UTC start time and pid.
 std::string make_run_id();

@@ -2,6 +2,7 @@
 // Snapshot against the pool layout, completion or timeout) and the pool they build (see hub_state.h).
 #include <fmt/format.h>
 
+#include "common/json.h"
 #include "common/log.h"
 #include "hub/hub_state.h"
 #include "hub/text.h"
@@ -91,6 +92,10 @@ void HubState::end_snapshot_round(bool timed_out, TimePoint now) {
   } else {
     uint64_t bytes = 0;
     for (const auto& t : pool_.file()->tensors) bytes += t.bytes.size();
+    JsonObject party_steps;  // which experts are how old
+    for (size_t i = 0; i < pool_.party_steps().size() && i < ids.size(); ++i) {
+      party_steps.add(ids[i], pool_.party_steps()[i]);
+    }
     try {
       store_.write_pool(*pool_.file());
       PCMOE_INFO("hub.pool_written")
@@ -99,6 +104,7 @@ void HubState::end_snapshot_round(bool timed_out, TimePoint now) {
           .kv("tensors", pool_.file()->tensors.size())
           .kv("bytes", bytes)
           .kv("carried_from_previous", carried)
+          .kv("party_steps", party_steps)
           .kv("out_dir", store_.describe());
     } catch (const std::exception& e) {
       PCMOE_ERROR("hub.write_failed").kv("what", "pool.pcmoe").kv("error", e.what());

@@ -109,6 +109,11 @@ void HubState::dispatch(PartyRecord* self, const std::string& peer, const std::s
     case MsgType::hello:
       return on_hello(peer, curve_key, std::get<proto::Hello>(m), now);
     case MsgType::status_request:
+      if (operator_of(curve_key).empty()) {
+        refuse(peer, type, ErrorCode::unknown_party,
+               "status needs an operator key (hub.operators, hub.ctl_key_file): pcmoe-ctl --key FILE", now);
+        return;
+      }
       return send(peer, status(now, std::get<proto::StatusRequest>(m).include_load));
     case MsgType::control:
       return on_control(peer, curve_key, std::get<proto::Control>(m), now);
@@ -151,6 +156,12 @@ void HubState::dispatch(PartyRecord* self, const std::string& peer, const std::s
     default:
       return;  // unreachable: accepts() lists exactly the cases above
   }
+}
+
+std::string HubState::operator_of(const std::string& curve_key) const {
+  if (!options_.curve) return "(any)";  // plain mode: nobody is authenticated
+  auto it = options_.operators.find(curve_key);
+  return it == options_.operators.end() ? std::string() : it->second;
 }
 
 // ---- outputs ----

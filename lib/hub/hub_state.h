@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -50,8 +51,10 @@ struct HubTimeouts {
 
 struct HubOptions {
   HubTimeouts timeouts;
-  bool curve = false;        // the socket authenticates peers: curve_key is meaningful
-  std::string operator_key;  // with CURVE: the only key that may send Control (the hub's own)
+  bool curve = false;  // the socket authenticates peers: curve_key is meaningful
+  // With CURVE: operator public key -> operator id. Only these keys may send Control and
+  // StatusRequest (hub.operators and hub.ctl_key_file; never a party's key or the hub's own).
+  std::map<std::string, std::string> operators;
 };
 
 enum class Phase { waiting, training, stopping, finished };
@@ -123,6 +126,18 @@ class HubState {
   std::vector<Outgoing> take();
   // ---- hub_membership.cpp ----
   void on_hello(const std::string& peer, const std::string& curve_key, const proto::Hello& h, TimePoint now);
+  // The same process again (its hello carries the session token of its registration): on this
+  // connection or a new one; nothing it was doing is dropped.
+  void resume_session(PartyRecord& p, const std::string& peer, const std::string& curve_key, TimePoint now);
+  // A new registration (first join, a restart, or a rejoin after being lost).
+  void register_party(PartyRecord& p, const std::string& peer, const std::string& curve_key,
+                      const proto::Hello& h, TimePoint now);
+  void begin_training(TimePoint now);
+  // A resumed hub behind a party's own step (it trained steps the saved state does not know):
+  // the global step and the schedule move on to it, so those steps are not trained twice.
+  void fast_forward(const PartyRecord& p, int64_t to);
+  // With CURVE: the operator id of `curve_key` ("" if it is none); without CURVE: "(any)".
+  std::string operator_of(const std::string& curve_key) const;
   std::optional<std::pair<proto::ErrorCode, std::string>> hello_problem(const std::string& peer,
                                                                         const std::string& curve_key,
                                                                         const proto::Hello& h, TimePoint now);
@@ -144,6 +159,10 @@ class HubState {
   void on_turn_done(PartyRecord& p, const std::string& peer, const proto::TurnDone& d, TimePoint now);
   void judge_suspect(const proto::TurnDone& d, TimePoint now);
   void abandon_turn(const std::string& reason, TimePoint now);
+  // TurnNotice with no holder to every live party: the turn that just ended is over.
+  void notice_turn_over();
+  // Who holds the turn (or the open round's turns) now, for a party that joins in the middle.
+  proto::TurnNotice current_turn_notice() const;
   void after_turn(TimePoint now);
   proto::ExpertLoad expert_load(int64_t reported_step) const;
   // ---- hub_control.cpp ----
@@ -205,6 +224,7 @@ class HubState {
   int64_t checkpoint_step_ = -1;
   TimePoint checkpoint_started_{};
   bool checkpoint_saved_ = false;  // hub_state.json written at the last checkpoint
+  bool resumed_ = false;           // restore() continued a saved run
   int64_t state_saved_step_ = 0;   // step_ at the last write of hub_state.json
   LogLimiter limiter_;
 

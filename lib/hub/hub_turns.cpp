@@ -2,6 +2,7 @@
 // expert-load broadcast and log), turn completion and failure, abandoned turns (see hub_state.h).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -37,6 +38,9 @@ void HubState::maybe_start_turn(TimePoint now) {
   }
   const ActiveTurn& t = scheduler_.begin(pick->party, step_, cfg_.train.steps, now);
   const PartyRecord& p = registry_.at(t.party);
+  // Every live party learns who holds the turn and for which steps (what its expert host admits),
+  // before the holder learns that it holds it.
+  broadcast(proto::TurnNotice{t.turn_id, t.round, {t.party}, t.step_begin, t.n_steps});
   send(p.peer, proto::Turn{t.turn_id, t.round, t.step_begin, t.n_steps});
   PCMOE_INFO("hub.turn")
       .kv("turn", t.turn_id)
@@ -189,7 +193,28 @@ void HubState::abandon_turn(const std::string& reason, TimePoint now) {
   after_turn(now);
 }
 
+proto::TurnNotice HubState::current_turn_notice() const {
+  if (scheduler_.active()) {
+    const ActiveTurn& t = *scheduler_.active();
+    return proto::TurnNotice{t.turn_id, t.round, {t.party}, t.step_begin, t.n_steps};
+  }
+  if (open_round_ && open_round_->stage == OpenRound::Stage::training) {
+    proto::TurnNotice n{0, scheduler_.round(), {}, open_round_->step, 1};
+    for (const auto& [i, turn] : open_round_->turn_of) {
+      n.holders.push_back(i);
+      n.turn_id = std::max(n.turn_id, turn);
+    }
+    return n;
+  }
+  return proto::TurnNotice{scheduler_.turns_issued(), scheduler_.round(), {}, step_, 0};
+}
+
+void HubState::notice_turn_over() {
+  broadcast(proto::TurnNotice{scheduler_.turns_issued(), scheduler_.round(), {}, step_, 0});
+}
+
 void HubState::after_turn(TimePoint now) {
+  notice_turn_over();
   if (stop_stage_ != StopStage::none) {
     advance_stop(now);
   } else if (step_ >= cfg_.train.steps) {

@@ -26,12 +26,14 @@ std::string ExpertPool::assemble(const SnapshotRound& round, std::map<std::strin
   auto out = std::make_shared<TensorFile>();
   int64_t step = INT64_MAX;
   std::vector<std::string> missing;
+  std::vector<int64_t> party_steps(layout_.n_parties(), 0);
   for (uint32_t p = 0; p < layout_.n_parties(); ++p) {
     auto got = round.received().find(p);
     std::vector<std::string> names = layout_.names_of(p);
     if (got != round.received().end()) {
       const proto::Snapshot& s = got->second;
       step = std::min(step, s.step);
+      party_steps[p] = s.step;
       std::unordered_map<std::string_view, size_t> at;  // the snapshot was validated: every name is there
       for (size_t i = 0; i < s.names.size(); ++i) at.emplace(s.names[i], i);
       for (const auto& name : names) {
@@ -45,7 +47,9 @@ std::string ExpertPool::assemble(const SnapshotRound& round, std::map<std::strin
       }
     } else if (file_ != nullptr && !names.empty()) {
       // A party lost before answering: its experts as of the previous pool.
-      step = std::min(step, step_);
+      const int64_t old = p < party_steps_.size() ? party_steps_[p] : step_;
+      step = std::min(step, old);
+      party_steps[p] = old;
       for (const auto& name : names) {
         const RawTensor* r = file_->find(name);
         if (r == nullptr) {
@@ -66,9 +70,11 @@ std::string ExpertPool::assemble(const SnapshotRound& round, std::map<std::strin
   meta["created"] = log::utc_timestamp();
   meta["kind"] = "expert_pool";
   meta["snapshot_id"] = std::to_string(round.id());
+  meta["party_steps"] = fmt::format("{}", fmt::join(party_steps, ","));
   out->meta = std::move(meta);
   file_ = std::move(out);
   step_ = step;
+  party_steps_ = std::move(party_steps);
   return "";
 }
 
@@ -101,8 +107,23 @@ std::string ExpertPool::restore(std::shared_ptr<const TensorFile> file) {
       }
     }
   }
+  // Each party's step (older pools have none: the pool's step for all).
+  std::vector<int64_t> party_steps(layout_.n_parties(), step);
+  if (auto ps = file->meta.find("party_steps"); ps != file->meta.end()) {
+    size_t at = 0;
+    for (uint32_t p = 0; p < layout_.n_parties() && at <= ps->second.size(); ++p) {
+      const size_t comma = std::min(ps->second.find(',', at), ps->second.size());
+      try {
+        party_steps[p] = std::stoll(ps->second.substr(at, comma - at));
+      } catch (const std::exception&) {
+        return fmt::format("its party_steps '{}' are not numbers", ps->second);
+      }
+      at = comma + 1;
+    }
+  }
   file_ = std::move(file);
   step_ = step;
+  party_steps_ = std::move(party_steps);
   return "";
 }
 
@@ -110,6 +131,7 @@ proto::Pool ExpertPool::message() const {
   proto::Pool m;
   if (file_ == nullptr) return m;
   m.step = step_;
+  for (int64_t s : party_steps_) m.party_steps.push_back(static_cast<uint64_t>(std::max<int64_t>(0, s)));
   for (const auto& t : file_->tensors) {
     m.names.push_back(t.name);
     // The bytes stay owned by the immutable pool; the message only references them.

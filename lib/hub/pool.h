@@ -1,6 +1,7 @@
 // Owns expert-pool snapshots: one snapshot round at a time (which live parties were asked, whose
 // validated Snapshot arrived) and the latest complete pool assembled from a round — each live
-// party's experts from its snapshot, a lost party's experts from the previous pool — kept in
+// party's experts from its snapshot, a lost party's experts from the previous pool (with their
+// older step: the pool records each party's step, meta "party_steps" = "600,600,412") — kept in
 // memory as a tensor file (common/tensor_file.h) and served as a Pool message.
 // Not thread-safe: owned by HubState. The pool is immutable once built (shared, never copied).
 #pragma once
@@ -50,6 +51,9 @@ class ExpertPool {
 
   bool empty() const { return file_ == nullptr; }
   int64_t step() const { return step_; }  // -1 if none
+  // Per party index: the step of that party's experts in the pool (its snapshot's, or the older
+  // step carried from an earlier pool for a party lost before it answered); empty if none.
+  const std::vector<int64_t>& party_steps() const { return party_steps_; }
   const std::shared_ptr<const TensorFile>& file() const { return file_; }
 
   // Builds a complete pool from `round` (and the previous pool for parties missing from it) with
@@ -68,6 +72,7 @@ class ExpertPool {
   const PoolLayout& layout_;
   std::shared_ptr<const TensorFile> file_;
   int64_t step_ = -1;
+  std::vector<int64_t> party_steps_;
 };
 
 }  // namespace pcmoe::hub

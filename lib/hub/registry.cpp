@@ -57,6 +57,13 @@ void Registry::join(PartyRecord& p, const std::string& peer, const std::string& 
   p.said_bye = false;
 }
 
+void Registry::move_connection(PartyRecord& p, const std::string& peer, const std::string& curve_key,
+                               TimePoint now) {
+  p.peer = peer;
+  p.curve_key = curve_key;
+  p.last_seen = now;
+}
+
 bool Registry::mark_lost(PartyRecord& p) {
   if (!p.alive) return false;
   p.alive = false;

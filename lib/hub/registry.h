@@ -37,6 +37,7 @@ struct PartyRecord {
   // ---- the connection that speaks for it ----
   std::string peer;       // ROUTER routing id of its DEALER; kept after loss (to explain errors)
   std::string curve_key;  // authenticated key of that connection ("" without CURVE)
+  uint64_t session = 0;   // token of its registration (welcome.sess): a hello with it is the same process
   bool alive = false;
   bool ever_joined = false;
   uint64_t joins = 0;
@@ -73,6 +74,8 @@ class Registry {
   // Registers `p` on this connection (alive, heard from now) with what its hello announced.
   void join(PartyRecord& p, const std::string& peer, const std::string& curve_key, const proto::Hello& hello,
             TimePoint now);
+  // The live party's process now speaks on this connection (same registration, heard from now).
+  void move_connection(PartyRecord& p, const std::string& peer, const std::string& curve_key, TimePoint now);
   // Marks `p` lost (its experts become unavailable). Returns false if it was not alive.
   bool mark_lost(PartyRecord& p);
   void touch(PartyRecord& p, TimePoint now) { p.last_seen = now; }

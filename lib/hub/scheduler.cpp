@@ -42,6 +42,11 @@ const ActiveTurn& TurnScheduler::begin(uint32_t party, int64_t step, int64_t tot
   return *active_;
 }
 
+void TurnScheduler::skip(size_t picks, const std::vector<uint32_t>& parties) {
+  for (size_t i = 0; i < picks && pick(parties); ++i) {
+  }
+}
+
 void TurnScheduler::restore(uint64_t round, std::vector<uint32_t> order, size_t position,
                             uint64_t turns_issued) {
   started_ = true;

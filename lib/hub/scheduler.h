@@ -48,6 +48,9 @@ class TurnScheduler {
   // Drops the active turn without judging it (its holder was lost or re-registered).
   void abandon() { active_.reset(); }
 
+  // Moves the schedule on by `picks` picks among `parties` (a resumed hub catching up with steps
+  // the parties trained after its saved state), as if those turns had been granted.
+  void skip(size_t picks, const std::vector<uint32_t>& parties);
   // A restarted hub continues a saved schedule: `position` picks of `order` made in `round`, turn
   // ids continue after `turns_issued`. An empty order starts the next round at the next pick.
   void restore(uint64_t round, std::vector<uint32_t> order, size_t position, uint64_t turns_issued);

@@ -15,6 +15,8 @@
 
 #include <algorithm>
 
+#include "common/error.h"
+
 namespace pcmoe::model {
 
 // Sequential turns: a party never trains and keeps other parties' rows at the same time, so the
@@ -55,6 +57,25 @@ std::string Footprint::table() const {
   s += fmt::format("  total                          {:>10.1f} MiB (minimum {:.1f} MiB)", mib(total()),
                    mib(minimum()));
   return s;
+}
+
+double minimum_state_bytes(const ModelConfig& m) {
+  const double d = m.d_model, ff = m.d_ff, V = m.vocab_size;
+  const double experts_layers = static_cast<double>(m.moe_layer_indices().size());
+  const double params = V * d + m.n_layers * 4.0 * d * d + experts_layers * 2.0 * d * ff;
+  return 16.0 * params;
+}
+
+void check_model_fits(const ModelConfig& m, uint64_t device_bytes, const std::string& device) {
+  const double need = minimum_state_bytes(m);
+  if (device_bytes == 0 || need <= static_cast<double>(device_bytes)) return;
+  auto gib = [](double b) { return b / (1024.0 * 1024.0 * 1024.0); };
+  throw ConfigError(fmt::format(
+      "the model does not fit this machine: its weights, gradients and optimizer state alone need at least "
+      "{:.1f} GiB (model.d_model {}, model.n_layers {}, model.vocab_size {}, model.d_ff {}), but {} has "
+      "{:.1f} GiB; use a smaller preset",
+      gib(need), m.d_model, m.n_layers, m.vocab_size, m.d_ff, device,
+      gib(static_cast<double>(device_bytes))));
 }
 
 Footprint estimate_footprint(const ModelConfig& m, const TrainConfig& t, const FootprintInput& in) {

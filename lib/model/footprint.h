@@ -50,4 +50,13 @@ struct Footprint {
 
 Footprint estimate_footprint(const ModelConfig& model, const TrainConfig& train, const FootprintInput& in);
 
+// A lower bound of any trainer's footprint from the config alone (before anything is allocated):
+// fp32 weights, gradients and AdamW state (16 bytes a parameter) of the backbone's embedding and
+// attention matrices and of one expert per MoE layer.
+double minimum_state_bytes(const ModelConfig& model);
+// Throws ConfigError, naming the size keys, when even minimum_state_bytes() exceeds
+// `device_bytes` (the device's memory, 0 = unknown: no check), so that an absurd size is refused at
+// start instead of failing in an allocation later.
+void check_model_fits(const ModelConfig& model, uint64_t device_bytes, const std::string& device);
+
 }  // namespace pcmoe::model

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 #include "common/log.h"
 #include "net/context.h"
@@ -16,13 +18,24 @@ void check_key(const std::string& key, const char* what) {
   if (!is_z85_key(key)) throw ConfigError(fmt::format("{} is not a 40-character Z85 CURVE key", what));
 }
 
-void common_options(zmq::socket_t& s, int64_t max_message_bytes, int send_hwm, int recv_hwm,
-                    int handshake_ivl_ms) {
+struct CommonOptions {
+  int64_t max_message_bytes;
+  int send_hwm, recv_hwm, handshake_ivl_ms, heartbeat_ivl_ms, heartbeat_timeout_ms;
+};
+
+void common_options(zmq::socket_t& s, const CommonOptions& o) {
   s.set(zmq::sockopt::linger, 0);
-  s.set(zmq::sockopt::maxmsgsize, max_message_bytes);
-  s.set(zmq::sockopt::sndhwm, send_hwm);
-  s.set(zmq::sockopt::rcvhwm, recv_hwm);
-  s.set(zmq::sockopt::handshake_ivl, handshake_ivl_ms);
+  s.set(zmq::sockopt::maxmsgsize, o.max_message_bytes);
+  s.set(zmq::sockopt::sndhwm, o.send_hwm);
+  s.set(zmq::sockopt::rcvhwm, o.recv_hwm);
+  s.set(zmq::sockopt::handshake_ivl, o.handshake_ivl_ms);
+  if (o.heartbeat_ivl_ms > 0) {
+    PCMOE_CHECK_T(ConfigError, o.heartbeat_timeout_ms > 0, "a ZMTP heartbeat interval needs a timeout");
+    s.set(zmq::sockopt::heartbeat_ivl, o.heartbeat_ivl_ms);
+    s.set(zmq::sockopt::heartbeat_timeout, o.heartbeat_timeout_ms);
+    // The peer closes its side too when it hears nothing for this long (sent in each PING).
+    s.set(zmq::sockopt::heartbeat_ttl, std::min(o.heartbeat_timeout_ms, 6553500));
+  }
 }
 
 std::optional<Incoming> receive(zmq::socket_t& s, bool router, size_t max_frames, int timeout_ms,
@@ -47,6 +60,8 @@ std::optional<Incoming> receive(zmq::socket_t& s, bool router, size_t max_frames
   }
 }
 
+constexpr int kReportFailedHandshakes = 3;
+
 uint64_t payload_bytes(const std::vector<proto::Blob>& frames) {
   uint64_t n = 0;
   for (const auto& f : frames) n += f.size;
@@ -60,9 +75,10 @@ uint64_t payload_bytes(const std::vector<proto::Blob>& frames) {
 Server::Server(zmq::context_t& ctx, const ServerOptions& o) : socket_(ctx, zmq::socket_type::router) {
   parse_endpoint(o.endpoint, EndpointUse::bind);
   max_frames_ = o.max_frames;
-  common_options(socket_, o.max_message_bytes, o.send_hwm, o.recv_hwm, o.handshake_ivl_ms);
+  common_options(socket_, {o.max_message_bytes, o.send_hwm, o.recv_hwm, o.handshake_ivl_ms,
+                           o.heartbeat_ivl_ms, o.heartbeat_timeout_ms});
   socket_.set(zmq::sockopt::router_mandatory, 1);
-  socket_.set(zmq::sockopt::router_handover, 1);  // a reconnecting peer with a fixed routing id takes over
+  // No ZMQ_ROUTER_HANDOVER: a routing id in use is never taken over (proto/PROTOCOL.md section 1).
   if (o.curve) {
     if (!curve_available()) throw ConfigError("CURVE requested but libzmq has no CURVE support");
     check_key(o.curve->secret_key, "server secret key");
@@ -110,7 +126,8 @@ void Server::set_allowed_client_keys(const std::vector<std::string>& keys) {
 Client::Client(zmq::context_t& ctx, const ClientOptions& o) : socket_(ctx, zmq::socket_type::dealer) {
   endpoint_ = parse_endpoint(o.endpoint, EndpointUse::connect).str();
   max_frames_ = o.max_frames;
-  common_options(socket_, o.max_message_bytes, o.send_hwm, o.recv_hwm, o.handshake_ivl_ms);
+  common_options(socket_, {o.max_message_bytes, o.send_hwm, o.recv_hwm, o.handshake_ivl_ms,
+                           o.heartbeat_ivl_ms, o.heartbeat_timeout_ms});
   socket_.set(zmq::sockopt::immediate, o.immediate);
   socket_.set(zmq::sockopt::reconnect_ivl, o.reconnect_ivl_ms);
   socket_.set(zmq::sockopt::reconnect_ivl_max, o.reconnect_ivl_max_ms);
@@ -126,7 +143,9 @@ Client::Client(zmq::context_t& ctx, const ClientOptions& o) : socket_(ctx, zmq::
   }
   if (o.curve) {
     monitor_ = std::make_unique<SocketMonitor>(
-        ctx, socket_, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
+        ctx, socket_,
+        ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+            ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL);
   }
   try {
     socket_.connect(o.endpoint);
@@ -140,9 +159,22 @@ Client::~Client() { monitor_.reset(); }
 bool Client::refused() {
   if (!monitor_) return false;
   while (auto ev = monitor_->next(0)) {
-    bool was = refused_;
-    refused_ = ev->event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
-    if (refused_ && !was) PCMOE_WARN("net.auth_refused").kv("endpoint", endpoint_).kv("status", ev->value);
+    if (ev->event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+      refused_ = false;
+      failed_handshakes_ = 0;
+      ++handshakes_ok_;
+    } else if (ev->event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+      if (!refused_) PCMOE_WARN("net.auth_refused").kv("endpoint", endpoint_).kv("status", ev->value);
+      refused_ = true;
+    } else if (++failed_handshakes_ == kReportFailedHandshakes) {
+      // The server drops a client it cannot decrypt without a verdict: say what that usually means.
+      PCMOE_WARN("net.handshake_failed")
+          .kv("endpoint", endpoint_)
+          .kv("failures", failed_handshakes_)
+          .kv("reason",
+              "the CURVE handshake failed without an answer: the server's public key configured "
+              "here is probably not the key of the server at this endpoint");
+    }
   }
   return refused_;
 }

@@ -1,6 +1,6 @@
-// The pcmoe-party daemon (see daemon.h): start-up as a list of steps, then the main loop that
-// feeds the PartySession and carries out what it asks. The hub link's thread heartbeats the whole
-// time, so nothing here needs to interleave hub work with training.
+// The pcmoe-party daemon (see daemon.h): start-up as a list of steps (daemon_startup.cpp), then the
+// main loop that feeds the PartySession and carries out what it asks. The hub link's thread heartbeats the
+// whole time, so nothing here needs to interleave hub work with training.
 #include "party/daemon.h"
 
 #include <fmt/format.h>
@@ -11,153 +11,9 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/signals.h"
-#include "model/compat.h"
-#include "net/context.h"
-#include "net/curve.h"
-#include "net/endpoint.h"
-#include "party/expert_server.h"
-#include "party/hub_link.h"
-#include "party/party_session.h"
-#include "party/peer_links.h"
-#include "party/trainer.h"
-#include "train/checkpoint.h"
+#include "party/daemon_impl.h"
 
 namespace pcmoe::party {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-class Daemon {
- public:
-  explicit Daemon(const PartyConfig& cfg) : cfg_(cfg), ctx_(net::default_context()) {}
-  int run();
-
- private:
-  // ---- start-up steps ----
-  void prepare();
-  void start_server();
-  void connect_hub();
-  void join();
-  void build_trainer(const proto::Welcome& w);
-  void serve(const proto::Welcome& w);
-  // ---- the loop ----
-  void pump(int timeout_ms);
-  void run_step(const StepOrder& order);
-  void execute(std::vector<Action> actions);
-  void execute_one(Action& a);
-  void apply_directory(const std::vector<proto::PartyEntry>& dir);
-  void checkpoint(const std::optional<int64_t>& hub_step);
-  void prepare_finish();
-  void export_model(const proto::Pool& pool);
-
-  PartyConfig cfg_;
-  zmq::context_t& ctx_;
-  std::optional<net::CurveKeyPair> keys_;
-  proto::Limits limits_;
-  std::unique_ptr<ExpertServer> server_;
-  std::unique_ptr<HubLink> hub_;
-  std::unique_ptr<PartySession> session_;
-  std::unique_ptr<PeerLinks> links_;
-  std::unique_ptr<PartyTrainer> trainer_;
-  std::optional<proto::Welcome> welcome_;
-  std::string checkpoint_path_;
-  uint64_t seed_ = 0;
-  double final_loss_ = -1, final_bpb_ = -1;
-  bool exit_ = false;
-  int exit_code_ = kExitOk;
-};
-
-void Daemon::start_server() {
-  net::ServerOptions so;
-  so.endpoint = cfg_.party.expert_bind;
-  if (keys_) {
-    so.curve = keys_;
-    so.allowed_client_keys = {keys_->public_key};  // nobody else until the directory arrives
-  }
-  so.max_message_bytes = static_cast<int64_t>(limits_.max_rows) * cfg_.model.d_model * 4 + (1 << 20);
-  at_config_key(cfg_.origins, "party.expert_bind",
-                [&] { server_ = std::make_unique<ExpertServer>(ctx_, so, limits_); });
-  server_->start();
-}
-
-void Daemon::connect_hub() {
-  net::ClientOptions co;
-  co.endpoint = cfg_.party.hub;
-  if (keys_) {
-    co.curve = keys_;
-    co.server_public_key = cfg_.party.curve.hub_public_key;
-  }
-  co.routing_id = "party-" + cfg_.party.id;
-  at_config_key(cfg_.origins, "party.hub",
-                [&] { hub_ = std::make_unique<HubLink>(ctx_, co, limits_, cfg_.party.heartbeat_ms); });
-  const std::string public_key = keys_ ? keys_->public_key : "";
-  const std::string endpoint = cfg_.party.expert_advertise.empty()
-                                   ? net::advertised_endpoint(server_->endpoint())
-                                   : cfg_.party.expert_advertise;
-  session_ = std::make_unique<PartySession>(session_options(cfg_, public_key),
-                                            hello_for(cfg_, endpoint, public_key), Clock::now());
-}
-
-void Daemon::join() {
-  execute(session_->start(train::checkpoint_step(checkpoint_path_), Clock::now()));
-  while (!welcome_ && !exit_) {
-    if (signals::stop_requested()) {
-      execute(session_->on_signal(Clock::now()));
-    } else {
-      pump(100);
-    }
-  }
-}
-
-void Daemon::build_trainer(const proto::Welcome& w) {
-  Placement placement;
-  placement.self = w.party_index;
-  placement.n_parties = static_cast<uint32_t>(w.directory.size());
-  placement.moe_layers.assign(w.moe_layers.begin(), w.moe_layers.end());
-  placement.host = w.placement;
-  PeerLinksOptions lo;
-  lo.self = w.party_index;
-  lo.request_timeout_ms = cfg_.party.request_timeout_ms;
-  lo.curve = keys_;
-  lo.limits = limits_;
-  links_ = std::make_unique<PeerLinks>(ctx_, lo);
-  links_->set_lost_probe([link = hub_.get()](uint32_t host) { return link->party_lost(host); });
-  trainer_ = std::make_unique<PartyTrainer>(cfg_, seed_, placement, *links_);
-  trainer_->set_concurrent(w.schedule == "concurrent");
-  trainer_->log_footprint(cfg_.party.memory_limit_mb << 20);
-  try {
-    trainer_->apply_memory_limit(cfg_.party.memory_limit_mb << 20);
-  } catch (const ConfigError&) {
-    proto::Bye bye;
-    bye.reason = "memory limit too small";
-    hub_->send(bye);
-    hub_.reset();  // sends what is queued, then closes
-    throw;
-  }
-}
-
-void Daemon::serve(const proto::Welcome& w) {
-  if (auto step = trainer_->restore_checkpoint(checkpoint_path_)) session_->resumed_at(*step);
-  apply_directory(w.directory);
-  server_->install(&trainer_->host());
-  PCMOE_INFO("party.joined")
-      .kv("index", static_cast<int64_t>(w.party_index))
-      .kv("parties", static_cast<int64_t>(w.directory.size()))
-      .kv("expert_endpoint", server_->endpoint())
-      .kv("backbone_params", trainer_->backbone_params())
-      .kv("expert_params", trainer_->expert_params())
-      .kv("run_id", w.run_id);
-}
-
-void Daemon::prepare() {
-  model::set_threads(cfg_.run.threads);
-  fs::make_dirs(cfg_.run.out_dir);
-  checkpoint_path_ = fs::join(cfg_.run.out_dir, "checkpoint.pcmoe");
-  limits_.d_model = cfg_.model.d_model;
-  limits_.max_rows = static_cast<int64_t>(cfg_.train.batch_size) * cfg_.model.seq_len * cfg_.model.top_k;
-  seed_ = log_party_start(cfg_);
-  if (!cfg_.party.curve.secret_key_file.empty()) keys_ = net::read_key_file(cfg_.party.curve.secret_key_file);
-}
 
 int Daemon::run() {
   prepare();       // threads, output folder, limits, private seed, keys
@@ -176,6 +32,7 @@ int Daemon::run() {
     }
     pump(0);  // what arrived during the last step is applied here, at the step boundary
     if (exit_) break;
+    if (checkpointer_->retry_due(Clock::now())) checkpointer_->write(Clock::now());
     if (auto order = session_->begin_step()) {
       run_step(*order);
     } else {
@@ -188,14 +45,16 @@ int Daemon::run() {
 }
 
 // One message from the hub (all that arrived, without waiting, after the first) or a tick.
-// Between the welcome and a built trainer nothing more is taken: what follows the welcome (a
-// directory, a turn) waits in the link until the trainer exists to apply it.
 void Daemon::pump(int timeout_ms) {
-  for (auto r = hub_->poll(timeout_ms); r && !exit_;
-       r = welcome_ && !trainer_ ? std::nullopt : hub_->poll(0)) {
+  // Between the welcome and the trainer's build nothing more is taken from the link: what the hub
+  // sends right after a welcome (a snapshot request, a stop) waits for a trainer to answer it.
+  const auto building = [this] { return welcome_.has_value() && !trainer_; };
+  for (auto r = hub_->poll(timeout_ms); r && !exit_; r = building() ? std::nullopt : hub_->poll(0)) {
     execute(session_->on_message(r->message, r->at));
   }
-  if (!exit_) execute(session_->on_tick(Clock::now(), hub_->last_heard(), hub_->refused()));
+  if (!exit_ && !building()) {
+    execute(session_->on_tick(Clock::now(), hub_->last_heard(), hub_->refused(), hub_->server_key_suspect()));
+  }
 }
 
 void Daemon::run_step(const StepOrder& order) {
@@ -220,6 +79,10 @@ void Daemon::execute_one(Action& a) {
     hub_->send(std::move(s->message), s->timeout_ms);
   } else if (auto* j = std::get_if<act::Join>(&a)) {
     welcome_ = j->welcome;
+  } else if (std::holds_alternative<act::Serve>(a)) {
+    install_host();
+  } else if (auto* sd = std::get_if<act::SeedExperts>(&a)) {
+    seed_experts(sd->pool);
   } else if (auto* d = std::get_if<act::ApplyDirectory>(&a)) {
     apply_directory(d->directory);
   } else if (auto* l = std::get_if<act::UpdateLoad>(&a)) {
@@ -255,14 +118,9 @@ void Daemon::apply_directory(const std::vector<proto::PartyEntry>& dir) {
 }
 
 void Daemon::checkpoint(const std::optional<int64_t>& hub_step) {
-  std::string error;
-  try {
-    trainer_->save_checkpoint(checkpoint_path_);
-  } catch (const Error& e) {
-    if (!hub_step) throw;
-    error = e.what();
-  }
-  if (hub_step) execute(session_->checkpoint_done(*hub_step, error.empty(), checkpoint_path_, error));
+  // A failed write is logged and retried; it never ends the daemon (checkpointer.h).
+  const std::string error = checkpointer_->write(Clock::now());
+  if (hub_step) execute(session_->checkpoint_done(*hub_step, error.empty(), checkpointer_->path(), error));
 }
 
 void Daemon::prepare_finish() {
@@ -280,15 +138,15 @@ void Daemon::prepare_finish() {
 void Daemon::export_model(const proto::Pool& pool) {
   bool ok = true;
   try {
-    trainer_->export_model(fs::join(cfg_.run.out_dir, "model.pcmoe"), pool);
+    std::vector<std::string> ids;  // the hosts by index, to say how old each one's experts are
+    for (const auto& e : welcome_->directory) ids.push_back(e.party_id);
+    trainer_->export_model(fs::join(cfg_.run.out_dir, "model.pcmoe"), pool, ids);
   } catch (const Error& e) {
     PCMOE_ERROR("party.export_failed").kv("error", e.what());
     ok = false;
   }
   execute(session_->exported(ok, Clock::now()));
 }
-
-}  // namespace
 
 int run_party(const PartyConfig& cfg) {
   Daemon d(cfg);

@@ -126,6 +126,12 @@ proto::Message FederatedDispatcher::timed_wait(PhaseTimes& phase, uint32_t host,
 }
 
 void FederatedDispatcher::refused(uint32_t host, uint64_t request_id, const proto::ErrorMsg& err) {
+  if (err.code == static_cast<uint16_t>(proto::ErrorCode::busy)) {
+    // Still busy after every retry: short of memory, or kept from this step by another requester.
+    // The host itself did not fail, so the step fails without naming it (PROTOCOL.md 9.4).
+    throw TransportError(
+        fmt::format("host party {} stayed busy for request {}: {}", host, request_id, err.reason));
+  }
   throw HostError(host, fmt::format("host party {} refused request {}: {} ({})", host, request_id, err.reason,
                                     proto::error_code_name(static_cast<proto::ErrorCode>(err.code))));
 }

@@ -51,6 +51,37 @@ void ExpertHost::set_lost_parties(std::set<std::string> ids) {
   lost_ = std::move(ids);
 }
 
+namespace {
+constexpr int kOutOfTurnWarn = 20;  // refusals of one requester's step before a warning
+}
+
+void ExpertHost::set_turn_probe(TurnProbe probe) {
+  std::lock_guard<std::mutex> lock(mu_);
+  turn_probe_ = std::move(probe);
+}
+
+void ExpertHost::set_party_indices(std::map<std::string, uint32_t> index_of) {
+  std::lock_guard<std::mutex> lock(mu_);
+  index_of_ = std::move(index_of);
+}
+
+std::string ExpertHost::turn_refusal(const std::string& requester, int64_t step) const {
+  if (!turn_probe_) return "";
+  const std::optional<proto::TurnNotice> t = turn_probe_();
+  if (!t || t->holders.empty())
+    return fmt::format("no turn is in progress (step {} of '{}')", step, requester);
+  const auto it = index_of_.find(requester);
+  if (it == index_of_.end() ||
+      std::find(t->holders.begin(), t->holders.end(), it->second) == t->holders.end()) {
+    return fmt::format("party '{}' does not hold turn {}", requester, t->turn_id);
+  }
+  if (step < t->step_begin || step >= t->step_begin + static_cast<int64_t>(t->n_steps)) {
+    return fmt::format("step {} is not one of turn {} (steps {} to {})", step, t->turn_id, t->step_begin,
+                       t->step_begin + static_cast<int64_t>(t->n_steps) - 1);
+  }
+  return "";
+}
+
 void ExpertHost::set_max_stash_bytes(uint64_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   opt_s_.max_stash_bytes = bytes;
@@ -173,11 +204,12 @@ bool ExpertHost::open_step(const std::string& requester, int64_t step, std::stri
   const auto now = Clock::now();
   if (!open_requester_.empty() && open_requester_ != requester) {
     const bool lost = lost_.count(open_requester_) > 0;  // it will never end its step
-    if (!lost && now - open_touched_ < std::chrono::milliseconds(opt_s_.stale_ms)) {
+    const bool turn_over = !turn_refusal(open_requester_, open_step_).empty();
+    if (!lost && !turn_over && now - open_touched_ < std::chrono::milliseconds(opt_s_.stale_ms)) {
       why = fmt::format("party '{}' holds an open step {}", open_requester_, open_step_);
       return false;
     }
-    drop_open_step_locked(lost ? "requester lost" : "stale");
+    drop_open_step_locked(lost ? "requester lost" : turn_over ? "turn over" : "stale");
   }
   if (open_requester_ == requester && open_step_ != step) drop_open_step_locked("superseded");
   open_requester_ = requester;
@@ -263,7 +295,22 @@ std::optional<proto::Message> ExpertHost::admit(const std::string& requester, co
                                                 uint64_t min_bytes, bool& recompute) {
   const auto type = proto::MsgType::expert_forward;
   std::lock_guard<std::mutex> lock(mu_);
-  std::string why;
+  std::string why = turn_refusal(requester, req.step);
+  if (!why.empty()) {
+    stats_.out_of_turn++;
+    // A holder's request can overtake the hub's notice (debug); refused again and again, it is not.
+    if (last_out_of_turn_.first != std::make_pair(requester, req.step))
+      last_out_of_turn_ = {{requester, req.step}, 0};
+    const int n = ++last_out_of_turn_.second;
+    if (n == 1 || n == kOutOfTurnWarn) {
+      PCMOE_LOG(n == 1 ? log::Level::debug : log::Level::warn, "host.out_of_turn")
+          .kv("requester", requester)
+          .kv("step", req.step)
+          .kv("refused", static_cast<int64_t>(n))
+          .kv("reason", why);
+    }
+    return error_reply(proto::ErrorCode::busy, why, type, req.request_id);
+  }
   if (concurrent_) {
     bool busy = false;
     why = round_refusal(req.step, busy);

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -53,8 +54,9 @@ struct HostStats {
   uint64_t steps_applied = 0;
   double compute_ms = 0;
   uint64_t stash_bytes = 0;
-  uint64_t recomputed = 0;  // requests served in recompute mode (memory limit)
-  uint64_t busy = 0;        // train forwards refused for memory
+  uint64_t recomputed = 0;   // requests served in recompute mode (memory limit)
+  uint64_t busy = 0;         // train forwards refused for memory
+  uint64_t out_of_turn = 0;  // train forwards refused: the requester held no turn for that step
 };
 
 class ExpertHost {
@@ -68,6 +70,16 @@ class ExpertHost {
   // makes other requesters wait (see stale_ms). Takes only the host's own lock: safe from the
   // trainer's thread in the middle of a step.
   void set_lost_parties(std::set<std::string> ids);
+  // The hub's latest turn notice (protocol 1.2: who holds the turn, or every participant of the
+  // open round, and for which global steps), read for every train forward: only a holder's forward
+  // of a step of its turn is admitted; any other is answered `busy` (a holder whose request
+  // overtook the notice gets it on its retry) and its step is never opened, so it cannot step these
+  // experts nor hold them. An open step whose requester no longer holds the turn is dropped when
+  // another requester comes. Unset (a hub before 1.2, pcmoe-central, tests): members are admitted.
+  using TurnProbe = std::function<std::optional<proto::TurnNotice>()>;
+  void set_turn_probe(TurnProbe probe);
+  // Each member's party index (from the directory), to match requesters with turn holders.
+  void set_party_indices(std::map<std::string, uint32_t> index_of);
   // Answers one request from `sender` (the authenticated party id of the connection, or "" when
   // the transport cannot authenticate; then the request's own requester field is used), taken off
   // the socket at `received`. Forward and backward replies carry the host's timeline
@@ -140,6 +152,8 @@ class ExpertHost {
   std::optional<proto::Message> admit(const std::string& requester, const Key& key,
                                       const proto::ExpertForward& req, uint64_t full_bytes,
                                       uint64_t min_bytes, bool& recompute);
+  // Why `requester` may not train step `step` here now ("" if it may): the turn notice's rule.
+  std::string turn_refusal(const std::string& requester, int64_t step) const;
   // Why round `step` admits no train request now ("" if it does; busy: not open here yet).
   std::string round_refusal(int64_t step, bool& busy) const;
   // The kept rows of `key` (an empty origin: the only entry with that id), or end().
@@ -164,6 +178,10 @@ class ExpertHost {
   mutable std::mutex mu_;  // guards everything below
   std::set<std::string> known_;
   std::set<std::string> lost_;
+  TurnProbe turn_probe_;
+  std::map<std::string, uint32_t> index_of_;
+  std::pair<std::pair<std::string, int64_t>, int> last_out_of_turn_{{"", -1},
+                                                                    0};  // (requester, step), refusals
   std::map<Key, Entry> stash_;
   std::string open_requester_;
   int64_t open_step_ = -1;

@@ -78,6 +78,11 @@ bool HubLink::party_lost(uint32_t index) const {
   return index < lost_.size() && lost_[index];
 }
 
+std::optional<proto::TurnNotice> HubLink::current_turn() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return turn_;
+}
+
 void HubLink::send_now(const Outgoing& o) {
   if (!net::send_message(*client_, o.message, o.timeout_ms)) {
     PCMOE_WARN("party.hub_send_failed")
@@ -119,6 +124,7 @@ void HubLink::loop() {
   const size_t wake = poller.add_fd(wake_fd_);
   while (!stop_) {
     refused_ = client_->refused();
+    server_key_suspect_ = client_->failed_handshakes() >= 3 && !client_->handshake_succeeded();
     std::deque<Outgoing> out;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -146,6 +152,10 @@ void HubLink::loop() {
       note_liveness(*m);
       std::lock_guard<std::mutex> lock(mu_);
       last_heard_ = Clock::now();
+      if (auto* t = std::get_if<proto::TurnNotice>(&*m)) {
+        turn_ = std::move(*t);  // for the expert host, not for the session
+        continue;
+      }
       inbox_.push_back({last_heard_, std::move(*m)});
       inbox_cv_.notify_one();
     }

@@ -3,8 +3,11 @@
 // the main thread is inside a long training step —, the hub's messages (decoded, stamped with their
 // arrival time and queued for the main thread) and the main thread's messages to the hub (queued,
 // sent in order). It also keeps which party indices the hub's latest directory marks lost, so that
-// the expert calls of a step in progress stop waiting for a host the hub has declared lost; the
-// directory itself is applied by the main thread at the step boundary (PartySession).
+// the expert calls of a step in progress stop waiting for a host the hub has declared lost (the
+// directory itself is applied by the main thread at the step boundary, PartySession), and the
+// hub's latest turn notice (protocol 1.2: who holds the turn, for which global steps), which the
+// expert host may consult from its own thread at any moment to admit only the turn's holder; turn
+// notices are consumed here and never reach the inbox.
 // Thread-safety: every public method may be called from any thread.
 #pragma once
 
@@ -55,8 +58,13 @@ class HubLink {
   TimePoint last_heard() const;
   // CURVE: the hub refused this party's key since the last attempt.
   bool refused() const { return refused_.load(); }
+  // CURVE: handshakes with the hub keep failing without a verdict and none ever succeeded: the
+  // hub's public key configured here is most likely not the key of the hub at this endpoint.
+  bool server_key_suspect() const { return server_key_suspect_.load(); }
   // Per the hub's latest directory (or welcome): the party with this index is marked lost.
   bool party_lost(uint32_t index) const;
+  // The hub's latest turn notice (holders empty: between turns); nullopt before the first one.
+  std::optional<proto::TurnNotice> current_turn() const;
 
  private:
   struct Outgoing {
@@ -83,9 +91,11 @@ class HubLink {
   uint64_t hb_seq_ = 0;
   TimePoint last_heard_;
   std::vector<bool> lost_;
+  std::optional<proto::TurnNotice> turn_;
 
   std::chrono::steady_clock::time_point last_hb_sent_{};
   std::atomic<bool> refused_{false};
+  std::atomic<bool> server_key_suspect_{false};
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -23,11 +23,13 @@ SessionOptions session_options(const PartyConfig& cfg, const std::string& public
   so.hub_endpoint = cfg.party.hub;
   so.id_origin = cfg.origins.describe("party.id");
   so.key_file = public_key.empty() ? "" : cfg.party.curve.secret_key_file;
+  so.hub_public_key = public_key.empty() ? "" : cfg.party.curve.hub_public_key;
   so.public_key = public_key;
   for (int l : cfg.model.moe_layer_indices()) so.moe_layers.push_back(static_cast<uint32_t>(l));
   so.n_experts = static_cast<uint32_t>(cfg.model.n_experts);
   so.hub_timeout_ms = cfg.party.hub_timeout_ms;
   so.heartbeat_ms = cfg.party.heartbeat_ms;
+  so.unanswered_ms = std::max(5 * cfg.party.heartbeat_ms, 5000);
   so.checkpoint_every = cfg.run.checkpoint_every;
   so.save_on_exit = cfg.run.save_on_exit;
   return so;
@@ -68,7 +70,8 @@ std::vector<Action> PartySession::start(int64_t resume_step, TimePoint now) {
   return take();
 }
 
-void PartySession::on_welcome(const proto::Welcome& w) {
+void PartySession::on_welcome(const proto::Welcome& w, TimePoint at) {
+  last_answer_ = at;
   if (!joined_) {
     if (std::vector<uint32_t>(w.moe_layers.begin(), w.moe_layers.end()) != opt_.moe_layers ||
         w.n_experts != opt_.n_experts) {
@@ -77,8 +80,10 @@ void PartySession::on_welcome(const proto::Welcome& w) {
     }
     joined_ = true;
     concurrent_ = w.schedule == "concurrent";
+    session_ = w.session;
     index_ = w.party_index;
     placement_ = w.placement;
+    welcome_step_ = w.step;
     global_step_ = std::max(global_step_, w.step);
     state_ = "serving";
     out_.push_back(act::Join{w});
@@ -92,6 +97,7 @@ void PartySession::on_welcome(const proto::Welcome& w) {
     return;
   }
   global_step_ = std::max(global_step_, w.step);
+  session_ = w.session;  // the same token when the hub kept the registration, else a new one
   out_.push_back(act::ApplyDirectory{w.directory});
   PCMOE_INFO("party.rejoined")
       .kv("step", w.step)
@@ -105,6 +111,12 @@ void PartySession::on_reject(const proto::Reject& r) {
     PCMOE_WARN("party.rejoin_refused")
         .kv("code", std::string(proto::error_code_name(code)))
         .kv("reason", r.reason);
+    return;
+  }
+  if (code == proto::ErrorCode::duplicate_party) {
+    // Without CURVE the hub waits until the live connection of this id (e.g. this party's previous
+    // process) has been silent for its party_timeout_ms: keep asking until hub_timeout_ms.
+    PCMOE_WARN("party.join_waiting").kv("code", "duplicate_party").kv("reason", r.reason);
     return;
   }
   std::string msg =
@@ -124,10 +136,33 @@ void PartySession::rejoin(const std::string& why, TimePoint now) {
   PCMOE_WARN("party.rejoining").kv("reason", why).kv("step", last_step_ + 1);
   proto::Hello h = hello_;
   h.resume_step = last_step_ + 1;
+  h.session = session_;  // the hub keeps this registration (and its turn) for the same process
   out_.push_back(act::Send{h, 200});
 }
 
-void PartySession::resumed_at(int64_t step) { last_step_ = std::max(last_step_, step - 1); }
+std::vector<Action> PartySession::resumed_at(int64_t step, TimePoint now) {
+  last_step_ = std::max(last_step_, step - 1);
+  if (step > 0 || welcome_step_ == 0) {
+    out_.push_back(act::Serve{});
+    return take();
+  }
+  // Restarted without a checkpoint while the federation trains: its backbone starts again (it was
+  // only in the lost checkpoint), but the shared experts it hosts must not: they come from the pool.
+  PCMOE_WARN("party.fresh_midrun")
+      .kv("step", welcome_step_)
+      .kv("reason",
+          "no checkpoint, but the federation is at this step: this party's backbone starts from "
+          "scratch; the experts it hosts are taken from the hub's pool");
+  out_.push_back(act::Send{proto::PoolRequest{0}});
+  seed_deadline_ = now + Millis(opt_.pool_timeout_ms);
+  return take();
+}
+
+void PartySession::end_seeding(const proto::Pool& p) {
+  seed_deadline_.reset();
+  out_.push_back(act::SeedExperts{p});
+  out_.push_back(act::Serve{});
+}
 
 // ---- hub messages ----
 
@@ -137,7 +172,10 @@ std::vector<Action> PartySession::on_message(const proto::Message& m, TimePoint 
   if (auto* h = std::get_if<proto::Heartbeat>(&m)) global_step_ = std::max(global_step_, h->step);
   if (auto* l = std::get_if<proto::ExpertLoad>(&m)) global_step_ = std::max(global_step_, l->step + 1);
   if (auto* t = std::get_if<proto::Turn>(&m)) global_step_ = std::max(global_step_, t->step_begin);
-  if (std::holds_alternative<proto::Heartbeat>(m)) return take();  // liveness only
+  if (std::holds_alternative<proto::Heartbeat>(m)) {  // liveness only
+    last_answer_ = at;
+    return take();
+  }
   if (!held_.empty() || !applicable_now(m)) {
     held_.emplace_back(m, at);  // applied at the step boundary, or after the turn
     release_held(at);
@@ -149,6 +187,10 @@ std::vector<Action> PartySession::on_message(const proto::Message& m, TimePoint 
 
 bool PartySession::applicable_now(const proto::Message& m) const {
   if (running_) return false;
+  // Seeding the experts from the pool: nothing that would use them before (the pool itself and
+  // hub errors are handled now).
+  if (seed_deadline_)
+    return std::holds_alternative<proto::Pool>(m) || std::holds_alternative<proto::ErrorMsg>(m);
   // A turn runs to its end before another turn, a stop, a checkpoint or a snapshot round (the hub
   // sends those between turns only; a party keeps that order whatever arrives).
   const bool turn_scoped = std::holds_alternative<proto::Turn>(m) || std::holds_alternative<proto::Stop>(m) ||
@@ -159,7 +201,7 @@ bool PartySession::applicable_now(const proto::Message& m) const {
 
 void PartySession::handle(const proto::Message& m, TimePoint at) {
   if (auto* w = std::get_if<proto::Welcome>(&m)) {
-    on_welcome(*w);
+    on_welcome(*w, at);
   } else if (auto* r = std::get_if<proto::Reject>(&m)) {
     on_reject(*r);
   } else if (!joined_) {
@@ -196,18 +238,27 @@ void PartySession::handle(const proto::Message& m, TimePoint at) {
   } else if (auto* e = std::get_if<proto::ErrorMsg>(&m)) {
     on_error(*e, at);
   } else if (auto* p = std::get_if<proto::Pool>(&m)) {
-    if (!pool_deadline_) return;  // a late answer
-    pool_deadline_.reset();
-    if (p->step >= 0) {
-      out_.push_back(act::Export{*p});
-    } else {
-      PCMOE_WARN("party.no_pool")
-          .kv("reason", "the hub had no complete expert-pool snapshot; model not exported");
-      finalize(false);
-    }
-  } else if (!std::holds_alternative<proto::Heartbeat>(m)) {
+    on_pool(*p);
+  } else if (!std::holds_alternative<proto::Heartbeat>(m) && !std::holds_alternative<proto::TurnNotice>(m)) {
+    // (Turn notices are for the expert host: HubLink keeps them.)
     PCMOE_WARN("party.unexpected_hub_message")
         .kv("type", std::string(proto::msg_type_name(proto::type_of(m))));
+  }
+}
+
+void PartySession::on_pool(const proto::Pool& p) {
+  if (seed_deadline_) {
+    end_seeding(p);
+    return;
+  }
+  if (!pool_deadline_) return;  // a late answer
+  pool_deadline_.reset();
+  if (p.step >= 0) {
+    out_.push_back(act::Export{p});
+  } else {
+    PCMOE_WARN("party.no_pool")
+        .kv("reason", "the hub had no complete expert-pool snapshot; model not exported");
+    finalize(false);
   }
 }
 
@@ -348,7 +399,8 @@ void PartySession::finalize(bool exported) {
   }
 }
 
-std::vector<Action> PartySession::on_tick(TimePoint now, TimePoint last_heard, bool key_refused) {
+std::vector<Action> PartySession::on_tick(TimePoint now, TimePoint last_heard, bool key_refused,
+                                          bool server_key_suspect) {
   if (exited_) return {};
   const double silent_ms = ms_between(last_heard, now);
   if (!joined_) {
@@ -361,6 +413,14 @@ std::vector<Action> PartySession::on_tick(TimePoint now, TimePoint last_heard, b
                "party '{}', or use the key file whose public key is listed (pcmoe-ctl keygen --out FILE "
                "makes a pair and prints its public key)",
                opt_.hub_endpoint, opt_.public_key, opt_.key_file, hello_.party_id));
+    } else if (server_key_suspect && !opt_.key_file.empty()) {
+      fail(
+          act::FailKind::config,
+          fmt::format("the CURVE handshake with the hub at {} keeps failing without an answer: the hub's "
+                      "public key configured here ({}, party.curve.hub_public_key or hub_public_key_file) is "
+                      "most likely not the key of the hub at this endpoint; pcmoe-hub logs its public key at "
+                      "start (hub.started public_key)",
+                      opt_.hub_endpoint, opt_.hub_public_key));
     } else if (ms_between(started_, now) > opt_.hub_timeout_ms) {
       fail(act::FailKind::transport,
            fmt::format(
@@ -389,6 +449,19 @@ std::vector<Action> PartySession::on_tick(TimePoint now, TimePoint last_heard, b
     exited_ = true;
     out_.push_back(act::Exit{3});
     return take();
+  }
+  if (seed_deadline_ && now > *seed_deadline_) {
+    PCMOE_WARN("party.no_pool")
+        .kv("reason", "no pool from the hub in time: the hosted experts keep their initial weights");
+    end_seeding(proto::Pool{});
+    release_held(now);
+  }
+  if (ms_between(last_answer_, now) > opt_.unanswered_ms) {
+    // The hub does not answer our heartbeats although something may still arrive (its answers go
+    // elsewhere, or our connection was made again): say hello again on this session.
+    last_answer_ = now;
+    last_rejoin_ = TimePoint{};
+    rejoin(fmt::format("no answer to {} ms of heartbeats", opt_.unanswered_ms), now);
   }
   if (pool_deadline_ && now > *pool_deadline_) {
     pool_deadline_.reset();

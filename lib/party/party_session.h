@@ -30,12 +30,14 @@ struct SessionOptions {
   std::string id_origin;             // where party.id was set ("configs/party-a.yaml:3"), for messages
   std::string key_file;              // party.curve.secret_key_file ("" without CURVE)
   std::string public_key;            // this party's CURVE public key ("" without CURVE)
+  std::string hub_public_key;        // the hub's, as configured ("" without CURVE), for messages
   std::vector<uint32_t> moe_layers;  // this party's model: the welcome must match
   uint32_t n_experts = 0;
   int hub_timeout_ms = 30000;  // no welcome, or nothing heard, for this long: the hub is lost
   int heartbeat_ms = 1000;
   int hello_retry_ms = 2000;     // hello again while no welcome came
   int rejoin_min_ms = 1000;      // at most one rejoining hello per this
+  int unanswered_ms = 5000;      // no heartbeat answer for this long: hello again (same session)
   int pool_timeout_ms = 60000;   // the end: wait this long for the hub's pool
   int64_t checkpoint_every = 0;  // steps; 0: only when the hub asks and at the end
   bool save_on_exit = true;      // the end: checkpoint, pool, exported model
@@ -47,8 +49,13 @@ struct Send {  // a message to the hub
   proto::Message message;
   int timeout_ms = 1000;
 };
-struct Join {  // the first welcome: build the trainer from it, restore, serve; then resumed_at()
+struct Join {  // the first welcome: build the trainer from it, restore; then resumed_at()
   proto::Welcome welcome;
+};
+struct Serve {  // install the expert host (after resumed_at, or after SeedExperts)
+};
+struct SeedExperts {  // a party that joined mid-run without a checkpoint: its experts from this pool
+  proto::Pool pool;   // step -1: none (the experts keep their initial weights)
 };
 struct ApplyDirectory {
   std::vector<proto::PartyEntry> directory;
@@ -87,9 +94,9 @@ struct Fail {  // a fatal error: the daemon throws it (ConfigError / TransportEr
 };
 }  // namespace act
 
-using Action = std::variant<act::Send, act::Join, act::ApplyDirectory, act::UpdateLoad, act::Checkpoint,
-                            act::SendSnapshot, act::PrepareFinish, act::Export, act::Finished, act::HostRound,
-                            act::Exit, act::Fail>;
+using Action = std::variant<act::Send, act::Join, act::Serve, act::SeedExperts, act::ApplyDirectory,
+                            act::UpdateLoad, act::Checkpoint, act::SendSnapshot, act::PrepareFinish,
+                            act::Export, act::Finished, act::HostRound, act::Exit, act::Fail>;
 
 // One step the daemon should run now.
 struct StepOrder {
@@ -114,14 +121,18 @@ class PartySession {
   // A message from the hub that arrived at `at`.
   std::vector<Action> on_message(const proto::Message& m, TimePoint at);
   // Time passes: hello retries, the join timeout, the loss of the hub, the pool timeout.
-  // `last_heard`: when the hub was last heard from; `key_refused`: the hub refused our CURVE key.
-  std::vector<Action> on_tick(TimePoint now, TimePoint last_heard, bool key_refused = false);
+  // `last_heard`: when the hub was last heard from; `key_refused`: the hub refused our CURVE key;
+  // `server_key_suspect`: our CURVE handshakes with the hub fail without a verdict (its key is wrong).
+  std::vector<Action> on_tick(TimePoint now, TimePoint last_heard, bool key_refused = false,
+                              bool server_key_suspect = false);
   // SIGINT/SIGTERM: end the open turn, checkpoint, bye, exit (before the welcome: fail).
   std::vector<Action> on_signal(TimePoint now);
 
   // ---- the work it asked for ----
-  // After act::Join: the trainer restored the checkpoint of global step `step` (0: fresh).
-  void resumed_at(int64_t step);
+  // After act::Join: the trainer restored the checkpoint of global step `step` (0: none). Serve at
+  // once; or, when the federation is past step 0 and there was no checkpoint, first ask the hub for
+  // its pool (the experts this party hosts come from it: act::SeedExperts, then act::Serve).
+  std::vector<Action> resumed_at(int64_t step, TimePoint now);
   // The next step of the open turn, when one is due (marks it running); else nullopt.
   std::optional<StepOrder> begin_step();
   // The running step finished (`report`) or failed (`reason`; `suspect`: a host that failed).
@@ -134,6 +145,8 @@ class PartySession {
 
   // ---- observers ----
   bool joined() const { return joined_; }
+  bool seeding() const { return seed_deadline_.has_value(); }
+  uint64_t session() const { return session_; }
   bool step_running() const { return running_; }
   bool finished() const { return finished_; }  // bye sent
   const std::string& heartbeat_state() const { return state_; }
@@ -149,7 +162,9 @@ class PartySession {
     uint32_t done = 0;
   };
   void handle(const proto::Message& m, TimePoint at);
-  void on_welcome(const proto::Welcome& w);
+  void on_welcome(const proto::Welcome& w, TimePoint at);
+  void on_pool(const proto::Pool& p);
+  void end_seeding(const proto::Pool& p);
   void on_reject(const proto::Reject& r);
   void on_stop(const proto::Stop& s, TimePoint at);
   void on_error(const proto::ErrorMsg& e, TimePoint at);
@@ -168,6 +183,10 @@ class PartySession {
   TimePoint last_hello_{};
   TimePoint last_rejoin_{};
   bool joined_ = false;
+  uint64_t session_ = 0;                    // the welcome's session token, sent with every later hello
+  TimePoint last_answer_{};                 // the hub's last heartbeat (or welcome)
+  int64_t welcome_step_ = 0;                // the global step of the first welcome
+  std::optional<TimePoint> seed_deadline_;  // waiting for the pool to seed the experts
   uint32_t index_ = 0;
   std::vector<std::vector<uint32_t>> placement_;
   std::string state_ = "connecting";

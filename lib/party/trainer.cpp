@@ -2,8 +2,6 @@
 #include "party/trainer.h"
 
 #include <fmt/format.h>
-#include <sys/random.h>
-#include <sys/stat.h>
 
 #include <chrono>
 #include <cstdio>
@@ -12,6 +10,7 @@
 #include "common/error.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/random.h"
 #include "common/timer.h"
 #include "model/compat.h"
 #include "model/tensor_io.h"
@@ -22,14 +21,6 @@
 
 namespace pcmoe::party {
 namespace {
-
-uint64_t os_random_u64() {
-  uint64_t v = 0;
-  while (v == 0) {
-    if (::getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v)) throw Error("getrandom failed");
-  }
-  return v;
-}
 
 std::vector<model::NamedParam> named(const std::vector<std::pair<std::string, torch::Tensor>>& items,
                                      const std::string& prefix) {
@@ -92,8 +83,7 @@ uint64_t private_backbone_seed(const PartyConfig& cfg, std::string* source) {
   }
   fs::make_dirs(cfg.run.out_dir);
   uint64_t v = os_random_u64();
-  fs::atomic_write(path, std::to_string(v) + "\n");
-  ::chmod(path.c_str(), 0600);
+  fs::atomic_write(path, std::to_string(v) + "\n");  // 0600
   if (source) *source = "generated";
   return v;
 }
@@ -257,13 +247,16 @@ std::pair<double, double> PartyTrainer::evaluate() {
 void PartyTrainer::apply_directory(const std::vector<proto::PartyEntry>& dir) {
   std::vector<bool> alive(dir.size(), true);
   std::set<std::string> ids, lost;
+  std::map<std::string, uint32_t> index_of;
   for (const auto& e : dir) {
     if (e.index < alive.size()) alive[e.index] = e.alive;
     ids.insert(e.party_id);
+    index_of[e.party_id] = e.index;
     if (!e.alive) lost.insert(e.party_id);
   }
   dispatcher_->set_alive(alive);
   host_->set_known_parties(ids);
+  host_->set_party_indices(std::move(index_of));
   host_->set_lost_parties(lost);  // their open steps must not block the others
 }
 

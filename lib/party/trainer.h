@@ -63,8 +63,15 @@ class PartyTrainer {
 
   // The party's experts as a snapshot message (CPU copies, under the shard lock).
   proto::Snapshot snapshot(uint64_t snapshot_id, int64_t step);
-  // Writes this party's model — its backbone plus the pool — as a standalone exported model.
-  void export_model(const std::string& path, const proto::Pool& pool);
+  // Writes this party's model — its backbone plus the pool — as a standalone exported model. With
+  // the pool's per-host steps (protocol 1.2), its metadata and the party.exported line say how old
+  // each host's experts are (`host_ids`: party id by index).
+  void export_model(const std::string& path, const proto::Pool& pool,
+                    const std::vector<std::string>& host_ids = {});
+  // A party restarted without its checkpoint while the federation trains: the experts it hosts
+  // take the pool's weights (their optimizer state starts again). Returns how many tensors were
+  // loaded; throws DataError if the pool lacks one of them.
+  int load_hosted_experts(const proto::Pool& pool);
 
   // Checkpoint of backbone, shard and both optimizers, data position and counters.
   void save_checkpoint(const std::string& path);

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/fs.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "model/compat.h"
 #include "model/tensor_io.h"
@@ -28,7 +29,47 @@ proto::Snapshot PartyTrainer::snapshot(uint64_t snapshot_id, int64_t step) {
   return s;
 }
 
-void PartyTrainer::export_model(const std::string& path, const proto::Pool& pool) {
+namespace {
+
+// "a=600,b=600,c=412": each host's experts' step in the pool; `stale`: hosts older than the newest.
+std::string expert_ages(const proto::Pool& pool, const std::vector<std::string>& host_ids,
+                        JsonObject& by_host, std::vector<std::string>& stale) {
+  std::vector<std::string> parts;
+  uint64_t newest = 0;
+  for (uint64_t s : pool.party_steps) newest = std::max(newest, s);
+  for (size_t i = 0; i < pool.party_steps.size(); ++i) {
+    const std::string id = i < host_ids.size() ? host_ids[i] : std::to_string(i);
+    parts.push_back(fmt::format("{}={}", id, pool.party_steps[i]));
+    by_host.add(id, pool.party_steps[i]);
+    if (pool.party_steps[i] < newest) stale.push_back(id);
+  }
+  return fmt::format("{}", fmt::join(parts, ","));
+}
+
+}  // namespace
+
+int PartyTrainer::load_hosted_experts(const proto::Pool& pool) {
+  std::map<std::string, const proto::WireTensor*> by_name;
+  for (size_t i = 0; i < pool.names.size() && i < pool.tensors.size(); ++i)
+    by_name[pool.names[i]] = &pool.tensors[i];
+  torch::NoGradGuard no_grad;
+  std::unique_lock<std::shared_mutex> write(shard_mu_);
+  int loaded = 0;
+  for (auto& [name, p] : shard_->named_expert_params()) {
+    auto it = by_name.find(name);
+    PCMOE_CHECK_T(DataError, it != by_name.end(), "the expert pool (step {}) has no tensor '{}'", pool.step,
+                  name);
+    auto t = from_wire(*it->second, torch::kCPU, torch::kFloat32);
+    PCMOE_CHECK_T(DataError, t.sizes() == p.sizes(), "pool tensor '{}' has shape {}, expected {}", name,
+                  model::shape_str(t), model::shape_str(p));
+    p.copy_(t.to(p.device()));
+    ++loaded;
+  }
+  return loaded;
+}
+
+void PartyTrainer::export_model(const std::string& path, const proto::Pool& pool,
+                                const std::vector<std::string>& host_ids) {
   model::ExpertShard all(cfg_.model, cfg_.train.expert_seed, [](int, int) { return true; });
   std::map<std::string, const proto::WireTensor*> by_name;
   for (size_t i = 0; i < pool.names.size() && i < pool.tensors.size(); ++i)
@@ -53,12 +94,21 @@ void PartyTrainer::export_model(const std::string& path, const proto::Pool& pool
           "the expert pool (step {}) has no tensor '{}': cannot export a complete model", pool.step, name));
     }
   }
+  JsonObject by_host;
+  std::vector<std::string> stale;
+  const std::string ages = expert_ages(pool, host_ids, by_host, stale);
   train::export_model(path, cfg_.model, backbone_, all,
                       {{"step", std::to_string(last_step_ + 1)},
                        {"party", cfg_.party.id},
                        {"pool_step", std::to_string(pool.step)},
+                       {"expert_steps", ages},
                        {"source", "pcmoe-party"}});
-  PCMOE_INFO("party.exported").kv("path", path).kv("pool_step", pool.step).kv("pool_tensors", from_pool);
+  PCMOE_INFO("party.exported")
+      .kv("path", path)
+      .kv("pool_step", pool.step)
+      .kv("pool_tensors", from_pool)
+      .kv("expert_steps", by_host)
+      .kv("older_experts", stale);
 }
 
 void PartyTrainer::save_checkpoint(const std::string& path) {

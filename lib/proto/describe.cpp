@@ -32,6 +32,10 @@ class Describer {
     list(key, xs.size());
   }
   template <class T>
+  void optional_uint(const char* key, const T& x) {
+    if (x != 0) uint(key, x);
+  }
+  template <class T>
   void optional_uints(const char* key, const std::vector<T>& xs) {
     if (!xs.empty()) list(key, xs.size());
   }

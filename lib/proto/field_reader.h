@@ -58,6 +58,11 @@ class FieldReader {
     read_uints_(key, xs, hi);
   }
   template <class T>
+  void optional_uint(const char* key, T& x) {
+    x = 0;
+    if (has(key)) uint(key, x);
+  }
+  template <class T>
   void optional_uints(const char* key, std::vector<T>& xs) {
     xs.clear();
     if (has(key)) uints(key, xs);

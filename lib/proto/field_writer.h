@@ -56,6 +56,10 @@ class FieldWriter {
     pack_uints(xs);
   }
   template <class T>
+  void optional_uint(const char* key, const T& x) {
+    if (x != 0) uint(key, x);
+  }
+  template <class T>
   void optional_uints(const char* key, const std::vector<T>& xs) {
     if (!xs.empty()) uints(key, xs);
   }

@@ -5,9 +5,9 @@
 //
 // Each message type has one overload fields(v, m, Of<Type>) (m a Type or a const Type). A visitor
 // V provides: str, boolean, uint (unsigned, with [lo, hi]), int64 (with lo), real (with a Real
-// rule), enumeration, uints, optional_uints and optional_str (keys added by a minor version:
-// written only when non-empty, empty when absent), uint_matrix, real_matrix, strs, tensor, tensors and
-// entries (a list of nested maps). Internal to lib/proto (and its tests).
+// rule), enumeration, uints, optional_uint / optional_uints and optional_str (keys added by a minor
+// version: written only when non-zero / non-empty, 0 / empty when absent), uint_matrix, real_matrix,
+// strs, tensor, tensors and entries (a list of nested maps). Internal to lib/proto (and its tests).
 #pragma once
 
 #include <cstdint>
@@ -44,6 +44,7 @@ void fields(V& v, M& m, Of<Hello>) {
   v.str("ckey", m.curve_public_key);
   v.uint("mem", m.memory_budget_bytes);
   v.int64("rstep", m.resume_step, kAnyStep);
+  v.optional_uint("sess", m.session);  // 1.2
 }
 
 template <class V, class M>
@@ -68,6 +69,7 @@ void fields(V& v, M& m, Of<Welcome>) {
   v.uint_matrix("place", m.placement);
   v.uint("epoch", m.directory_epoch);
   v.optional_str("sched", m.schedule);  // 1.2
+  v.optional_uint("sess", m.session);   // 1.2
 }
 
 template <class V, class M>
@@ -219,6 +221,7 @@ void fields(V& v, M& m, Of<Pool>) {
   v.int64("step", m.step, kNoneStep);
   v.strs("names", m.names);
   v.tensors("ts", m.tensors, TensorRole::parameters);
+  v.optional_uints("psteps", m.party_steps);  // 1.2
 }
 
 template <class V, class M>
@@ -262,6 +265,15 @@ void fields(V& v, M& m, Of<ErrorMsg>) {
   v.str("why", m.reason);
   v.uint("re", m.in_reply_to);
   v.uint("rid", m.request_id);
+}
+
+template <class V, class M>
+void fields(V& v, M& m, Of<TurnNotice>) {  // 1.2
+  v.uint("turn", m.turn_id);
+  v.uint("round", m.round);
+  v.uints("pidx", m.holders);
+  v.int64("sbeg", m.step_begin, kAnyStep);
+  v.uint("nst", m.n_steps);
 }
 
 // ---- party <-> party expert service ----

@@ -73,10 +73,11 @@ struct WireTensor {
   X(Stop, stop, 20)                                 \
   X(Bye, bye, 21)                                   \
   X(ErrorMsg, error, 22)                            \
-  X(RoundClose, round_close, 23)                    \
-  X(RoundNorm, round_norm, 24)                      \
-  X(RoundCommit, round_commit, 25)                  \
-  X(RoundCommitAck, round_commit_ack, 26)           \
+  X(TurnNotice, turn_notice, 23)          /* 1.2 */ \
+  X(RoundClose, round_close, 24)          /* 1.2 */ \
+  X(RoundNorm, round_norm, 25)            /* 1.2 */ \
+  X(RoundCommit, round_commit, 26)        /* 1.2 */ \
+  X(RoundCommitAck, round_commit_ack, 27) /* 1.2 */ \
   /* party <-> party expert service */              \
   X(ExpertForward, expert_forward, 30)              \
   X(ExpertForwardReply, expert_forward_reply, 31)   \
@@ -128,6 +129,7 @@ struct Hello {
   std::string curve_public_key;  // Z85 public key of the party's expert service ("" if CURVE off)
   uint64_t memory_budget_bytes = 0;
   int64_t resume_step = 0;  // the step of the checkpoint it restored (0: fresh)
+  uint64_t session = 0;     // optional (1.2): the `sess` of this process's last welcome (0: none)
 };
 
 struct PartyEntry {
@@ -151,6 +153,7 @@ struct Welcome {
   std::vector<std::vector<uint32_t>> placement;
   uint64_t directory_epoch = 0;
   std::string schedule;  // optional (1.2): "concurrent" for concurrent rounds; "" = sequential turns
+  uint64_t session = 0;  // optional (1.2): this registration's session token (0: not sent)
 };
 
 struct Reject {
@@ -294,6 +297,9 @@ struct Pool {
   int64_t step = -1;
   std::vector<std::string> names;
   std::vector<WireTensor> tensors;
+  // optional (1.2): per party index, the global step of that party's experts in this pool (its
+  // snapshot's step, or the older one carried from an earlier pool); empty if not sent.
+  std::vector<uint64_t> party_steps;
 };
 
 struct Stop {
@@ -337,6 +343,17 @@ struct ErrorMsg {
   std::string reason;
   uint16_t in_reply_to = 0;  // MsgType of the offending message (0 if unknown)
   uint64_t request_id = 0;   // req_id of the offending request, if it had one
+};
+
+// 1.2: hub -> every live party, when a turn begins (the parties that hold it and its steps) and
+// when it ends (`holders` empty): what an expert host needs to admit requests only from the
+// party that holds the turn for that step.
+struct TurnNotice {
+  uint64_t turn_id = 0;
+  uint64_t round = 0;
+  std::vector<uint32_t> holders;  // party indices holding the turn; empty: no turn in progress
+  int64_t step_begin = 0;         // the turn's first global step (the global step, when none)
+  uint32_t n_steps = 0;           // its steps (0 when none)
 };
 
 // ---- party <-> party expert service ----

@@ -9,6 +9,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/party_config.h"
+#include "common/machine.h"
 #include "common/signals.h"
 #include "common/timer.h"
 #include "data/loader.h"
@@ -225,6 +226,11 @@ void finish(const CentralConfig& cfg, CentralState& st, TrainSummary& sum, doubl
 
 TrainSummary run_central(const CentralConfig& cfg) {
   model::set_threads(cfg.run.threads);
+  const torch::Device device =
+      model::parse_device(cfg.run.device);  // absurd sizes: refused before allocating
+  model::check_model_fits(
+      cfg.model, device.is_cuda() ? model::device_total_memory(device) : machine::physical_memory_bytes(),
+      cfg.run.device);
   fs::make_dirs(cfg.run.out_dir);
   CentralState st(cfg);
   const bool bf16 = cfg.train.dtype == "bf16";

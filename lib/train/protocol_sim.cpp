@@ -45,7 +45,7 @@ std::vector<SimParty> load_parties(const CentralConfig& cfg, const torch::Device
   std::vector<SimParty> parties;
   for (const auto& path : cfg.protocol.party_configs) {
     SimParty p;
-    p.cfg = load_party_config(path, cfg.shared_overrides);
+    p.cfg = load_party_config(path, cfg.shared_overrides, /*check_data=*/true, /*read_keys=*/false);
     if (model_config_hash(p.cfg.model, p.cfg.train) != hash) {
       throw ConfigError(fmt::format("{}: its preset differs from this config's model/train (hash {} vs {})",
                                     path, model_config_hash(p.cfg.model, p.cfg.train), hash));
@@ -124,9 +124,10 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
   fs::make_dirs(cfg.run.out_dir);
   const torch::Device device = model::parse_device(cfg.run.device);
   const bool bf16 = cfg.train.dtype == "bf16";
-  HubConfig hub =
-      cfg.protocol.hub_config.empty() ? HubConfig{} : load_hub_config(cfg.protocol.hub_config, {});
-    if (!cfg.protocol.schedule.empty()) hub.hub.schedule = cfg.protocol.schedule;
+  HubConfig hub = cfg.protocol.hub_config.empty()
+                      ? HubConfig{}
+                      : load_hub_config(cfg.protocol.hub_config, {}, /*read_keys=*/false);
+  if (!cfg.protocol.schedule.empty()) hub.hub.schedule = cfg.protocol.schedule;
   std::vector<SimParty> parties = load_parties(cfg, device);
   const auto n = static_cast<uint32_t>(parties.size());
   SimPool pool(cfg, device);

@@ -10,7 +10,7 @@ using namespace pcmoe;
 namespace {
 
 std::string hub_yaml(const std::string& extra) {
-  return "model:\n  d_model: 32\n  n_heads: 2\nhub:\n  parties:\n    - id: a\n" + extra;
+  return "model:\n  d_model: 32\n  n_heads: 2\nhub:\n  parties:\n    - id: a\n  insecure: true\n" + extra;
 }
 
 }  // namespace
@@ -48,12 +48,12 @@ TEST_CASE("hub.http: bad addresses and non-loopback ones are refused, naming fil
     }
     return std::string();
   };
-  CHECK_THAT(err("  http: 8080\n"), Catch::Contains("h.yaml:7: key 'hub.http'") &&
+  CHECK_THAT(err("  http: 8080\n"), Catch::Contains("h.yaml:8: key 'hub.http'") &&
                                         Catch::Contains("expected HOST:PORT such as 127.0.0.1:8080"));
   CHECK_THAT(err("  http: 127.0.0.1:99999\n"), Catch::Contains("port '99999'"));
   CHECK_THAT(err("  http: status.example.org:80\n"), Catch::Contains("no host names"));
   CHECK_THAT(err("  http: 300.1.1.1:80\n"), Catch::Contains("must be an IPv4 address"));
-  CHECK_THAT(err("  http: 0.0.0.0:8080\n"), Catch::Contains("h.yaml:7: key 'hub.http'") &&
+  CHECK_THAT(err("  http: 0.0.0.0:8080\n"), Catch::Contains("h.yaml:8: key 'hub.http'") &&
                                                 Catch::Contains("'0.0.0.0:8080' is not a loopback address") &&
                                                 Catch::Contains("hub.http_allow_remote: true"));
   CHECK_THAT(err("", {"hub.http=192.168.1.5:8080"}), Catch::Contains("--set") && Catch::Contains("hub.http"));

@@ -136,10 +136,10 @@ TEST_CASE("pcmoe-hub binary: ctl status, then SIGTERM exits 0", "[integration][h
   test::TempDir dir;
   dir.write("preset.yaml", kPreset);
   const std::string port = free_port();
-  const std::string cfg =
-      dir.write("hub.yaml", "preset: preset.yaml\nhub:\n  bind: tcp://*:" + port +
-                                "\n  parties:\n    - id: a\n    - id: b\n  out_dir: " + dir.path() +
-                                "/out\n  log_file: " + dir.path() + "/hub.log\n");
+  const std::string cfg = dir.write(
+      "hub.yaml", "preset: preset.yaml\nhub:\n  bind: tcp://127.0.0.1:" + port +
+                      "\n  insecure: true\n  parties:\n    - id: a\n    - id: b\n  out_dir: " + dir.path() +
+                      "/out\n  log_file: " + dir.path() + "/hub.log\n");
   Child hub({bin("pcmoe-hub"), "--config", cfg}, dir.path() + "/hub.out", dir.path() + "/hub.err");
   REQUIRE(hub.started());
 
@@ -193,9 +193,16 @@ TEST_CASE("pcmoe-hub binary: CURVE with a key from pcmoe-ctl keygen", "[integrat
   REQUIRE(::stat((dir.path() + "/hub.key").c_str(), &sb) == 0);
   CHECK((sb.st_mode & 0777) == 0600);
   const std::string party_key = net::generate_keypair().public_key;
+  // The operator's key pair, made with keygen --dir (the federation's set).
+  RunResult set =
+      run({bin("pcmoe-ctl"), "keygen", "--dir", dir.path() + "/keys", "--names", "operator"}, dir);
+  REQUIRE(set.code == 0);
+  CHECK_THAT(set.out, Catch::StartsWith("operator "));
+  CHECK(net::read_public_key_file(dir.path() + "/keys/operator.pub") == set.out.substr(9, 40));
   const std::string cfg =
       dir.write("hub.yaml", "preset: preset.yaml\nhub:\n  bind: tcp://127.0.0.1:" + free_port() +
-                                "\n  secret_key_file: hub.key\n  parties:\n    - id: a\n"
+                                "\n  secret_key_file: hub.key\n  ctl_key_file: keys/operator.key\n"
+                                "  parties:\n    - id: a\n"
                                 "      public_key: \"" +
                                 party_key + "\"\n  out_dir: " + dir.path() +
                                 "/out\n  log_file: " + dir.path() + "/hub.log\n");
@@ -205,6 +212,11 @@ TEST_CASE("pcmoe-hub binary: CURVE with a key from pcmoe-ctl keygen", "[integrat
   INFO(st.err);
   CHECK(st.code == 0);
   CHECK_THAT(st.out, Catch::Contains("\"state\":\"waiting\""));
+  // The hub's own key pair is no operator's: refused at the handshake, no answer.
+  RunResult own = run(
+      {bin("pcmoe-ctl"), "--config", cfg, "--key", dir.path() + "/hub.key", "status", "--timeout-ms", "500"},
+      dir);
+  CHECK(own.code == 3);
   // Without the keys (plain --endpoint), the CURVE hub does not answer.
   RunResult plain =
       run({bin("pcmoe-ctl"), "--endpoint", "tcp://127.0.0.1:1", "status", "--timeout-ms", "200"}, dir);

@@ -66,7 +66,7 @@ TEST_CASE("control: checkpoint and snapshot wait for the turn; turns wait for th
   out = h.send("ctl", proto::Control{"snapshot"});
   CHECK(of_type<proto::SnapshotRequest>(out).empty());
   CHECK_THAT(of_type<proto::ControlAck>(out)[0].message, Catch::Contains("queued"));
-  CHECK(h.store().state_writes == 0);
+  CHECK(h.store().state_writes == 1);  // when training started
   // The turn ends: requests go out, the hub state is written, and no new turn starts.
   out = h.play(t);
   auto cps = of_type<proto::CheckpointRequest>(out);
@@ -75,7 +75,7 @@ TEST_CASE("control: checkpoint and snapshot wait for the turn; turns wait for th
   auto snaps = of_type<proto::SnapshotRequest>(out);
   REQUIRE(snaps.size() == 2);
   CHECK(of_type<proto::Turn>(out).empty());
-  CHECK(h.store().state_writes == 1);
+  CHECK(h.store().state_writes == 2);
   CHECK_THAT(h.store().state, Catch::Contains("\"step\":1") && Catch::Contains("\"round\":0") &&
                                   Catch::Contains("\"turn_index\":1") &&
                                   Catch::Contains("\"running_counts\""));
@@ -225,7 +225,13 @@ TEST_CASE("snapshots every N steps, between turns", "[unit][hub]") {
   HubConfig cfg = test::small_hub_config({"a", "b"});
   cfg.hub.snapshot_every = 4;
   HubHarness h(cfg);
+  // The first round goes out when training starts, before any turn.
   auto out = h.join_all();
+  REQUIRE(of_type<proto::SnapshotRequest>(out).size() == 2);
+  CHECK(of_type<proto::Turn>(out).empty());
+  out = h.answer_snapshots(out);
+  CHECK(h.store().pool_writes == 1);
+  CHECK(h.hub().pool().step() == 0);
   int rounds = 0;
   while (h.hub().step() < 8) {
     out = h.play(the_turn(out));
@@ -240,7 +246,7 @@ TEST_CASE("snapshots every N steps, between turns", "[unit][hub]") {
     }
   }
   CHECK(rounds == 2);
-  CHECK(h.store().pool_writes == 2);
+  CHECK(h.store().pool_writes == 3);
   CHECK(h.hub().pool().step() == 7);
 }
 
@@ -272,7 +278,7 @@ TEST_CASE("the end: final snapshot, stop, byes, release", "[unit][hub]") {
   CHECK(release[0].reason == "release");
   CHECK(h.hub().finished());
   CHECK(h.hub().state_name() == "finished");
-  CHECK(h.store().state_writes == 1);
+  CHECK(h.store().state_writes == 2);  // when training started, and at the end
   CHECK_THAT(h.store().state, Catch::Contains("\"state\":\"finished\""));
   // A late hello is turned away.
   CHECK(only_reject(h.join("a")).code == uint16_t(proto::ErrorCode::stopping));

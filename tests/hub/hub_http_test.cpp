@@ -150,7 +150,8 @@ TEST_CASE("ctl.json: the hub writes how to reach it; pcmoe-ctl --run reads it", 
   RunningHub hub(cfg);
   CtlTarget t = target_from_run_dir(dir.path());  // finds DIR/hub/ctl.json
   CHECK(t.endpoint == hub.endpoint());
-  CHECK(!t.curve);
+  CHECK(t.server_key.empty());
+  CHECK(!t.client_keys);
   CHECK(t.stale_note.empty());
   CHECK(target_from_run_dir(dir.path() + "/hub").endpoint == hub.endpoint());
   zmq::context_t ctx;

@@ -16,21 +16,12 @@ using test::the_turn;
 
 namespace {
 
-// Plays turns (with a snapshot round at step 4: snapshot_every 4) until `steps` global steps are
-// done; returns the Turn the hub granted next.
+// Plays turns (with snapshot rounds when training starts and at step 4: snapshot_every 4) until
+// `steps` global steps are done; returns the Turn the hub granted next.
 proto::Turn play_until(HubHarness& h, int64_t steps) {
-  proto::Turn t = the_turn(h.join_all());
+  proto::Turn t = the_turn(h.answer_snapshots(h.join_all()));
   while (true) {
-    auto out = h.play(t);
-    for (const auto& req : of_type<proto::SnapshotRequest>(out)) {
-      (void)req;
-      for (const auto& p : h.hub().registry().parties()) {
-        auto o = h.send(p.peer, test::snapshot_for(h.cfg(), p.index, req.snapshot_id, h.hub().step(),
-                                                   0.25f + static_cast<float>(p.index)));
-        out.insert(out.end(), o.begin(), o.end());
-      }
-      break;
-    }
+    auto out = h.answer_snapshots(h.play(t));
     auto next = of_type<proto::Turn>(out);
     REQUIRE(next.size() == 1);
     t = next[0];
@@ -51,8 +42,9 @@ TEST_CASE("resume: a restarted hub continues step, schedule, load, totals and po
   test::TempDir dir;
   HubHarness before(cfg);
   const proto::Turn next = play_until(before, 6);
-  // state_every 2: written at steps 2, 4 (and after the snapshot at 4) and 6, between turns.
-  CHECK(before.store().state_writes == 4);
+  // Written when training starts, after the first snapshot (step 0), then (state_every 2) at steps
+  // 2, 4 (and after the snapshot at 4) and 6, between turns.
+  CHECK(before.store().state_writes == 6);
   CHECK_THAT(before.store().state, Catch::Contains("\"step\":6"));
   REQUIRE(before.store().pool.has_value());
 
@@ -138,7 +130,7 @@ TEST_CASE("resume: refusals and what is dropped", "[unit][hub]") {
     HubHarness h(reseeded);
     h.hub().restore(*read_saved_hub_state(path), nullptr);
     const uint64_t round = h.hub().scheduler().round();
-    the_turn(h.join_all());
+    the_turn(h.answer_snapshots(h.join_all()));  // no pool restored: a first snapshot round
     CHECK(h.hub().scheduler().round() == round + 1);
     CHECK(h.hub().scheduler().position() == 1);
   }

@@ -166,10 +166,13 @@ TEST_CASE("CURVE: parties and pcmoe-ctl authenticate with their keys", "[integra
   auto hub_keys = net::generate_keypair();
   auto a_keys = net::generate_keypair();
   auto b_keys = net::generate_keypair();
+  auto op_keys = net::generate_keypair();
+  cfg.hub.insecure = false;
   cfg.hub.secret_key_file = fs::join(dir.path(), "hub.key");
   net::write_key_file(cfg.hub.secret_key_file, hub_keys);
   cfg.hub.parties[0].public_key = a_keys.public_key;
   cfg.hub.parties[1].public_key = b_keys.public_key;
+  cfg.hub.operators = {{"ops", op_keys.public_key, ""}};
   RunningHub hub(cfg);
   // b's key claiming to be a: refused.
   FakeParty impostor(hub.ctx(), hub.endpoint(), cfg, "a", b_keys, hub_keys.public_key);
@@ -193,8 +196,8 @@ TEST_CASE("CURVE: parties and pcmoe-ctl authenticate with their keys", "[integra
       CHECK_FALSE(net::recv_message(stranger, 300, proto::Limits{}));
     }
   }
-  // pcmoe-ctl with the hub's own key pair: status and control.
-  CtlTarget t{hub.endpoint(), hub_keys, test::kWaitMs, ""};
+  // pcmoe-ctl with an operator's key pair: status and control.
+  CtlTarget t{hub.endpoint(), op_keys, hub_keys.public_key, test::kWaitMs, ""};
   zmq::context_t ctx;
   auto st = ctl_call(ctx, t, proto::StatusRequest{true});
   REQUIRE(st);
@@ -202,9 +205,16 @@ TEST_CASE("CURVE: parties and pcmoe-ctl authenticate with their keys", "[integra
   auto ack = ctl_call(ctx, t, proto::Control{"pause"});
   REQUIRE(ack);
   CHECK(std::get<proto::ControlAck>(*ack).ok);
-  // A party's key may not control the hub.
+  // The hub's own key pair is no operator: it cannot even connect.
+  CtlTarget own{hub.endpoint(), hub_keys, hub_keys.public_key, 500, ""};
+  CHECK_FALSE(ctl_call(ctx, own, proto::StatusRequest{true}));
+  // A party's key may neither control the hub nor read its status.
   REQUIRE(a.send(proto::Control{"resume"}));
   auto e = a.wait_for<proto::ErrorMsg>();
   REQUIRE(e);
   CHECK(e->code == uint16_t(proto::ErrorCode::unknown_party));
+  REQUIRE(a.send(proto::StatusRequest{false}));
+  auto e2 = a.wait_for<proto::ErrorMsg>();
+  REQUIRE(e2);
+  CHECK(e2->code == uint16_t(proto::ErrorCode::unknown_party));
 }

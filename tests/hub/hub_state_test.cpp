@@ -102,7 +102,7 @@ TEST_CASE("hello: with CURVE the authenticated key must be the party's", "[unit]
   cfg.hub.parties[1].public_key = key_b;
   HubOptions o;
   o.curve = true;
-  o.operator_key = key_op;
+  o.operators = {{key_op, "ops"}};
   HubHarness h(cfg, o);
   auto r = only_reject(h.send("p", test::hello_for(cfg, "a"), key_b));
   CHECK(r.code == uint16_t(proto::ErrorCode::unknown_party));
@@ -118,10 +118,13 @@ TEST_CASE("hello: with CURVE the authenticated key must be the party's", "[unit]
   auto e = only_error(h.send("p", proto::Heartbeat{1, 0, "x"}, key_b));
   CHECK(e.code == uint16_t(proto::ErrorCode::unknown_party));
   CHECK(of_type<proto::Heartbeat>(h.send("p", proto::Heartbeat{1, 0, "x"}, key_a)).size() == 1);
-  // Control only with the operator key (the hub's own, which pcmoe-ctl uses).
+  // Control and status only with an operator key (a party's is none).
   CHECK(only_error(h.send("p", proto::Control{"pause"}, key_a)).code ==
         uint16_t(proto::ErrorCode::unknown_party));
+  CHECK(only_error(h.send("p", proto::StatusRequest{false}, key_a)).code ==
+        uint16_t(proto::ErrorCode::unknown_party));
   CHECK(of_type<proto::ControlAck>(h.send("ctl", proto::Control{"pause"}, key_op))[0].ok);
+  CHECK(of_type<proto::Status>(h.send("ctl", proto::StatusRequest{false}, key_op)).size() == 1);
 }
 
 TEST_CASE("training starts only when every configured party has joined", "[unit][hub]") {

@@ -27,6 +27,8 @@ HubConfig small_hub_config(const std::vector<std::string>& party_ids, const std:
   c.hub.party_timeout_ms = 1000;
   c.hub.load_window_steps = 3;
   c.hub.out_dir = out_dir.empty() ? "/nonexistent-hub-test-dir" : out_dir;
+  c.hub.snapshot_every = 0;  // no snapshot rounds unless a test asks for them
+  c.hub.insecure = true;     // plain mode unless a test sets up CURVE
   return c;
 }
 
@@ -111,6 +113,18 @@ std::vector<hub::Outgoing> HubHarness::play(const proto::Turn& t, uint64_t scale
   }
   auto o = send(holder, proto::TurnDone{t.turn_id, t.n_steps, true, "", ""});
   out.insert(out.end(), o.begin(), o.end());
+  return out;
+}
+
+std::vector<hub::Outgoing> HubHarness::answer_snapshots(std::vector<hub::Outgoing> out) {
+  for (const auto& req : of_type<proto::SnapshotRequest>(out)) {
+    for (const auto& p : hub_->registry().parties()) {
+      if (!p.alive) continue;
+      auto o = send(p.peer, snapshot_for(cfg_, p.index, req.snapshot_id, hub_->step(),
+                                         0.25f + static_cast<float>(p.index)));
+      out.insert(out.end(), o.begin(), o.end());
+    }
+  }
   return out;
 }
 

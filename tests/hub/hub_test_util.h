@@ -104,6 +104,9 @@ class HubHarness {
   std::vector<hub::Outgoing> join_all();
   // Plays the turn `t` of its holder to the end (reports for every step, then TurnDone ok).
   std::vector<hub::Outgoing> play(const proto::Turn& t, uint64_t scale = 1);
+  // Answers every SnapshotRequest in `out` for every live party (experts filled with 0.25 + its
+  // index, at the hub's step); returns `out` followed by the hub's answers.
+  std::vector<hub::Outgoing> answer_snapshots(std::vector<hub::Outgoing> out);
   // Heartbeats from every live party (keeps them alive across advance()).
   void heartbeat_all();
 

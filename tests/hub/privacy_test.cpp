@@ -28,7 +28,7 @@ using proto::MsgType;
 
 namespace {
 
-constexpr std::array<MsgType, 34> kAllTypes = {MsgType::hello,
+constexpr std::array<MsgType, 35> kAllTypes = {MsgType::hello,
                                                MsgType::welcome,
                                                MsgType::reject,
                                                MsgType::directory,
@@ -50,6 +50,7 @@ constexpr std::array<MsgType, 34> kAllTypes = {MsgType::hello,
                                                MsgType::stop,
                                                MsgType::bye,
                                                MsgType::error,
+                                               MsgType::turn_notice,
                                                MsgType::round_close,
                                                MsgType::round_norm,
                                                MsgType::round_commit,
@@ -91,6 +92,10 @@ struct FieldLister {
   }
   template <class T>
   void uints(const char* k, const std::vector<T>&, uint64_t = 0) {
+    keys.emplace_back(k);
+  }
+  template <class T>
+  void optional_uint(const char* k, const T&) {
     keys.emplace_back(k);
   }
   template <class T>
@@ -168,7 +173,7 @@ bool has_unknown_type(const std::vector<proto::Message>& ms, MsgType t) {
 
 TEST_CASE("privacy: the accepted types carry no token, label, text, position or activation", "[unit][hub]") {
   const std::map<MsgType, std::vector<std::string>> kFields = {
-      {MsgType::hello, {"pid", "pmaj", "pmin", "mhash", "ep", "ckey", "mem", "rstep"}},
+      {MsgType::hello, {"pid", "pmaj", "pmin", "mhash", "ep", "ckey", "mem", "rstep", "sess"}},
       {MsgType::step_report,
        {"turn", "step", "loss", "aux", "tok", "lr", "ms", "bsent", "brecv", "peak", "cnt", "gate", "eval"}},
       {MsgType::turn_done, {"turn", "ndone", "ok", "why", "suspect"}},

@@ -64,9 +64,11 @@ class Setup {
   // hub.yaml binding `bind` (default: endpoint()); `extra` is appended to the hub: block.
   std::string hub_config(const std::string& name, const std::string& bind = "", const std::string& extra = "",
                          const std::string& parties = "    - id: a\n    - id: b\n") const {
+    // Plain mode (this host only) unless the test gives keys.
+    const std::string plain = extra.find("secret_key_file") == std::string::npos ? "  insecure: true\n" : "";
     return dir_.write(name, "preset: preset.yaml\nhub:\n  bind: " + (bind.empty() ? endpoint() : bind) +
-                                "\n  parties:\n" + parties + "  out_dir: " + path() + "/" + name +
-                                ".out\n  log_file: " + path() + "/" + name + ".log\n" + extra);
+                                "\n" + plain + "  parties:\n" + parties + "  out_dir: " + path() + "/" +
+                                name + ".out\n  log_file: " + path() + "/" + name + ".log\n" + extra);
   }
   // party.yaml of party `id` connecting to `hub` (default: endpoint()); `extra` is appended to the
   // party: block, `data_path` replaces the corpus.
@@ -74,7 +76,8 @@ class Setup {
                            const std::string& extra = "", const std::string& data_path = "") const {
     return dir_.write(
         name, "preset: preset.yaml\nparty:\n  id: " + id + "\n  hub: " + (hub.empty() ? endpoint() : hub) +
-                  "\n  hub_timeout_ms: 20000\n" + extra +
+                  "\n  hub_timeout_ms: 20000\n" +
+                  (extra.find("curve:") == std::string::npos ? "  insecure: true\n" : "") + extra +
                   "data:\n  sources:\n    - path: " + (data_path.empty() ? path() + "/corpus" : data_path) +
                   "\n      format: text\nrun:\n  seed: 5\n  out_dir: " + path() + "/" + name +
                   ".out\n  log_file: " + path() + "/" + name + ".log\n");

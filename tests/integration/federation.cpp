@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "common/fs.h"
+#include "net/curve.h"
 
 namespace pcmoe::test {
 
@@ -40,7 +41,32 @@ void add_sets(std::vector<std::string>& argv, const std::vector<std::string>& se
 }  // namespace
 
 Federation::Federation(std::string root, FederationOptions options)
-    : root_(std::move(root)), options_(std::move(options)) {}
+    : root_(std::move(root)), options_(std::move(options)) {
+  if (options_.curve) make_keys();
+}
+
+void Federation::make_keys() {
+  fs::make_dirs(root_ + "/keys");
+  std::vector<std::string> names = {"hub", "operator"};
+  for (const auto& id : options_.ids) names.push_back("party-" + id);
+  for (const auto& name : names) {
+    const net::CurveKeyPair keys = net::generate_keypair();
+    net::write_key_file(key_file(name), keys);
+    net::write_public_key_file(public_key_file(name), keys.public_key);
+    if (name == "hub") hub_key_ = keys.public_key;
+    if (name == "operator") operator_keys_ = keys;
+  }
+}
+
+std::optional<proto::Status> Federation::status() const {
+  return hub_status(endpoint_, 2000, operator_keys_, hub_key_);
+}
+
+std::vector<std::string> Federation::party_security(const std::string& id) const {
+  if (!options_.curve) return {"party.insecure=true"};
+  return {"party.curve.secret_key_file=" + key_file("party-" + id),
+          "party.curve.hub_public_key_file=" + public_key_file("hub")};
+}
 
 Federation::~Federation() {
   parties_.clear();
@@ -58,6 +84,15 @@ bool Federation::launch_hub(const std::string& bind, const std::vector<std::stri
   std::vector<std::string> argv = {app("pcmoe-hub"), "--config", config("hub.yaml")};
   add_sets(argv, options_.shared);
   add_sets(argv, {"hub.bind=" + bind, "hub.out_dir=" + hub_dir(), "hub.log_file=" + hub_log()});
+  if (options_.curve) {
+    add_sets(argv, {"hub.secret_key_file=" + key_file("hub"), "hub.ctl_key_file=" + key_file("operator")});
+    for (size_t i = 0; i < options_.ids.size(); ++i) {
+      add_sets(argv, {"hub.parties[" + std::to_string(i) +
+                      "].public_key_file=" + public_key_file("party-" + options_.ids[i])});
+    }
+  } else {
+    add_sets(argv, {"hub.insecure=true"});
+  }
   add_sets(argv, options_.hub);
   add_sets(argv, extra);
   hub_ = std::make_unique<Process>(argv, root_ + "/hub.out", root_ + "/hub.err");
@@ -82,10 +117,13 @@ bool Federation::restart_hub(const std::vector<std::string>& extra, int timeout_
   return launch_hub(endpoint_, extra, timeout_ms);
 }
 
-void Federation::start_party(const std::string& id, const std::vector<std::string>& extra) {
-  std::vector<std::string> argv = {app("pcmoe-party"), "--config", config("party-" + id + ".yaml")};
+void Federation::start_party(const std::string& id, const std::vector<std::string>& extra,
+                             const std::vector<std::string>& wrapper) {
+  std::vector<std::string> argv = wrapper;
+  argv.insert(argv.end(), {app("pcmoe-party"), "--config", config("party-" + id + ".yaml")});
   add_sets(argv, options_.shared);
   add_sets(argv, {"party.hub=" + endpoint_, "run.out_dir=" + party_dir(id), "run.log_file=" + party_log(id)});
+  add_sets(argv, party_security(id));
   add_sets(argv, options_.party);
   add_sets(argv, extra);
   const std::string base = root_ + "/party-" + id;
@@ -127,13 +165,13 @@ bool Federation::wait_all(int timeout_ms) {
   return all;
 }
 
-std::string Federation::require_clean_finish(int64_t steps, int timeout_ms) {
+std::string Federation::require_clean_finish(int64_t steps, int timeout_ms, bool all_exported) {
   FED_REQUIRE(*this, wait_all(timeout_ms));
   FED_CHECK(*this, hub().exit_code() == 0);
   for (const auto& id : ids()) {
     INFO("party " << id);
     FED_CHECK(*this, party(id).exit_code() == 0);
-    CHECK(fs::exists(party_dir(id) + "/model.pcmoe"));
+    if (all_exported) CHECK(fs::exists(party_dir(id) + "/model.pcmoe"));
   }
   auto finished = log_events(hub_log(), "hub.finished");
   REQUIRE(finished.size() == 1);

@@ -1,7 +1,8 @@
 // A real federation for integration tests: pcmoe-hub from configs/hub.yaml bound to
 // tcp://127.0.0.1:* (its endpoint read from its hub.started log line, so there is no port race)
 // and pcmoe-party processes from configs/party-<id>.yaml, each with its out_dir, log file and
-// stdout/stderr files under one directory, started and restarted individually. Every process is
+// stdout/stderr files under one directory, started and restarted individually; CURVE with keys of
+// its own (options.curve) or plain mode. Every process is
 // a test::Process: the Federation's destruction SIGKILLs whatever still runs.
 #pragma once
 
@@ -24,6 +25,9 @@ struct FederationOptions {
   std::vector<std::string> hub;     // --set for the hub only
   std::vector<std::string> party;   // --set for every party
   std::vector<std::string> ids = {"a", "b", "c"};
+  // CURVE with keys made in <root>/keys (hub, operator, party-<id>), as the shipped configs do;
+  // false: plain mode (hub.insecure, party.insecure: loopback only).
+  bool curve = false;
 };
 
 // Small and fast: 4 x 64-token sequences per step; the SAME on every participant (the hub
@@ -51,8 +55,10 @@ class Federation {
   // log, with extra --set values; true once it logged hub.started, false if it exited first (its
   // exit code is then in hub()).
   bool restart_hub(const std::vector<std::string>& extra = {}, int timeout_ms = 30000);
-  // Starts (or restarts, once the previous one has exited) party `id`, with extra --set values.
-  void start_party(const std::string& id, const std::vector<std::string>& extra = {});
+  // Starts (or restarts, once the previous one has exited) party `id`, with extra --set values;
+  // `wrapper` (e.g. {"prlimit", "--fsize=4194304"}) is put before the binary and execs it.
+  void start_party(const std::string& id, const std::vector<std::string>& extra = {},
+                   const std::vector<std::string>& wrapper = {});
   void start_parties();
 
   Process& hub() { return *hub_; }
@@ -66,7 +72,12 @@ class Federation {
   std::string party_log(const std::string& id) const { return root_ + "/party-" + id + ".log"; }
   std::string metrics(const std::string& id) const { return party_dir(id) + "/metrics.jsonl"; }
 
-  std::optional<proto::Status> status() const { return hub_status(endpoint_); }
+  std::optional<proto::Status> status() const;
+  // CURVE (options.curve): the key pair files it made, by name ("hub", "operator", "party-a", ...).
+  std::string key_file(const std::string& name) const { return root_ + "/keys/" + name + ".key"; }
+  std::string public_key_file(const std::string& name) const { return root_ + "/keys/" + name + ".pub"; }
+  // The --set values that give party `id` its keys (CURVE) or plain mode.
+  std::vector<std::string> party_security(const std::string& id) const;
   // Polls the hub's status until pred holds; the last status seen (or nullopt) otherwise.
   std::optional<proto::Status> wait_status(const std::function<bool(const proto::Status&)>& pred,
                                            int timeout_ms);
@@ -75,9 +86,9 @@ class Federation {
   // Waits for every process to exit; true if all did within timeout_ms.
   bool wait_all(int timeout_ms);
   // The normal end, checked: every process exits 0 within timeout_ms, every party exported its
-  // model, and the hub logged hub.finished once, at `steps`, reason "finished". Returns that line
-  // (the test has failed if it is empty).
-  std::string require_clean_finish(int64_t steps, int timeout_ms = 120000);
+  // model (unless !all_exported), and the hub logged hub.finished once, at `steps`, reason
+  // "finished". Returns that line (the test has failed if it is empty).
+  std::string require_clean_finish(int64_t steps, int timeout_ms = 120000, bool all_exported = true);
   // The tail of every log and stderr file, for failure messages.
   std::string report() const;
 
@@ -85,8 +96,12 @@ class Federation {
   // Starts pcmoe-hub bound to `bind`; true once a new hub.started line gave its endpoint.
   bool launch_hub(const std::string& bind, const std::vector<std::string>& extra, int timeout_ms);
 
+  void make_keys();
+
   std::string root_;
   FederationOptions options_;
+  std::optional<net::CurveKeyPair> operator_keys_;
+  std::string hub_key_;
   std::string endpoint_;
   std::unique_ptr<Process> hub_;
   std::map<std::string, std::unique_ptr<Process>> parties_;

@@ -25,9 +25,9 @@ TEST_CASE("pcmoe-party: a directory right behind the welcome is applied once the
   net::Server hub(net::default_context(), so);
   std::vector<std::string> argv = {test::app("pcmoe-party"), "--config", test::config("party-a.yaml")};
   for (const auto& s : test::tiny_overrides(20, 0)) argv.insert(argv.end(), {"--set", s});
-  argv.insert(argv.end(),
-              {"--set", "party.hub=" + hub.endpoint(), "--set", "party.heartbeat_ms=100", "--set",
-               "run.out_dir=" + dir.path() + "/a", "--set", "run.log_file=" + dir.path() + "/a.log"});
+  argv.insert(argv.end(), {"--set", "party.insecure=true", "--set", "party.hub=" + hub.endpoint(), "--set",
+                           "party.heartbeat_ms=100", "--set", "run.out_dir=" + dir.path() + "/a", "--set",
+                           "run.log_file=" + dir.path() + "/a.log"});
   test::Process party(argv, dir.path() + "/a.out", dir.path() + "/a.err");
   proto::Limits limits;
   // The hello.

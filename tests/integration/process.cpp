@@ -169,9 +169,15 @@ std::vector<std::string> log_events(const std::string& path, const std::string& 
 
 // ---- the hub ----
 
-std::optional<proto::Status> hub_status(const std::string& endpoint, int timeout_ms) {
+std::optional<proto::Status> hub_status(const std::string& endpoint, int timeout_ms,
+                                        const std::optional<net::CurveKeyPair>& operator_keys,
+                                        const std::string& hub_key) {
   net::ClientOptions o;
   o.endpoint = endpoint;
+  if (!hub_key.empty()) {
+    o.curve = operator_keys;
+    o.server_public_key = hub_key;
+  }
   net::Client client(net::default_context(), o);
   if (!net::send_message(client, proto::StatusRequest{false}, timeout_ms)) return std::nullopt;
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "net/curve.h"
 #include "proto/messages.h"
 
 namespace pcmoe::test {
@@ -70,8 +71,11 @@ std::optional<std::string> json_string(const std::string& line, const std::strin
 // Lines of a JSON-lines log whose "event" is `event`.
 std::vector<std::string> log_events(const std::string& path, const std::string& event);
 
-// One status_request to the hub at `endpoint` (no CURVE); nullopt if no answer in time.
-std::optional<proto::Status> hub_status(const std::string& endpoint, int timeout_ms = 2000);
+// One status_request to the hub at `endpoint`; nullopt if no answer in time. With CURVE:
+// `operator_keys` (an operator's key pair) and the hub's public key `hub_key`.
+std::optional<proto::Status> hub_status(const std::string& endpoint, int timeout_ms = 2000,
+                                        const std::optional<net::CurveKeyPair>& operator_keys = std::nullopt,
+                                        const std::string& hub_key = "");
 
 // Paths of the built binaries and the sources.
 std::string app(const std::string& name);    // <build>/apps/<name>

@@ -85,6 +85,23 @@ TEST_CASE("hub link: heartbeats flow while the owner is busy; sends keep their o
   CHECK(link.party_lost(1));
   CHECK_FALSE(link.party_lost(0));
   CHECK_FALSE(link.party_lost(5));
+
+  // Turn notices (1.2) are kept for the expert host and never queued for the session.
+  CHECK_FALSE(link.current_turn());
+  REQUIRE(net::reply(hub.server, peer, proto::TurnNotice{9, 2, {1}, 40, 1}));
+  REQUIRE(net::reply(hub.server, peer, proto::Heartbeat{1, 41, "training"}));  // behind it, in order
+  auto next = link.poll(2000);
+  REQUIRE(next);
+  CHECK(std::holds_alternative<proto::Heartbeat>(next->message));
+  auto turn = link.current_turn();
+  REQUIRE(turn);
+  CHECK(turn->turn_id == 9);
+  CHECK(turn->holders == std::vector<uint32_t>{1});
+  CHECK(turn->step_begin == 40);
+  REQUIRE(net::reply(hub.server, peer, proto::TurnNotice{9, 2, {}, 41, 0}));  // the turn is over
+  REQUIRE(net::reply(hub.server, peer, proto::Heartbeat{2, 41, "training"}));
+  REQUIRE(link.poll(2000));
+  CHECK(link.current_turn()->holders.empty());
 }
 
 TEST_CASE("hub link: what is queued last still goes out when the link closes", "[integration][party]") {

@@ -7,32 +7,20 @@
 #include "hub/hub_state.h"
 #include "hub/hub_test_util.h"
 #include "party/party_session.h"
+#include "session_test_util.h"
 
 using namespace pcmoe;
 using namespace pcmoe::party;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+using test::all_of;
+using test::sent;
 
 namespace {
 
-SessionOptions options() {
-  SessionOptions o;
-  o.hub_endpoint = "tcp://127.0.0.1:5555";
-  o.id_origin = "party.yaml:3";
-  o.moe_layers = {0, 1};
-  o.n_experts = 4;
-  o.hub_timeout_ms = 3000;
-  o.heartbeat_ms = 100;
-  return o;
-}
+SessionOptions options() { return test::session_options({0, 1}, 4, 3000); }
 
-proto::Hello hello() {
-  proto::Hello h;
-  h.party_id = "b";
-  h.model_hash = "hash";
-  h.expert_endpoint = "tcp://127.0.0.1:7001";
-  return h;
-}
+proto::Hello hello() { return test::session_hello(); }
 
 proto::Welcome welcome(uint32_t index = 1) {
   proto::Welcome w;
@@ -44,25 +32,6 @@ proto::Welcome welcome(uint32_t index = 1) {
   for (uint32_t i = 0; i < 3; ++i)
     w.directory.push_back({std::string(1, char('a' + i)), i, "tcp://x", "", true});
   return w;
-}
-
-template <class T>
-std::vector<T> all_of(const std::vector<Action>& actions) {
-  std::vector<T> out;
-  for (const auto& a : actions) {
-    if (auto* x = std::get_if<T>(&a)) out.push_back(*x);
-  }
-  return out;
-}
-
-// The messages sent, of type M.
-template <class M>
-std::vector<M> sent(const std::vector<Action>& actions) {
-  std::vector<M> out;
-  for (const auto& s : all_of<act::Send>(actions)) {
-    if (auto* m = std::get_if<M>(&s.message)) out.push_back(*m);
-  }
-  return out;
 }
 
 // A session that has joined at t0 (index 1 of 3).

@@ -105,6 +105,7 @@ std::vector<Message> golden_messages() {
   out.push_back(Stop{"finished"});
   out.push_back(Bye{"operator"});
   out.push_back(ErrorMsg{15, "no such request", 32, 77});
+  out.push_back(TurnNotice{17, 5, {2}, 1504, 4});  // 1.2: in proto/golden/1.2 only
   out.push_back(ExpertForward{77, "alice", 1505, 3, ExpertMode::eval,
                               make_tensor(DType::i32, {3}, std::vector<int32_t>{1, 3, 1}.data(), 12),
                               bf16_rows(3, 4, 0x3f80)});
@@ -141,6 +142,10 @@ class Flattener {
   void uints(const char* k, const std::vector<T>& xs, uint64_t = 0) {
     std::vector<uint64_t> w(xs.begin(), xs.end());
     put(k, fmt::format("[{}]", fmt::join(w, ",")));
+  }
+  template <class T>
+  void optional_uint(const char* k, const T& x) {
+    uint(k, x);
   }
   template <class T>
   void optional_uints(const char* k, const std::vector<T>& xs) {
@@ -214,9 +219,27 @@ std::vector<std::pair<std::string, Message>> golden_messages_1_1() {
 
 std::vector<std::pair<std::string, Message>> golden_messages_1_2() {
   std::vector<std::pair<std::string, Message>> out;
-  Welcome w = std::get<Welcome>(golden_messages()[1]);
-  w.schedule = "concurrent";
-  out.emplace_back("welcome.concurrent", w);
+  Hello h{"b", 1, 2, "00112233aabbccdd", "tcp://10.0.0.2:7001", "", 1 << 30, 412};
+  h.session = 0x8a3f09c1d2e4b567;
+  out.emplace_back("hello.session", h);
+  Welcome w;
+  w.party_index = 1;
+  w.run_id = "20261201T101500Z-77";
+  w.total_steps = 600;
+  w.step = 412;
+  w.moe_layers = {0, 1};
+  w.n_experts = 2;
+  w.directory = {{"a", 0, "tcp://10.0.0.1:7001", "", true}, {"b", 1, "tcp://10.0.0.2:7001", "", true}};
+  w.placement = {{0, 1}, {0, 1}};
+  w.directory_epoch = 9;
+  w.session = 0x8a3f09c1d2e4b567;
+  out.emplace_back("welcome.session", w);
+  Welcome wc = std::get<Welcome>(golden_messages()[1]);
+  wc.schedule = "concurrent";
+  out.emplace_back("welcome.concurrent", wc);
+  Pool p{400, {"l3.e1.w1"}, {f16_rows(2, 2)}};
+  p.party_steps = {400, 412, 300};
+  out.emplace_back("pool.party_steps", p);
   out.emplace_back("round_close", RoundClose{1507});
   out.emplace_back("round_norm", RoundNorm{1507, 0.875, 12});
   out.emplace_back("round_commit", RoundCommit{1507, true, 0.3125});

@@ -12,12 +12,14 @@
 namespace pcmoe::test {
 
 // One message of every MsgType, every field set to a non-default value, in MsgType order: the
-// samples of protocol 1.0 (proto/golden/1.0/<type>.bin), also written at 1.1.
+// samples of protocol 1.0 (proto/golden/1.0/<type>.bin), also written at 1.1 and 1.2, and those of
+// the types added later (turn_notice: 1.2 on).
 std::vector<proto::Message> golden_messages();
 // The samples added by 1.1 (fp8 tensors with scales, reply timelines), as (file stem, message):
 // proto/golden/1.1/<stem>.bin.
 std::vector<std::pair<std::string, proto::Message>> golden_messages_1_1();
-// The samples added by 1.2 (concurrent rounds): proto/golden/1.2/<stem>.bin.
+// The samples 1.2 added: a hello and a welcome with a session token, a welcome of concurrent rounds,
+// a pool with its parties' steps, the concurrent rounds' messages: proto/golden/1.2/<stem>.bin.
 std::vector<std::pair<std::string, proto::Message>> golden_messages_1_2();
 // One sample of every MsgType of today's protocol, in MsgType order (golden_messages() and the
 // types added since).
