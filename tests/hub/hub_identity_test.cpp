@@ -188,7 +188,10 @@ TEST_CASE("turn notices: every live party learns who holds the turn and when it 
   auto out = h.join_all();
   const proto::Turn t = the_turn(out);
   const uint32_t holder = h.hub().scheduler().active()->party;
-  auto notices = of_type<proto::TurnNotice>(out);
+  std::vector<proto::TurnNotice> notices;
+  for (const auto& n : of_type<proto::TurnNotice>(out)) {
+    if (!n.holders.empty()) notices.push_back(n);  // (the last welcome's: no turn yet)
+  }
   REQUIRE(notices.size() == 3);  // one per live party, holder included, before its Turn
   for (const auto& n : notices) {
     CHECK(n.turn_id == t.turn_id);
@@ -197,6 +200,16 @@ TEST_CASE("turn notices: every live party learns who holds the turn and when it 
     CHECK(n.n_steps == t.n_steps);
   }
   CHECK(std::holds_alternative<proto::Turn>(out.back().message));
+  // A party (not the holder) registering again in the middle of the turn learns it with its welcome.
+  std::string other;
+  for (const char* id : {"a", "b", "c"}) {
+    if (h.hub().registry().find_id(id)->index != holder) other = id;
+  }
+  auto again = h.join(other);
+  auto late = of_type<proto::TurnNotice>(again, HubHarness::peer(other));
+  REQUIRE(late.size() == 1);
+  CHECK(late[0].holders == std::vector<uint32_t>{holder});
+  CHECK(late[0].turn_id == t.turn_id);
   // The turn ends: a notice without holders, then the next turn's.
   out = h.play(t);
   notices = of_type<proto::TurnNotice>(out);
