@@ -48,7 +48,7 @@ static config::Schema<ProtocolConfig> protocol_schema() {
           "this file)")
       .field("hub_config", &ProtocolConfig::hub_config,
              "mode protocol: the hub YAML whose turn seed, steps per turn and schedule to use")
-            .field("schedule", &ProtocolConfig::schedule,
+      .field("schedule", &ProtocolConfig::schedule,
              "mode protocol: sequential | concurrent, overriding the hub config's hub.schedule (\"\" = "
              "the hub config's)",
              config::one_of({"", "sequential", "concurrent"}))

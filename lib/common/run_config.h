@@ -37,7 +37,7 @@ struct RunConfig {
 struct ProtocolConfig {
   std::vector<std::string> party_configs;  // party YAML files (their data and backbone seeds)
   std::string hub_config;                  // hub YAML (turn seed, steps per turn, schedule)
-    std::string mix = "all";                 // mode mix: all | rotate
+  std::string mix = "all";                 // mode mix: all | rotate
   std::string schedule;                    // mode protocol: "" = the hub config's | sequential | concurrent
 };
 

@@ -150,7 +150,7 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
     p.eval_loss = ev.loss;
     p.eval_bpb = ev.bits_per_byte;
   };
-      const bool concurrent = hub.hub.schedule == "concurrent";
+  const bool concurrent = hub.hub.schedule == "concurrent";
   while (step < cfg.train.steps && !signals::stop_requested()) {
     if (cfg.run.max_minutes > 0 &&
         std::chrono::duration<double>(Clock::now() - t0).count() > cfg.run.max_minutes * 60)
