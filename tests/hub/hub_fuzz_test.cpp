@@ -43,6 +43,7 @@ TEST_CASE("the hub survives 100,000 fuzzed messages on its socket", "[fuzz][hub]
 
   std::vector<Frames> seeds;
   for (const auto& m : test::golden_messages()) seeds.push_back(proto::encode(m));
+  for (const auto& [stem, m] : test::golden_messages_1_2()) seeds.push_back(proto::encode(m));  // rounds
   // Hub-specific valid messages, so mutations also reach registered-party paths.
   seeds.push_back(proto::encode(test::hello_for(cfg, "a")));
   seeds.push_back(proto::encode(test::report_for(cfg, 1, 0)));

@@ -149,10 +149,14 @@ TEST_CASE(
       fed,
       fed.wait_status([&](const proto::Status& s) { return s.step >= during->step + 3; }, 30000).has_value());
   if (!kill) {
+    // Paused while c comes back: a and b alone would otherwise finish the run's last rounds (about
+    // 60 ms each) before c, frozen, notices that it was lost and says hello again.
+    FED_REQUIRE(fed, fed.control("pause"));
     fed.party("c").signal(SIGCONT);
     FED_REQUIRE(
         fed,
         fed.wait_status([](const proto::Status& s) { return test::alive_in(s, "c"); }, 20000).has_value());
+    FED_REQUIRE(fed, fed.control("resume"));
   }
 
   if (kill) {

@@ -62,6 +62,10 @@ std::optional<proto::Status> Federation::status() const {
   return hub_status(endpoint_, 2000, operator_keys_, hub_key_);
 }
 
+bool Federation::control(const std::string& action) const {
+  return hub_control(endpoint_, action, 2000, operator_keys_, hub_key_);
+}
+
 std::vector<std::string> Federation::party_security(const std::string& id) const {
   if (!options_.curve) return {"party.insecure=true"};
   return {"party.curve.secret_key_file=" + key_file("party-" + id),

@@ -73,6 +73,8 @@ class Federation {
   std::string metrics(const std::string& id) const { return party_dir(id) + "/metrics.jsonl"; }
 
   std::optional<proto::Status> status() const;
+  // A control command (pause, resume, checkpoint, snapshot, stop) as the operator; true if acknowledged ok.
+  bool control(const std::string& action) const;
   // CURVE (options.curve): the key pair files it made, by name ("hub", "operator", "party-a", ...).
   std::string key_file(const std::string& name) const { return root_ + "/keys/" + name + ".key"; }
   std::string public_key_file(const std::string& name) const { return root_ + "/keys/" + name + ".pub"; }

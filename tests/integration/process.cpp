@@ -169,9 +169,12 @@ std::vector<std::string> log_events(const std::string& path, const std::string& 
 
 // ---- the hub ----
 
-std::optional<proto::Status> hub_status(const std::string& endpoint, int timeout_ms,
-                                        const std::optional<net::CurveKeyPair>& operator_keys,
-                                        const std::string& hub_key) {
+namespace {
+
+// Sends `request` to the hub and returns its first answer of type T (nullopt: none in time).
+template <class T>
+std::optional<T> ask_hub(const std::string& endpoint, const proto::Message& request, int timeout_ms,
+                         const std::optional<net::CurveKeyPair>& operator_keys, const std::string& hub_key) {
   net::ClientOptions o;
   o.endpoint = endpoint;
   if (!hub_key.empty()) {
@@ -179,15 +182,29 @@ std::optional<proto::Status> hub_status(const std::string& endpoint, int timeout
     o.server_public_key = hub_key;
   }
   net::Client client(net::default_context(), o);
-  if (!net::send_message(client, proto::StatusRequest{false}, timeout_ms)) return std::nullopt;
+  if (!net::send_message(client, request, timeout_ms)) return std::nullopt;
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   while (Clock::now() < deadline) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     auto m = net::recv_message(client, static_cast<int>(std::max<int64_t>(left, 1)), proto::Limits{});
     if (!m) break;
-    if (auto* s = std::get_if<proto::Status>(&*m)) return *s;
+    if (auto* answer = std::get_if<T>(&*m)) return *answer;
   }
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<proto::Status> hub_status(const std::string& endpoint, int timeout_ms,
+                                        const std::optional<net::CurveKeyPair>& operator_keys,
+                                        const std::string& hub_key) {
+  return ask_hub<proto::Status>(endpoint, proto::StatusRequest{false}, timeout_ms, operator_keys, hub_key);
+}
+
+bool hub_control(const std::string& endpoint, const std::string& action, int timeout_ms,
+                 const std::optional<net::CurveKeyPair>& operator_keys, const std::string& hub_key) {
+  auto ack = ask_hub<proto::ControlAck>(endpoint, proto::Control{action}, timeout_ms, operator_keys, hub_key);
+  return ack && ack->ok;
 }
 
 // ---- paths ----

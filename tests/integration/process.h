@@ -77,6 +77,11 @@ std::optional<proto::Status> hub_status(const std::string& endpoint, int timeout
                                         const std::optional<net::CurveKeyPair>& operator_keys = std::nullopt,
                                         const std::string& hub_key = "");
 
+// One control command (pause, resume, ...) to the hub, as hub_status; true if it answered ok.
+bool hub_control(const std::string& endpoint, const std::string& action, int timeout_ms = 2000,
+                 const std::optional<net::CurveKeyPair>& operator_keys = std::nullopt,
+                 const std::string& hub_key = "");
+
 // Paths of the built binaries and the sources.
 std::string app(const std::string& name);    // <build>/apps/<name>
 std::string config(const std::string& rel);  // <source>/configs/<rel>

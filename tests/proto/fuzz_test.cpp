@@ -22,6 +22,7 @@ using test::Frames;
 TEST_CASE("decode survives random and mutated frame sets", "[fuzz][proto]") {
   std::vector<Message> seeds = test::golden_messages();
   for (const auto& [stem, m] : test::golden_messages_1_1()) seeds.push_back(m);  // fp8, timelines
+  for (const auto& [stem, m] : test::golden_messages_1_2()) seeds.push_back(m);  // sessions, rounds
   std::vector<Frames> valid;
   for (const auto& m : seeds) valid.push_back(encode(m));
   Limits tight;
