@@ -43,7 +43,7 @@ out=$("$DOCKER" run --rm --network none --user 0 -v "$DIR:/keys" --entrypoint sh
     # values (about 1 key in 200): draw again.
     for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do
       pub=$(pcmoe-ctl keygen --out "/keys/$p/curve.key" --public-out "/keys/$p/curve.pub")
-      case $pub in *'${'*) continue ;; [0-9A-Za-z]*) break ;; esac
+      case $pub in *"\${"*) continue ;; [0-9A-Za-z]*) break ;; esac
     done
     echo "$p $pub"
   done

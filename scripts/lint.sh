@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks formatting of every C++ file with clang-format (the repo's .clang-format); with --fix,
+# Checks formatting of every C++ file with clang-format (the repo's .clang-format) and that every
+# bash script parses (bash -n); with --fix,
 # rewrites them; with --tidy, also runs clang-tidy (.clang-tidy) over lib/ and apps/ using the
 # default build's compile_commands.json (slow: minutes); with --sizes, checks the complexity
 # budget of the party and the trainers: no function in lib/party or lib/train over 80 lines
@@ -24,6 +25,12 @@ case ${1:-} in
       { grep -A2 "readability-function-size" <<<"$out" >&2; echo "lint: functions over 80 lines (above)" >&2; exit 1; }
     echo "lint: lib/party and lib/train within the budget (functions <= 80 lines, daemon.cpp $lines lines)"
     ;;
-  "") clang-format --dry-run --Werror "${files[@]}" && echo "lint: ${#files[@]} files formatted" ;;
+  "")
+    clang-format --dry-run --Werror "${files[@]}" && echo "lint: ${#files[@]} files formatted"
+    # Every shell script parses (a quoting slip in docker/keys.sh once failed only inside CI's demo).
+    mapfile -t scripts < <(git ls-files '*.sh' 'packaging/*' | xargs grep -l '^#!.*bash' 2>/dev/null)
+    for f in "${scripts[@]}"; do bash -n "$f" || { echo "lint: $f does not parse (bash -n)" >&2; exit 1; }; done
+    echo "lint: ${#scripts[@]} shell scripts parse"
+    ;;
   *) echo "usage: scripts/lint.sh [--fix|--tidy|--sizes]" >&2; exit 2 ;;
 esac
