@@ -3,10 +3,11 @@
 # parties in containers (docker/docker-compose.yml), CURVE on, each party training on its own
 # corpus, one party killed (SIGKILL) mid-run; ends with a PASS/FAIL table, exit 1 on any FAIL.
 #   scripts/docker-demo.sh [--full-build] [--bin-dir DIR] [--steps N] [--kill-at N | --no-kill]
-#                          [--timeout S] [--keep-logs] [--clean]
+#                          [--schedule sequential|concurrent] [--timeout S] [--keep-logs] [--clean]
 #   --full-build   compile inside Docker (docker/Dockerfile) instead of copying host binaries
 #   --bin-dir DIR  host binaries for the fast path (default build/apps; built here when missing)
 #   --steps N      global steps (default 300); --kill-at N: kill party c at global step N (default 2/3)
+#   --schedule S   hub.schedule (default sequential; concurrent: every party trains every step)
 #   --timeout S    limit for the training phase (default 900 s)
 #   --keep-logs    keep the run folder (logs, metrics) even on success;  --clean: remove the images too
 # Steps: apt (docker.io, docker-compose, debootstrap, jq) if missing; dockerd if not running (stopped
@@ -18,25 +19,28 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 T_START=$SECONDS
 FULL=0 CLEAN=0 KEEP_LOGS=0 KILL=1
-STEPS=300 KILL_AT="" TRAIN_TIMEOUT=900
+STEPS=300 KILL_AT="" TRAIN_TIMEOUT=900 SCHEDULE=sequential
 BIN_DIR=$ROOT/build/apps
 while [[ $# -gt 0 ]]; do
   case $1 in
     --full-build) FULL=1; shift ;;
     --bin-dir) BIN_DIR=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;;
+    --schedule) SCHEDULE=${2:-}; shift 2 ;;
     --kill-at) KILL_AT=$2; shift 2 ;;
     --no-kill) KILL=0; shift ;;
     --timeout) TRAIN_TIMEOUT=$2; shift 2 ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
     --clean) CLEAN=1; shift ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "docker-demo: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 for v in STEPS TRAIN_TIMEOUT ${KILL_AT:+KILL_AT}; do
   [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || { echo "docker-demo: $v must be a positive integer" >&2; exit 2; }
 done
+[[ $SCHEDULE == sequential || $SCHEDULE == concurrent ]] ||
+  { echo "docker-demo: --schedule must be sequential or concurrent" >&2; exit 2; }
 [[ -n $KILL_AT ]] || KILL_AT=$((STEPS * 2 / 3))
 ((KILL_AT < STEPS)) || { echo "docker-demo: --kill-at must be below --steps" >&2; exit 2; }
 
@@ -50,7 +54,7 @@ EVAL_EVERY=$((STEPS / 6 > 0 ? STEPS / 6 : 1))
 SNAPSHOT_EVERY=$((KILL_AT / 2 < EVAL_EVERY ? KILL_AT / 2 : EVAL_EVERY))
 ((SNAPSHOT_EVERY > 0)) || SNAPSHOT_EVERY=1
 export PCMOE_PRESET_SET="train.steps=$STEPS train.batch_size=8 train.warmup_steps=$((STEPS / 10)) train.eval_every=$EVAL_EVERY train.eval_batches=4"
-export PCMOE_HUB_SET="hub.party_timeout_ms=${PCMOE_DEMO_PARTY_TIMEOUT_MS:-5000} hub.heartbeat_ms=500 hub.snapshot_every=$SNAPSHOT_EVERY"
+export PCMOE_HUB_SET="hub.party_timeout_ms=${PCMOE_DEMO_PARTY_TIMEOUT_MS:-5000} hub.heartbeat_ms=500 hub.snapshot_every=$SNAPSHOT_EVERY hub.schedule=$SCHEDULE"
 export PCMOE_PARTY_SET="party.request_timeout_ms=2000 party.heartbeat_ms=500 party.hub_timeout_ms=30000"
 export PCMOE_PARTY_MEMORY=2g PCMOE_PARTY_CPUS=1.0
 PROJECT=pcmoedemo$$
@@ -79,7 +83,7 @@ table() {
   local n_fail=0 i
   TABLE_DONE=1
   echo
-  echo "== pcmoe docker demo: $PROJECT, $STEPS global steps, $((SECONDS - T_START)) s in all"
+  echo "== pcmoe docker demo: $PROJECT, $STEPS global steps ($SCHEDULE), $((SECONDS - T_START)) s in all"
   printf '%-6s %-34s %s\n' result check detail
   for i in "${!R_NAME[@]}"; do
     local r=PASS

@@ -4,10 +4,15 @@
 # Sets up (apt, build) if needed, starts the four daemons from configs/, prints how to reach the
 # hub (pcmoe-ctl --run DIR, the status page), shows live progress, and ends with a summary table
 # and the plots.
-#   scripts/run-federation.sh [--steps N] [--out DIR] [--insecure] [--http PORT|off] [--resume] [--no-setup]
+#   scripts/run-federation.sh [--steps N] [--schedule sequential|concurrent] [--out DIR] [--insecure]
+#                             [--http PORT|off] [--set K=V]... [--party-set K=V]... [--resume] [--no-setup]
 # Defaults: 600 global steps of configs/models/tiny.yaml, output in runs/federation, CURVE on every
 # socket with fresh keys in DIR/keys (pcmoe-ctl keygen; --insecure: plain mode, this host only),
 # the status page on a free port of 127.0.0.1. --resume continues the stopped run in DIR.
+# --schedule concurrent: every party trains every global step at once (hub.schedule, README "Two
+# schedules"): N rounds are 3N party steps, about twice the time of N sequential steps here.
+# --set K=V: an override for the hub and every party (model.*, train.*: all must agree);
+# --party-set K=V: for every party (privacy.*, audit.*, party.*). Both are kept for --resume.
 # A party that dies does not stop the others: they train to the end and export; the summary says
 # who was lost.
 # Ctrl-C: one stop, the normal end (final expert pool, each party evaluates, checkpoints and
@@ -17,12 +22,16 @@
 set -uo pipefail
 CALLER_PWD=$PWD
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-STEPS="" OUT="" SETUP=1 CURVE=1 HTTP=0 RESUME=0
-usage() { sed -n '2,13p' "$0"; }
+STEPS="" OUT="" SETUP=1 CURVE=1 HTTP=0 RESUME=0 SCHEDULE=""
+EXTRA_SETS=() EXTRA_PARTY_SETS=()
+usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d'; }
 die() { echo "run-federation: $*" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --steps) [[ $# -ge 2 ]] || die "--steps needs a value"; STEPS=$2; shift 2 ;;
+    --schedule) [[ $# -ge 2 ]] || die "--schedule needs a value"; SCHEDULE=$2; shift 2 ;;
+    --set) [[ $# -ge 2 && $2 == *=* ]] || die "--set needs KEY=VALUE"; EXTRA_SETS+=("$2"); shift 2 ;;
+    --party-set) [[ $# -ge 2 && $2 == *=* ]] || die "--party-set needs KEY=VALUE"; EXTRA_PARTY_SETS+=("$2"); shift 2 ;;
     --out) [[ $# -ge 2 ]] || die "--out needs a value"; OUT=$2; shift 2 ;;
     --curve) CURVE=1; shift ;;  # the default (kept for older command lines)
     --insecure) CURVE=0; shift ;;
@@ -43,11 +52,16 @@ show() { if [[ $1 == "$CALLER_PWD"/* ]]; then echo "${1#"$CALLER_PWD"/}"; else e
 # ---- settings: fresh, or those of the run to resume ----
 if [[ $RESUME == 1 ]]; then
   [[ -f $OUT/run.env ]] || die "--resume: $(show "$OUT")/run.env missing: no run of this script to continue there"
-  want_steps=$STEPS
+  want_steps=$STEPS want_schedule=$SCHEDULE
+  [[ ${#EXTRA_SETS[@]} -eq 0 && ${#EXTRA_PARTY_SETS[@]} -eq 0 ]] ||
+    die "--resume takes the stopped run's --set and --party-set (in $(show "$OUT")/run.env): drop them"
   # shellcheck source=/dev/null
-  source "$OUT/run.env"  # STEPS CURVE HTTP of the stopped run
+  source "$OUT/run.env"  # STEPS CURVE HTTP SCHEDULE of the stopped run
   [[ -z $want_steps || $want_steps == "$STEPS" ]] ||
     die "--resume: the run in $(show "$OUT") trains $STEPS steps; drop --steps $want_steps (or start a new run)"
+  SCHEDULE=${SCHEDULE:-sequential}
+  [[ -z $want_schedule || $want_schedule == "$SCHEDULE" ]] ||
+    die "--resume: the run in $(show "$OUT") is $SCHEDULE; drop --schedule $want_schedule (or start a new run)"
   if [[ -f $OUT/hub/hub_state.json ]] &&
     jq -e '.step >= .total_steps' "$OUT/hub/hub_state.json" >/dev/null 2>&1; then
     echo "run-federation: the run in $(show "$OUT") already trained all its $STEPS steps: nothing to resume"
@@ -56,6 +70,9 @@ if [[ $RESUME == 1 ]]; then
   fi
 fi
 STEPS=${STEPS:-600}
+SCHEDULE=${SCHEDULE:-sequential}
+[[ $SCHEDULE == sequential || $SCHEDULE == concurrent ]] ||
+  die "--schedule must be sequential or concurrent, found '$SCHEDULE'"
 [[ $STEPS =~ ^[0-9]+$ && $STEPS -gt 0 ]] || die "--steps must be a positive integer, found '$STEPS'"
 [[ $HTTP == off || ($HTTP =~ ^[0-9]+$ && $HTTP -le 65535) ]] || die "--http must be a port (0: any free one) or off, found '$HTTP'"
 
@@ -77,13 +94,20 @@ if [[ $RESUME == 0 && -d $OUT ]]; then
   echo "run-federation: the previous run in $(show "$OUT") is now $(show "$OUT.prev") (--resume continues a run instead)"
 fi
 mkdir -p "$OUT"
-printf 'STEPS=%s\nCURVE=%s\nHTTP=%s\n' "$STEPS" "$CURVE" "$HTTP" >"$OUT/run.env"
+{
+  printf 'STEPS=%s\nCURVE=%s\nHTTP=%s\nSCHEDULE=%s\n' "$STEPS" "$CURVE" "$HTTP" "$SCHEDULE"
+  printf 'EXTRA_SETS=(%s)\nEXTRA_PARTY_SETS=(%s)\n' "${EXTRA_SETS[*]@Q}" "${EXTRA_PARTY_SETS[*]@Q}"
+} >"$OUT/run.env"
 port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])' 2>/dev/null ||
   shuf -i 20000-60000 -n 1)
 HUB=tcp://127.0.0.1:$port
 common=(--set "train.steps=$STEPS" --set "train.warmup_steps=$((STEPS < 500 ? STEPS / 10 : 50))"
   --set "train.eval_every=$((STEPS / 6 > 0 ? STEPS / 6 : 1))")
-hub_set=(--set "hub.bind=$HUB" --set "hub.out_dir=$OUT/hub" --set "hub.log_file=$OUT/hub.log")
+for kv in "${EXTRA_SETS[@]}"; do common+=(--set "$kv"); done
+party_extra=()
+for kv in "${EXTRA_PARTY_SETS[@]}"; do party_extra+=(--set "$kv"); done
+hub_set=(--set "hub.bind=$HUB" --set "hub.out_dir=$OUT/hub" --set "hub.log_file=$OUT/hub.log"
+  --set "hub.schedule=$SCHEDULE")
 [[ $HTTP != off ]] && hub_set+=(--set "hub.http=127.0.0.1:$HTTP")
 declare -A party_set
 for p in a b c; do party_set[$p]="--set party.hub=$HUB --set run.out_dir=$OUT/party-$p --set run.log_file=$OUT/party-$p.log"; done
@@ -116,7 +140,7 @@ start() {  # name binary args...
 start hub "$BIN/pcmoe-hub" --config configs/hub.yaml "${common[@]}" "${hub_set[@]}"
 for p in a b c; do
   # shellcheck disable=SC2086
-  start "party-$p" "$BIN/pcmoe-party" --config "configs/party-$p.yaml" "${common[@]}" ${party_set[$p]}
+  start "party-$p" "$BIN/pcmoe-party" --config "configs/party-$p.yaml" "${common[@]}" ${party_set[$p]} "${party_extra[@]}"
 done
 ctl="$(show "$BIN/pcmoe-ctl") --run $(show "$OUT")"
 for _ in $(seq 1 100); do
@@ -126,7 +150,7 @@ for _ in $(seq 1 100); do
 done
 http_url=$(jq -r '.http // ""' "$OUT/hub/ctl.json" 2>/dev/null)
 {
-  echo "hub:          $HUB   (parties a: English fortunes, b: German fortunes, c: C headers; $STEPS global steps)"
+  echo "hub:          $HUB   (parties a: English fortunes, b: German fortunes, c: C headers; $STEPS global steps, $SCHEDULE)"
   echo "status:       $ctl status"
   echo "live:         $ctl watch"
   echo "control:      $ctl pause | resume | checkpoint | snapshot | stop"
