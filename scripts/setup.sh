@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(
-  build-essential cmake ninja-build clang clang-14 clang-format ccache pkg-config git
+  build-essential cmake ninja-build clang clang-14 clang-format clang-tidy ccache pkg-config git
   libtorch-dev libopenblas0-pthread
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libyaml-cpp-dev libfmt-dev catch2 zlib1g-dev libcpp-httplib-dev
   fortunes fortunes-de

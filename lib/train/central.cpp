@@ -222,24 +222,28 @@ void finish(const CentralConfig& cfg, CentralState& st, TrainSummary& sum, doubl
       .kv("export", sum.export_path);
 }
 
-}  // namespace
-
-TrainSummary run_central(const CentralConfig& cfg) {
-  model::set_threads(cfg.run.threads);
-  const torch::Device device =
-      model::parse_device(cfg.run.device);  // absurd sizes: refused before allocating
-  model::check_model_fits(
-      cfg.model, device.is_cuda() ? model::device_total_memory(device) : machine::physical_memory_bytes(),
-      cfg.run.device);
-  fs::make_dirs(cfg.run.out_dir);
-  CentralState st(cfg);
-  const bool bf16 = cfg.train.dtype == "bf16";
+// The run's starting weights: its own checkpoint (run.resume), else run.init_from, else fresh.
+void restore_or_init(const CentralConfig& cfg, CentralState& st) {
   if (cfg.run.resume && fs::exists(st.checkpoint_path())) {
     st.restore(st.checkpoint_path());
   } else if (!cfg.run.init_from.empty()) {
     load_model_weights(load_checkpoint(cfg.run.init_from, cfg.model), st.backbone, st.experts);
     PCMOE_WARN("train.init_from").kv("path", cfg.run.init_from);
   }
+}
+
+}  // namespace
+
+TrainSummary run_central(const CentralConfig& cfg) {
+  model::set_threads(cfg.run.threads);
+  const torch::Device device = model::parse_device(cfg.run.device);
+  model::check_model_fits(  // absurd sizes: refused before allocating
+      cfg.model, device.is_cuda() ? model::device_total_memory(device) : machine::physical_memory_bytes(),
+      cfg.run.device);
+  fs::make_dirs(cfg.run.out_dir);
+  CentralState st(cfg);
+  const bool bf16 = cfg.train.dtype == "bf16";
+  restore_or_init(cfg, st);
   MetricsWriter metrics(cfg.run.metrics_file.empty() ? fs::join(cfg.run.out_dir, "metrics.jsonl")
                                                      : cfg.run.metrics_file);
   TrainSummary sum;
