@@ -126,7 +126,15 @@ const std::vector<EventInfo>& all() {
       // ---- any process ----
       {"data.epoch_start", "split, epoch, files", "the data loader began another pass over its files (debug)"},
       {"model.grouped_mm_disabled", "reason", "grouped expert GEMM unavailable: per-expert loop"},
-      {"privacy.shared_backbone", "message", "the backbone starts from a shared checkpoint: hosts may decode tokens; the defences"},
+      {"privacy.shared_backbone", "message, rotate_hidden, row_clip, row_noise_std, local_only_layers", "the backbone starts from the federation's shared initialisation (privacy.shared_init): hosts may decode tokens; the defences in use"},
+      {"privacy.row_mechanism", "row_clip, row_noise_std, noise_multiplier, delta, eps_per_release, eps_per_pass, passes_max, eps_run_max", "the (epsilon, delta) of the rows this party sends (privacy.row_clip with row_noise_std; RDP accounting)"},
+      {"privacy.row_noise_unbounded", "row_noise_std", "row noise without privacy.row_clip: no formal guarantee"},
+      {"audit.capture_on", "path, what, every, max_mb", "PRIVACY AUDIT CAPTURE: this party records federation traffic to disk (audit.capture; audits only)"},
+      {"audit.capture_full", "path, records, bytes", "a capture file reached audit.capture_max_mb: capture stopped"},
+      // ---- pcmoe-attack ----
+      {"attack.own_rows", "model, batches", "the attacker runs its own model on its own data (rows to train on)"},
+      {"attack.victim_rows", "victim, model", "the same with a victim's model (the white-box bound)"},
+      {"attack.pair", "victim, host, layer, rows", "one victim -> host pair and MoE layer scored"},
       {"process.fatal", "kind, error", "the process ends on an error (its exit code says which kind)"},
   };
   return kEvents;

@@ -111,15 +111,51 @@ void check_keys(PartyConfig& c, const std::string& path) {
 
 static config::Schema<PrivacyConfig> privacy_schema() {
   config::Schema<PrivacyConfig> s;
-  s.field("row_noise_std", &PrivacyConfig::row_noise_std,
-          "Gaussian noise added to every row sent to a host, as a fraction of the row's RMS (0 = off)",
+  s.field(
+       "row_clip", &PrivacyConfig::row_clip,
+       "> 0: every row sent to a host is first clipped to this L2 norm, so that row_noise_std is a Gaussian "
+       "mechanism with an (epsilon, delta) (logged as privacy.row_mechanism; README Privacy); 0 = off",
+       config::non_negative<double>())
+      .field(
+          "row_noise_std", &PrivacyConfig::row_noise_std,
+          "Gaussian noise added to every row sent to a host: its std in units of row_clip when row_clip > 0, "
+          "else as a fraction of the row's RMS (no formal guarantee); 0 = off",
           config::non_negative<double>())
+      .field("dp_delta", &PrivacyConfig::dp_delta,
+             "the delta of the (epsilon, delta) logged for the rows (0 < delta < 1)",
+             config::in_range<double>(1e-300, 0.5))
       .field("local_only_layers", &PrivacyConfig::local_only_layers,
              "MoE layers (comma list) whose tokens go only to this party's own experts, so their rows never "
              "leave")
+      .field(
+          "rotate_hidden", &PrivacyConfig::rotate_hidden,
+          "true: the backbone's hidden space is turned by a private random rotation at initialisation (model "
+          "unchanged; needs model.norm rmsnorm), so a host whose backbone shares the initialisation cannot "
+          "read "
+          "the rows in its own coordinates")
       .field("shared_init", &PrivacyConfig::shared_init,
-             "true if the backbone starts from a shared/public checkpoint: hosts can then decode served "
-             "rows; pcmoe warns and recommends the defences above");
+             "true: the backbone starts from the federation's shared initialisation (every party the same, "
+             "as when "
+             "all fine-tune one public checkpoint), not from the private seed: hosts can then decode served "
+             "rows; "
+             "pcmoe warns loudly and recommends the defences above");
+  return s;
+}
+
+static config::Schema<AuditConfig> audit_schema() {
+  config::Schema<AuditConfig> s;
+  s.field(
+       "capture", &AuditConfig::capture,
+       "privacy audits only: off | received (as a host: rows, expert ids, request ids, steps of every train "
+       "request) | sent (as a requester: the token id behind each row it sent, kept locally) | both; warned "
+       "loudly",
+       config::one_of({"off", "received", "sent", "both"}))
+      .field("capture_dir", &AuditConfig::capture_dir,
+             "where the capture files go (received.cap, sent.cap); \"\" = run.out_dir/audit")
+      .field("capture_every", &AuditConfig::capture_every,
+             "capture train steps s with s % capture_every == 0", config::in_range(1, 1000000))
+      .field("capture_max_mb", &AuditConfig::capture_max_mb,
+             "size limit of each capture file (capture stops there)", config::in_range(1, 1 << 20));
   return s;
 }
 
@@ -129,6 +165,7 @@ config::Schema<PartyConfig> party_schema() {
       .section("train", &PartyConfig::train, train_schema())
       .section("party", &PartyConfig::party, party_net_schema())
       .section("privacy", &PartyConfig::privacy, privacy_schema())
+      .section("audit", &PartyConfig::audit, audit_schema())
       .section("data", &PartyConfig::data, data_schema())
       .section("run", &PartyConfig::run, run_schema())
       .include_key("preset");
@@ -172,6 +209,12 @@ PartyConfig load_party_config(const std::string& path, const std::vector<std::st
             fmt::format("{}: layer {} is not a MoE layer", origins.describe("privacy.local_only_layers"), l));
       }
     }
+  }
+  if (c.privacy.rotate_hidden && c.model.norm != "rmsnorm") {
+    throw ConfigError(
+        fmt::format("{}: needs model.norm: rmsnorm, found '{}' (a layer norm's mean does not "
+                    "commute with a rotation of the hidden space)",
+                    origins.describe("privacy.rotate_hidden"), c.model.norm));
   }
   return c;
 }

@@ -37,9 +37,24 @@ struct PartyNetConfig {
 };
 
 struct PrivacyConfig {
-  double row_noise_std = 0.0;  // Gaussian noise (std, relative to each row's RMS) added to rows sent to hosts
+  double row_clip = 0.0;          // > 0: every row sent to a host is clipped to this L2 norm first
+  double row_noise_std = 0.0;     // Gaussian noise on rows sent to hosts: std in units of row_clip when
+                                  // row_clip > 0 (a Gaussian mechanism, accounted), else of each row's RMS
+  double dp_delta = 1e-6;         // the delta of the (epsilon, delta) the party logs for its rows
   std::string local_only_layers;  // MoE layers that route only to this party's own experts ("1,3")
-  bool shared_init = false;  // set when the backbone starts from a shared public checkpoint (warns loudly)
+  bool rotate_hidden = false;     // the backbone's hidden space turned by a private random rotation at init
+  bool shared_init = false;       // the backbone starts from the federation's shared initialisation (the
+                                  // leaking case of fine-tuning one public checkpoint; warns loudly)
+};
+
+// Privacy audits only (pcmoe-attack); off by default, loud when on.
+struct AuditConfig {
+  std::string capture = "off";  // off | received (as a host) | sent (as a requester: token ids) | both
+  std::string capture_dir;      // "" = run.out_dir/audit
+  int capture_every = 1;        // capture train steps s with s % capture_every == 0
+  int capture_max_mb = 256;     // per file; capture stops there (audit.capture_full)
+  bool received() const { return capture == "received" || capture == "both"; }
+  bool sent() const { return capture == "sent" || capture == "both"; }
 };
 
 struct PartyConfig {
@@ -49,6 +64,7 @@ struct PartyConfig {
   TrainConfig train;
   PartyNetConfig party;
   PrivacyConfig privacy;
+  AuditConfig audit;
   DataConfig data;
   RunConfig run;
   // Not a YAML key: where each key was set ("file:line" or --set), so that a value found wrong

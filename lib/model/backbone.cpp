@@ -77,6 +77,7 @@ ForwardResult BackboneImpl::forward(const torch::Tensor& tokens, ExpertDispatche
   auto inputs = ids.narrow(1, 0, t);
   auto targets = ids.narrow(1, 1, t);
 
+  experts.note_inputs(inputs);
   ForwardResult out;
   auto x = torch::embedding(tok_emb_, inputs);
   if (pos_emb_.defined()) x = x + pos_emb_.narrow(0, 0, t).unsqueeze(0);

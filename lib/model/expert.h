@@ -83,6 +83,11 @@ class ExpertDispatcher {
   // [n_experts] bool on the compute device: experts that may be routed to in `layer`; an
   // undefined tensor means all. Used to mask unavailable experts (top-k over live experts).
   virtual torch::Tensor available_mask(int layer) { return {}; }
+  // Audit hooks (privacy audits: pcmoe-party's audit.capture, pcmoe-attack; no-ops otherwise): the
+  // input token ids of the forward that follows ([B, T]), and, before each MoE layer's dispatch,
+  // the position in the flattened inputs [B*T] of each row of its x_sorted.
+  virtual void note_inputs(const torch::Tensor& /*inputs*/) {}
+  virtual void note_rows(int /*layer*/, const torch::Tensor& /*positions*/) {}
 };
 
 class LocalDispatcher : public ExpertDispatcher {

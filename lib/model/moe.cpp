@@ -40,6 +40,7 @@ torch::Tensor moe_combine(const torch::Tensor& x, const Routing& r, int layer, i
   }
 
   auto x_sorted = x.index_select(0, token_sorted);
+  experts.note_rows(layer, token_sorted);
   auto y_sorted = experts.dispatch(layer, x_sorted, expert_sorted, counts);
   auto weighted = upcast(y_sorted) * gate_sorted.unsqueeze(1).to(upcast(y_sorted).scalar_type());
   auto out = torch::zeros({n, x.size(1)}, weighted.options()).index_add(0, token_sorted, weighted);

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/timer.h"
 #include "model/compat.h"
+#include "model/privacy.h"
 #include "party/wire.h"
 #include "proto/describe.h"
 #include "proto/wire_tensor.h"
@@ -185,14 +186,10 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
   }
   ScopedTimer timer(stats_.forward.gather_ms);
   plan.remote_idx = torch::tensor(all_rows, torch::kLong).to(x_sorted.device());
-  torch::Tensor x_remote = x_sorted.index_select(0, plan.remote_idx);
-  auto x_out = x_remote.detach();
-  if (opt_.row_noise_std > 0) {
-    auto rms = x_out.to(torch::kFloat32).pow(2).mean(1, true).sqrt();
-    auto noise =
-        at::normal(0.0, 1.0, x_out.sizes(), noise_gen_, torch::TensorOptions().dtype(torch::kFloat32));
-    x_out = x_out + (noise.to(x_out.device()) * rms * opt_.row_noise_std).to(x_out.scalar_type());
-  }
+  // Clipped inside autograd (the requester's gradient flows through the scaling); the noise is
+  // added to what leaves only (its gradient is the identity, as for every remote row).
+  torch::Tensor x_remote = model::clip_rows(x_sorted.index_select(0, plan.remote_idx), opt_.row_clip);
+  auto x_out = model::add_row_noise(x_remote.detach(), opt_.row_clip, opt_.row_noise_std, noise_gen_);
   auto host_rows = host_copy(x_out, opt_.wire_dtype);
   timer.stop();
   call.stager = std::make_shared<ReplyStager>(host_rows.rows(), cfg_.d_model, call.device,
@@ -221,6 +218,7 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
       call.first.push_back(first);
       call.arrival.push_back(std::make_shared<Arrival>());
       arm(cp, call.hosts.size() - 1, proto::MsgType::expert_forward_reply);
+      if (capturing(train)) capture_sent(host, layer, req.request_id, rows);
       link_.send(host, req);
       call.sent_at.push_back(SteadyClock::now());
       first += n;
@@ -230,6 +228,43 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
     if (train) hosts_called_.insert(host);
   }
   return x_remote;
+}
+
+void FederatedDispatcher::note_inputs(const torch::Tensor& inputs) {
+  audit_positions_.clear();
+  if (opt_.sent_capture && torch::GradMode::is_enabled() && step_ % opt_.capture_every == 0)
+    audit_inputs_ = inputs.reshape({-1}).to(torch::kCPU, torch::kLong).contiguous();
+  else
+    audit_inputs_ = torch::Tensor();
+}
+
+void FederatedDispatcher::note_rows(int layer, const torch::Tensor& positions) {
+  if (audit_inputs_.defined()) audit_positions_[layer] = positions.to(torch::kCPU, torch::kLong).contiguous();
+}
+
+void FederatedDispatcher::capture_sent(uint32_t host, int layer, uint64_t rid,
+                                       const std::vector<int64_t>& rows) {
+  auto pos = audit_positions_.find(layer);
+  if (!audit_inputs_.defined() || pos == audit_positions_.end()) return;
+  const int64_t* p = pos->second.data_ptr<int64_t>();
+  const int64_t* tok = audit_inputs_.data_ptr<int64_t>();
+  std::vector<int32_t> tokens(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) tokens[i] = static_cast<int32_t>(tok[p[rows[i]]]);
+  CaptureRecord r;
+  r.side = "sent";
+  r.self = opt_.self_id;
+  r.self_index = placement_.self;
+  r.peer = std::to_string(host);
+  r.step = step_;
+  r.layer = layer;
+  r.rid = rid;
+  RawTensor t;
+  t.name = "tokens";
+  t.dtype = DType::i32;
+  t.shape = {static_cast<int64_t>(tokens.size())};
+  t.bytes.assign(reinterpret_cast<const char*>(tokens.data()), tokens.size() * sizeof(int32_t));
+  r.tensors.push_back(std::move(t));
+  opt_.sent_capture->append(r);
 }
 
 torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_sorted,

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "common/capture_file.h"
 #include "common/hash.h"
 #include "common/model_config.h"
 #include "model/expert.h"
@@ -53,12 +54,17 @@ struct DispatchOptions {
   std::string self_id;
   torch::Device device = torch::kCPU;
   DType wire_dtype = DType::f32;
-  double row_noise_std = 0.0;
+  double row_clip = 0.0;       // privacy.row_clip: rows sent are clipped to this L2 norm (0 = off)
+  double row_noise_std = 0.0;  // privacy.row_noise_std (model::add_row_noise)
   std::vector<int> local_only_layers;
   uint64_t shuffle_seed = 0;  // private: draws the row permutations and the noise
   int busy_retry_ms = 30000;  // a host answering `busy` (memory) is asked again for this long
   int max_request_rows = 0;   // > 0: a host's rows of a layer go in requests of about this many
                               // rows (one expert's rows are never split); 0: one request per host
+  // Audits only (audit.capture sent): the token id behind each row of every train request of the
+  // steps s with s % capture_every == 0 is recorded here, locally (never sent).
+  std::shared_ptr<CaptureWriter> sent_capture;
+  int capture_every = 1;
 };
 
 // Time of one phase of remote calls on the requester (wall clock of its thread).
@@ -108,6 +114,9 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
   torch::Tensor dispatch(int layer, const torch::Tensor& x_sorted, const torch::Tensor& expert_sorted,
                          const std::vector<int64_t>& counts) override;
   torch::Tensor available_mask(int layer) override;
+  // Audit hooks: kept only while a sent capture is on (what send_requests records).
+  void note_inputs(const torch::Tensor& inputs) override;
+  void note_rows(int layer, const torch::Tensor& positions) override;
 
   // Concurrent rounds: the hub's round commit applies the experts' gradients, so commit() sends
   // nothing and remote_grad_sq() is 0 (the backbone is clipped alone; PROTOCOL.md 9.6).
@@ -166,6 +175,9 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
   RoutePlan plan_routes(int layer, int64_t n_rows, const std::vector<int64_t>& counts) const;
   torch::Tensor send_requests(int layer, bool train, const torch::Tensor& x_sorted, RoutePlan& plan,
                               const std::shared_ptr<Call>& call);
+  // audit.capture sent: the token ids behind `rows` (sorted-row indices) of request `rid` to `host`.
+  void capture_sent(uint32_t host, int layer, uint64_t rid, const std::vector<int64_t>& rows);
+  bool capturing(bool train) const { return train && opt_.sent_capture && step_ % opt_.capture_every == 0; }
   // Asks the link to stage the reply to request i of `call` (a forward's or a backward's) on its
   // own thread as soon as it arrives (remote_call.cpp).
   void arm(const std::shared_ptr<Call>& call, size_t i, proto::MsgType expect);
@@ -201,6 +213,8 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
   bool concurrent_ = false;
   std::vector<std::shared_ptr<Call>> calls_;  // kept alive until the next begin_step
   DispatchStats stats_;
+  torch::Tensor audit_inputs_;                    // [B*T] int64 on the CPU (sent capture only)
+  std::map<int, torch::Tensor> audit_positions_;  // per layer: positions of its sorted rows (CPU)
 };
 
 }  // namespace pcmoe::party

@@ -114,22 +114,47 @@ ExpertHost::Prepared ExpertHost::prepare(proto::Message request) const {
   return p;
 }
 
+namespace {
+
+// A request's id and the requester it names; false for a type the expert service does not take.
+bool request_identity(const proto::Message& m, uint64_t& request_id, std::string& requester) {
+  if (auto* f = std::get_if<proto::ExpertForward>(&m)) {
+    request_id = f->request_id;
+    requester = f->requester;
+  } else if (auto* b = std::get_if<proto::ExpertBackward>(&m)) {
+    request_id = b->request_id;
+  } else if (auto* s = std::get_if<proto::StepEnd>(&m)) {
+    requester = s->requester;
+  } else if (auto* a = std::get_if<proto::StepAbort>(&m)) {
+    requester = a->requester;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<uint64_t> ExpertHost::host_timeline(std::chrono::steady_clock::time_point received,
+                                                const RequestTimes& tm) {
+  const auto us = [](double ms) { return static_cast<uint64_t>(std::max(0.0, ms) * 1e3); };
+  return {static_cast<uint64_t>(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(received.time_since_epoch()).count()),
+          0,
+          us(tm.stage_ms),
+          us(tm.h2d_ms),
+          us(tm.compute_ms),
+          us(tm.d2h_ms),
+          us(tm.check_ms)};
+}
+
 proto::Message ExpertHost::handle(const std::string& sender, const Prepared& prepared,
                                   std::chrono::steady_clock::time_point received, const std::string& conn) {
   const proto::Message& request = prepared.message;
   const proto::MsgType type = proto::type_of(request);
   uint64_t request_id = 0;
   std::string requester;
-  if (auto* f = std::get_if<proto::ExpertForward>(&request)) {
-    request_id = f->request_id;
-    requester = f->requester;
-  } else if (auto* b = std::get_if<proto::ExpertBackward>(&request)) {
-    request_id = b->request_id;
-  } else if (auto* s = std::get_if<proto::StepEnd>(&request)) {
-    requester = s->requester;
-  } else if (auto* a = std::get_if<proto::StepAbort>(&request)) {
-    requester = a->requester;
-  } else {
+  if (!request_identity(request, request_id, requester)) {
     return error_reply(proto::ErrorCode::unknown_type,
                        fmt::format("{} is not accepted on the expert service", proto::msg_type_name(type)),
                        type, 0);
@@ -182,16 +207,7 @@ proto::Message ExpertHost::handle(const std::string& sender, const Prepared& pre
     reply = error_reply(proto::ErrorCode::internal, std::string("expert request failed: ") + e.what(), type,
                         request_id);
   }
-  const auto us = [](double ms) { return static_cast<uint64_t>(std::max(0.0, ms) * 1e3); };
-  const std::vector<uint64_t> timeline = {
-      static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(received.time_since_epoch()).count()),
-      0,
-      us(tm.stage_ms),
-      us(tm.h2d_ms),
-      us(tm.compute_ms),
-      us(tm.d2h_ms),
-      us(tm.check_ms)};
+  const std::vector<uint64_t> timeline = host_timeline(received, tm);
   if (auto* f = std::get_if<proto::ExpertForwardReply>(&reply)) f->timeline = timeline;
   if (auto* b = std::get_if<proto::ExpertBackwardReply>(&reply)) b->timeline = timeline;
   std::lock_guard<std::mutex> lock(mu_);
@@ -365,6 +381,8 @@ proto::Message ExpertHost::forward(const std::string& requester, const std::stri
   dt.mark();
   auto x = to_device(staged, opt_s_.device, torch::kFloat32);
   dt.mark();
+  if (train && opt_s_.received_capture && req.step % opt_s_.capture_every == 0)
+    capture_received(requester.empty() ? req.requester : requester, req, x, ids);
   torch::Tensor y;
   {
     std::shared_lock<std::shared_mutex> r(shard_mu_);
@@ -420,6 +438,32 @@ proto::Message ExpertHost::forward(const std::string& requester, const std::stri
     open_touched_ = Clock::now();
   }
   return out;
+}
+
+void ExpertHost::capture_received(const std::string& requester, const proto::ExpertForward& req,
+                                  const torch::Tensor& x, const torch::Tensor& ids) const {
+  CaptureRecord r;
+  r.side = "received";
+  r.self = opt_s_.self_id;
+  r.self_index = opt_s_.self_index;
+  r.peer = requester;
+  r.step = req.step;
+  r.layer = req.layer;
+  r.rid = req.request_id;
+  auto rows = x.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  auto expert_ids = ids.to(torch::kCPU, torch::kInt32).contiguous();
+  RawTensor t;
+  t.name = "rows";
+  t.dtype = DType::f32;
+  t.shape = rows.sizes().vec();
+  t.bytes.assign(static_cast<const char*>(rows.data_ptr()), static_cast<size_t>(rows.nbytes()));
+  r.tensors.push_back(t);
+  t.name = "ids";
+  t.dtype = DType::i32;
+  t.shape = expert_ids.sizes().vec();
+  t.bytes.assign(static_cast<const char*>(expert_ids.data_ptr()), static_cast<size_t>(expert_ids.nbytes()));
+  r.tensors.push_back(std::move(t));
+  opt_s_.received_capture->append(r);
 }
 
 proto::Message ExpertHost::backward(const std::string& requester, const std::string& origin,

@@ -28,6 +28,7 @@
 #include <shared_mutex>
 #include <string>
 
+#include "common/capture_file.h"
 #include "common/model_config.h"
 #include "model/expert.h"
 #include "model/optim.h"
@@ -44,6 +45,11 @@ struct HostOptions {
   // Memory for rows kept for backward; 0 = unlimited. Past it a train forward keeps only its
   // input rows and recomputes the experts in backward; when even those do not fit: `busy`.
   uint64_t max_stash_bytes = 0;
+  // Audits only (audit.capture received): every admitted train forward of the steps s with
+  // s % capture_every == 0 is recorded as received (requester, step, layer, rid, rows, ids).
+  std::shared_ptr<CaptureWriter> received_capture;
+  int capture_every = 1;
+  int64_t self_index = -1;
 };
 
 struct HostStats {
@@ -144,6 +150,13 @@ class ExpertHost {
   };
   proto::Message forward(const std::string& requester, const proto::ExpertForward& req, const Staged& rows,
                          RequestTimes& tm);
+  // A reply's host timeline (protocol 1.1 'tl'): received (steady ns), replied (set when it is
+  // sent), and the request's phases in microseconds.
+  static std::vector<uint64_t> host_timeline(std::chrono::steady_clock::time_point received,
+                                             const RequestTimes& tm);
+  // audit.capture received: one admitted train forward as this host got it.
+  void capture_received(const std::string& requester, const proto::ExpertForward& req, const torch::Tensor& x,
+                        const torch::Tensor& ids) const;
   // The request's layer, shapes and experts (ids and distinct ids filled); an error reply if bad.
   std::optional<proto::Message> check_forward(const proto::ExpertForward& req, torch::Tensor& ids,
                                               std::vector<int64_t>& distinct) const;

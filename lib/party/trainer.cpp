@@ -13,8 +13,10 @@
 #include "common/random.h"
 #include "common/timer.h"
 #include "model/compat.h"
+#include "model/privacy.h"
 #include "model/tensor_io.h"
 #include "model/torch_error.h"
+#include "party/privacy_setup.h"
 #include "party/wire.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
@@ -100,12 +102,17 @@ uint64_t log_party_start(const PartyConfig& cfg) {
   if (cfg.privacy.shared_init || !cfg.run.init_from.empty()) {
     PCMOE_WARN("privacy.shared_backbone")
         .kv("message",
-            "this backbone starts from a shared checkpoint: hosts whose backbone shares it can decode most "
-            "tokens from the rows they serve (DESIGN.md). Defences: privacy.row_noise_std > 0 and "
-            "privacy.local_only_layers for the early MoE layers")
+            "this backbone starts from the federation's shared initialisation: hosts whose backbone shares "
+            "it "
+            "can decode most tokens from the rows they serve (README Privacy). Defences: "
+            "privacy.rotate_hidden, "
+            "privacy.local_only_layers for the early MoE layers, privacy.row_clip with row_noise_std")
+        .kv("rotate_hidden", cfg.privacy.rotate_hidden)
+        .kv("row_clip", cfg.privacy.row_clip)
         .kv("row_noise_std", cfg.privacy.row_noise_std)
         .kv("local_only_layers", cfg.privacy.local_only_layers);
   }
+  log_row_mechanism(cfg);
   return seed;
 }
 
@@ -115,7 +122,7 @@ PartyTrainer::PartyTrainer(const PartyConfig& cfg, uint64_t backbone_seed, Place
       device_(model::parse_device(cfg.run.device)),
       bf16_(cfg.train.dtype == "bf16"),
       placement_(std::move(placement)) {
-  backbone_ = model::Backbone(cfg.model, backbone_seed);
+  backbone_ = model::initial_backbone(cfg.model, cfg.train, cfg.privacy, backbone_seed);
   backbone_->to(device_);
   const uint32_t self = placement_.self;
   const Placement& pl = placement_;
@@ -134,13 +141,20 @@ PartyTrainer::PartyTrainer(const PartyConfig& cfg, uint64_t backbone_seed, Place
   ho.device = device_;
   ho.bf16 = bf16_;
   ho.stale_ms = std::max(2 * cfg.party.request_timeout_ms, 10000);
+  const Captures captures = open_captures(cfg);
+  ho.received_capture = captures.received;
+  ho.capture_every = cfg.audit.capture_every;
+  ho.self_index = placement_.self;
   host_ = std::make_unique<ExpertHost>(cfg.model, cfg.train, *shard_, *shard_opt_, shard_mu_, ho);
 
   DispatchOptions dopt;
   dopt.self_id = cfg.party.id;
   dopt.device = device_;
   dopt.wire_dtype = resolve_wire_dtype(cfg.party.wire_dtype, device_);
+  dopt.row_clip = cfg.privacy.row_clip;
   dopt.row_noise_std = cfg.privacy.row_noise_std;
+  dopt.sent_capture = captures.sent;
+  dopt.capture_every = cfg.audit.capture_every;
   if (!cfg.privacy.local_only_layers.empty()) {
     ModelConfig probe = cfg.model;
     probe.moe_layers = cfg.privacy.local_only_layers;

@@ -19,6 +19,7 @@
 #include "model/compat.h"
 #include "model/expert.h"
 #include "model/optim.h"
+#include "model/privacy.h"
 #include "model/torch_error.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
@@ -55,7 +56,7 @@ std::vector<SimParty> load_parties(const CentralConfig& cfg, const torch::Device
           "{}: run.seed is 0 (a random private seed); mode protocol needs the seed to reproduce the party",
           path));
     }
-    p.backbone = model::Backbone(cfg.model, p.cfg.run.seed);
+    p.backbone = model::initial_backbone(cfg.model, cfg.train, p.cfg.privacy, p.cfg.run.seed);
     p.backbone->to(device);
     std::vector<model::NamedParam> params;
     for (auto& t : p.backbone->named_parameters()) params.push_back({"backbone." + t.key(), t.value()});
@@ -117,48 +118,32 @@ void export_parties(const CentralConfig& cfg, std::vector<SimParty>& parties, Si
   sum.eval_bpb = mean_bpb;
 }
 
-}  // namespace
-
-TrainSummary run_protocol_sim(const CentralConfig& cfg) {
-  model::set_threads(cfg.run.threads);
-  fs::make_dirs(cfg.run.out_dir);
-  const torch::Device device = model::parse_device(cfg.run.device);
-  const bool bf16 = cfg.train.dtype == "bf16";
-  HubConfig hub = cfg.protocol.hub_config.empty()
-                      ? HubConfig{}
-                      : load_hub_config(cfg.protocol.hub_config, {}, /*read_keys=*/false);
-  if (!cfg.protocol.schedule.empty()) hub.hub.schedule = cfg.protocol.schedule;
-  std::vector<SimParty> parties = load_parties(cfg, device);
-  const auto n = static_cast<uint32_t>(parties.size());
-  SimPool pool(cfg, device);
-  TurnSchedule schedule(hub.hub.seed, n, static_cast<uint32_t>(hub.hub.steps_per_turn));
-  MetricsWriter metrics(cfg.run.metrics_file.empty() ? fs::join(cfg.run.out_dir, "metrics.jsonl")
-                                                     : cfg.run.metrics_file);
-  PCMOE_INFO("train.start")
-      .kv("mode", "protocol")
-      .kv("schedule", hub.hub.schedule)
-      .kv("parties", static_cast<int64_t>(n))
-      .kv("steps", cfg.train.steps)
-      .kv("turn_seed", hub.hub.seed)
-      .kv("steps_per_turn", static_cast<int64_t>(hub.hub.steps_per_turn));
-  Progress progress(cfg.run.progress, cfg.train.steps);
+// One run of the simulation: the parties, the pool and the schedule, stepped one global step at
+// a time.
+struct SimRun {
+  const CentralConfig& cfg;
+  std::vector<SimParty>& parties;
+  SimPool& pool;
+  const TurnSchedule& schedule;
+  torch::Device device;
+  bool bf16 = false;
+  bool concurrent = false;
+  int64_t tokens_done = 0;
   TrainSummary sum;
-  const auto t0 = Clock::now();
-  int64_t step = 0, tokens_done = 0;
-  auto eval_party = [&](SimParty& p) {
+  SimParty* last = nullptr;  // the party that trained last
+
+  void eval_party(SimParty& p) {
     auto ev = evaluate(p.backbone, pool.dispatcher, p.heldout, device, bf16);
     p.eval_loss = ev.loss;
     p.eval_bpb = ev.bits_per_byte;
-  };
-  const bool concurrent = hub.hub.schedule == "concurrent";
-  while (step < cfg.train.steps && !signals::stop_requested()) {
-    if (cfg.run.max_minutes > 0 &&
-        std::chrono::duration<double>(Clock::now() - t0).count() > cfg.run.max_minutes * 60)
-      break;
-    // Sequential: the turn holder's step, clipped over its backbone and the experts that received
-    // gradients, as a federation does. Concurrent (PROTOCOL.md 9.6): every party's step on the
-    // same experts, each backbone clipped and updated alone; then one expert update on the summed
-    // gradients times min(1, clip / norm of their mean) / parties.
+  }
+
+  // Global step `step`. Sequential: the turn holder's step, clipped over its backbone and the
+  // experts that received gradients, as a federation does. Concurrent (PROTOCOL.md 9.6): every
+  // party's step on the same experts, each backbone clipped and updated alone; then one expert
+  // update on the summed gradients times min(1, clip / norm of their mean) / parties. Returns the
+  // metrics records (the held-out losses on the last one when an evaluation is due).
+  std::vector<JsonObject> train(int64_t step) {
     std::vector<SimParty*> turn;
     if (concurrent) {
       for (auto& p : parties) turn.push_back(&p);
@@ -178,10 +163,11 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
       r.add_to(rec);
       recs.push_back(std::move(rec));
       sum.last_loss = r.loss;
+      last = p;
     }
     if (concurrent) round_update(pool, cfg.train, step, turn.size());
-    step += 1;
-    if ((cfg.train.eval_every > 0 && step % cfg.train.eval_every == 0) || step == cfg.train.steps) {
+    const int64_t done = step + 1;
+    if ((cfg.train.eval_every > 0 && done % cfg.train.eval_every == 0) || done == cfg.train.steps) {
       for (auto& q : parties) {
         eval_party(q);
         recs.back()
@@ -189,16 +175,55 @@ TrainSummary run_protocol_sim(const CentralConfig& cfg) {
             .add("eval_bpb_" + q.cfg.party.id, q.eval_bpb);
       }
     }
-    for (const auto& rec : recs) metrics.write(rec);
+    return recs;
+  }
+};
+
+}  // namespace
+
+TrainSummary run_protocol_sim(const CentralConfig& cfg) {
+  model::set_threads(cfg.run.threads);
+  fs::make_dirs(cfg.run.out_dir);
+  const torch::Device device = model::parse_device(cfg.run.device);
+  HubConfig hub = cfg.protocol.hub_config.empty()
+                      ? HubConfig{}
+                      : load_hub_config(cfg.protocol.hub_config, {}, /*read_keys=*/false);
+  if (!cfg.protocol.schedule.empty()) hub.hub.schedule = cfg.protocol.schedule;
+  std::vector<SimParty> parties = load_parties(cfg, device);
+  const auto n = static_cast<uint32_t>(parties.size());
+  SimPool pool(cfg, device);
+  TurnSchedule schedule(hub.hub.seed, n, static_cast<uint32_t>(hub.hub.steps_per_turn));
+  MetricsWriter metrics(cfg.run.metrics_file.empty() ? fs::join(cfg.run.out_dir, "metrics.jsonl")
+                                                     : cfg.run.metrics_file);
+  PCMOE_INFO("train.start")
+      .kv("mode", "protocol")
+      .kv("schedule", hub.hub.schedule)
+      .kv("parties", static_cast<int64_t>(n))
+      .kv("steps", cfg.train.steps)
+      .kv("turn_seed", hub.hub.seed)
+      .kv("steps_per_turn", static_cast<int64_t>(hub.hub.steps_per_turn));
+  Progress progress(cfg.run.progress, cfg.train.steps);
+  SimRun run{
+      cfg, parties, pool, schedule, device, cfg.train.dtype == "bf16", hub.hub.schedule == "concurrent"};
+  const auto t0 = Clock::now();
+  int64_t step = 0;
+  while (step < cfg.train.steps && !signals::stop_requested()) {
+    if (cfg.run.max_minutes > 0 &&
+        std::chrono::duration<double>(Clock::now() - t0).count() > cfg.run.max_minutes * 60)
+      break;
+    for (const auto& rec : run.train(step)) metrics.write(rec);
+    step += 1;
     progress.update(step, fmt::format("step {}/{} | party {} loss {:.4f}", step, cfg.train.steps,
-                                      turn.back()->cfg.party.id, turn.back()->last_loss));
+                                      run.last->cfg.party.id, run.last->last_loss));
   }
   progress.finish();
+  TrainSummary& sum = run.sum;
   sum.interrupted = signals::stop_requested();
   sum.steps_done = step;
   sum.wall_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  sum.tokens_per_s = static_cast<double>(tokens_done) / std::max(sum.wall_s, 1e-9);
-  export_parties(cfg, parties, pool, step, eval_party, sum);
+  sum.tokens_per_s = static_cast<double>(run.tokens_done) / std::max(sum.wall_s, 1e-9);
+  export_parties(
+      cfg, parties, pool, step, [&run](SimParty& p) { run.eval_party(p); }, sum);
   sum.export_path = cfg.run.out_dir;
   sum.peak_memory_bytes = model::peak_memory(device).allocated_bytes;
   PCMOE_INFO("train.done")

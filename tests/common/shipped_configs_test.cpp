@@ -88,3 +88,30 @@ TEST_CASE("shipped configs without keys: a clear error; plain mode only with ins
                       Catch::Contains("is not a loopback endpoint") && Catch::Contains("party.insecure"));
   }
 }
+
+TEST_CASE("party config: the privacy and audit keys are checked at load", "[unit][config][audit]") {
+  const std::string party = test::source_dir() + "/configs/party-a.yaml";
+  const std::vector<std::string> plain = {"party.insecure=true"};
+  auto with = [&](const std::string& kv) {
+    auto sets = plain;
+    sets.push_back(kv);
+    return sets;
+  };
+  const PartyConfig off = load_party_config(party, plain, false);
+  CHECK(off.audit.capture == "off");  // never on by default
+  CHECK_FALSE(off.audit.received());
+  CHECK(load_party_config(party, with("audit.capture=both"), false).audit.sent());
+  CHECK_THROWS_WITH(load_party_config(party, with("audit.capture=all"), false),
+                    Catch::Contains("audit.capture") && Catch::Contains("off, received, sent, both"));
+  CHECK_THROWS_WITH(load_party_config(party, with("audit.capture_every=0"), false),
+                    Catch::Contains("audit.capture_every"));
+  CHECK_THROWS_WITH(load_party_config(party, with("privacy.row_clip=-1"), false),
+                    Catch::Contains("privacy.row_clip"));
+  CHECK_THROWS_WITH(load_party_config(party, with("privacy.dp_delta=0"), false),
+                    Catch::Contains("privacy.dp_delta"));
+  auto sets = with("privacy.rotate_hidden=true");
+  CHECK(load_party_config(party, sets, false).privacy.rotate_hidden);
+  sets.push_back("model.norm=layernorm");
+  CHECK_THROWS_WITH(load_party_config(party, sets, false),
+                    Catch::Contains("privacy.rotate_hidden") && Catch::Contains("rmsnorm"));
+}

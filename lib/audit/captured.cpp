@@ -1,0 +1,89 @@
+// A host's capture joined with its victims' truth (see captured.h).
+#include "audit/captured.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "common/capture_file.h"
+#include "common/error.h"
+
+namespace pcmoe::audit {
+
+namespace {
+
+// A 4-byte tensor (f32 rows, i32 ids and tokens) of a capture record.
+torch::Tensor as_tensor(const RawTensor& t, torch::ScalarType type, const std::string& what) {
+  const int64_t n = t.numel();
+  if (t.bytes.size() != static_cast<size_t>(n) * 4)  // f32 and i32
+    throw DataError(
+        fmt::format("{}: tensor '{}' has {} bytes for {} elements", what, t.name, t.bytes.size(), n));
+  auto out = torch::empty(t.shape, type);
+  std::memcpy(out.data_ptr(), t.bytes.data(), t.bytes.size());
+  return out;
+}
+
+const RawTensor& need(const CaptureRecord& r, const char* name, DType dtype, const std::string& what) {
+  const RawTensor* t = r.find(name);
+  if (t == nullptr || t->dtype != dtype)
+    throw DataError(fmt::format("{}: no {} tensor '{}'", what, dtype_name(dtype), name));
+  return *t;
+}
+
+}  // namespace
+
+Captured load_captured(const std::string& received_file,
+                       const std::map<std::string, std::string>& truth_files, int64_t max_rows) {
+  Captured out;
+  const auto received = read_capture(received_file);
+  // Each victim's sent requests to this host, by request id.
+  std::map<std::string, std::map<uint64_t, CaptureRecord>> truth;
+  for (const auto& [victim, path] : truth_files) {
+    for (auto& r : read_capture(path)) {
+      if (r.side != "sent")
+        throw DataError(fmt::format("{}: a '{}' capture, expected sent (the victim's)", path, r.side));
+      if (r.self != victim)
+        throw DataError(
+            fmt::format("{}: written by party '{}', given as the truth of '{}'", path, r.self, victim));
+      truth[victim][r.rid] = std::move(r);
+    }
+  }
+  std::map<std::pair<std::string, int>, std::vector<torch::Tensor>> rows, ids, toks;
+  std::map<std::pair<std::string, int>, int64_t> kept;
+  for (const auto& r : received) {
+    const std::string what = fmt::format("{}: request {} of '{}'", received_file, r.rid, r.peer);
+    if (r.side != "received")
+      throw DataError(fmt::format("{}: a '{}' record, expected received", what, r.side));
+    out.host = r.self;
+    out.host_index = r.self_index;
+    if (!truth_files.count(r.peer)) continue;
+    auto t = truth[r.peer].find(r.rid);
+    if (t == truth[r.peer].end() || t->second.peer != std::to_string(r.self_index) ||
+        t->second.layer != r.layer || t->second.step != r.step) {
+      out.unmatched[r.peer]++;
+      continue;
+    }
+    const auto key = std::make_pair(r.peer, static_cast<int>(r.layer));
+    if (kept[key] >= max_rows) continue;
+    auto x = as_tensor(need(r, "rows", DType::f32, what), torch::kFloat32, what);
+    auto e = as_tensor(need(r, "ids", DType::i32, what), torch::kInt32, what).to(torch::kLong);
+    auto k = as_tensor(need(t->second, "tokens", DType::i32, what), torch::kInt32, what).to(torch::kLong);
+    if (x.dim() != 2 || e.size(0) != x.size(0) || k.size(0) != x.size(0))
+      throw DataError(
+          fmt::format("{}: {} rows, {} expert ids, {} true tokens", what, x.size(0), e.size(0), k.size(0)));
+    rows[key].push_back(x);
+    ids[key].push_back(e);
+    toks[key].push_back(k);
+    kept[key] += x.size(0);
+  }
+  for (auto& [key, parts] : rows) {
+    VictimRows v;
+    v.rows = torch::cat(parts, 0);
+    v.expert_ids = torch::cat(ids[key], 0);
+    v.tokens = torch::cat(toks[key], 0);
+    out.by_victim_layer[key] = std::move(v);
+  }
+  return out;
+}
+
+}  // namespace pcmoe::audit
