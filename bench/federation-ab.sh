@@ -19,7 +19,7 @@ run() {  # run TAG "FEDERATION ARGS" [VAR=VALUE]
     if [[ -n $var ]]; then export "${var?}"; fi
     # shellcheck disable=SC2086
     timed_federation "$BUILD" "$PRESET" "${PARTIES:-4}" "${STEPS:-40}" "${DEVICES:-cuda:0}" "$CORPUS" \
-      "$OUT/ab/$tag" $pset
+      "$OUT/ab/$tag" --plain $pset
   ) || return
   python3 - "$OUT/ab/$tag.json" "$tag" <<'PY'
 import json, statistics, sys

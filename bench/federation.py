@@ -7,7 +7,11 @@ against the minimum; and the federation's throughput (tokens/s over the steady p
 hub's per-step timestamps). Every process is ended by PID, also on Ctrl-C or a timeout.
 
 usage: federation.py --bin BUILD/apps --preset FILE --parties N --steps S --out DIR --corpus PATH
-                     [--devices cuda:0,cuda:1] [--set key=value ...] [--timeout S] [--warm K]
+                     [--devices cuda:0,cuda:1] [--set key=value ...] [--timeout S] [--warm K] [--plain]
+
+CURVE on every socket by default, as pcmoe runs (keys made with the build's pcmoe-ctl keygen in
+DIR/keys; the configs name them the way every pcmoe since 1.0 reads, so bench/builds-ab.sh can run
+old builds too); --plain: plain mode (hub.insecure, party.insecure: builds with protocol 1.2).
 """
 import argparse, json, os, signal, socket, statistics, subprocess, sys, time
 
@@ -51,6 +55,7 @@ def main():
     ap.add_argument("--warm", type=int, default=5, help="global steps excluded from throughput")
     ap.add_argument("--transport", default="tcp", choices=["tcp", "ipc"],
                     help="the parties' expert services: loopback TCP or ipc:// (Unix domain sockets)")
+    ap.add_argument("--plain", action="store_true", help="no CURVE (the wire without encryption)")
     a = ap.parse_args()
 
     os.makedirs(a.out, exist_ok=True)
@@ -59,16 +64,25 @@ def main():
     preset = os.path.abspath(a.preset)
     ids = [f"p{i}" for i in range(a.parties)]
     devices = a.devices.split(",")
+    pub = {}
+    if not a.plain:
+        os.makedirs(f"{a.out}/keys", exist_ok=True)
+        for name in ["hub"] + ids:
+            pub[name] = subprocess.run([f"{a.bin}/pcmoe-ctl", "keygen", "--out", f"{a.out}/keys/{name}.key"],
+                                       check=True, stdout=subprocess.PIPE, text=True).stdout.split()[-1]
     with open(f"{a.out}/hub.yaml", "w") as f:
         f.write(f"preset: {preset}\nhub:\n  bind: {hub_ep}\n  parties:\n")
         for i in ids:
-            f.write(f"    - id: {i}\n")
+            f.write(f"    - id: {i}\n" + (f"      public_key: '{pub[i]}'\n" if pub else ""))
         f.write(f"  out_dir: {a.out}/hub\n  log_file: {a.out}/hub.log\n  party_timeout_ms: 60000\n  final_snapshot: false\n  resume: false\n")
+        f.write(f"  secret_key_file: {a.out}/keys/hub.key\n" if pub else "  insecure: true\n")
     for n, i in enumerate(ids):
         with open(f"{a.out}/{i}.yaml", "w") as f:
             bind = "tcp://127.0.0.1:*" if a.transport == "tcp" else "ipc://*"
             f.write(f"preset: {preset}\nparty:\n  id: {i}\n  hub: {hub_ep}\n  expert_bind: {bind}\n"
-                    f"  request_timeout_ms: 120000\n  hub_timeout_ms: 300000\n"
+                    f"  request_timeout_ms: 120000\n  hub_timeout_ms: 300000\n" +
+                    (f"  curve: {{secret_key_file: {a.out}/keys/{i}.key, hub_public_key: '{pub['hub']}'}}\n" if pub
+                     else "  insecure: true\n") +
                     f"data:\n  sources:\n    - path: {a.corpus}\n      format: {a.format}\n"
                     f"run:\n  out_dir: {a.out}/{i}\n  device: {devices[n % len(devices)]}\n  seed: {1000 + n}\n"
                     f"  threads: {a.threads}\n  log_file: {a.out}/{i}.log\n  resume: false\n  save_on_exit: false\n")

@@ -8,8 +8,10 @@
 # With SCHEDULES="sequential concurrent" also concurrent rounds (hub.schedule: concurrent) per wire,
 # against pcmoe-central of equal compute (one step on PARTIES batches: batch_size x PARTIES); a
 # round's bound is max(that central step, the round's bytes / GB/s).
+# Federations run in plain mode (no CURVE), as the transport bound is measured and as every GPU
+# figure in README was; CURVE=1 runs them with CURVE, the product's default (encryption costs).
 # Env: PRESET (small), PARTIES (4), STEPS (60), DEVICES (cuda:0; e.g. cuda:0,cuda:1 on two GPUs),
-#      WIRES ("bf16 fp8"), IPC (0), SCHEDULES (sequential).
+#      WIRES ("bf16 fp8"), IPC (0), SCHEDULES (sequential), CURVE (0).
 set -uo pipefail
 BUILD=$1
 OUT=$2
@@ -30,6 +32,8 @@ write_central_config "$D/central.yaml" "$PRESET" "$CORPUS" "$D/central" "${DEVIC
   { tail -5 "$D/central.log"; exit 1; }
 "$BUILD/apps/pcmoe-bench-wire" --transport-only >"$D/transport.txt" 2>&1 || { tail -5 "$D/transport.txt"; exit 1; }
 variants=()
+plain=(--plain)
+[[ ${CURVE:-0} == 1 ]] && plain=()
 for s in ${SCHEDULES:-sequential}; do
   suffix=() hub_set=()
   if [[ $s == concurrent ]]; then
@@ -42,14 +46,14 @@ for s in ${SCHEDULES:-sequential}; do
   fi
   for w in $WIRES; do
     timed_federation "$BUILD" "$PRESET" "$N" "$STEPS" "$DEVICES" "$CORPUS" "$D/fed-$w-tcp${suffix[*]}" \
-      --party-set party.wire_dtype="$w" "${hub_set[@]}" || exit 1
+      --party-set party.wire_dtype="$w" "${hub_set[@]}" "${plain[@]}" || exit 1
     variants+=("$w-tcp${suffix[*]}")
   done
 done
 if [[ ${IPC:-0} == 1 ]]; then
   w=${WIRES%% *}
   timed_federation "$BUILD" "$PRESET" "$N" "$STEPS" "$DEVICES" "$CORPUS" "$D/fed-$w-ipc" \
-    --party-set party.wire_dtype="$w" --transport ipc || exit 1
+    --party-set party.wire_dtype="$w" --transport ipc "${plain[@]}" || exit 1
   variants+=("$w-ipc")
 fi
 python3 "$ROOT/bench/speed_report.py" "$D" "$PRESET" "$N" "$DEVICES" "${variants[@]}"
