@@ -41,6 +41,11 @@ defence() {  # scenario -> party --set words
 federation() {  # scenario [capture]
   local name=$1 dir=$OUT/$1 sets=() kv
   defence "$name" >/dev/null || exit 2
+  if [[ -f $dir/party-a/model.pcmoe && -f $dir/party-b/model.pcmoe && -f $dir/party-c/model.pcmoe ]] &&
+    grep -q "global step $STEPS of $STEPS, hub finished" "$OUT/$name.federation.txt" 2>/dev/null; then
+    echo "privacy_audit: $name: the federation in $dir is complete: kept (delete it to train again)"
+    return
+  fi
   for kv in run.seed=0 $(defence "$name"); do sets+=(--party-set "$kv"); done
   [[ ${2:-1} == 1 ]] && sets+=(--party-set audit.capture=both --party-set "audit.capture_every=$EVERY")
   echo "privacy_audit: $name: federation of $STEPS steps (${sets[*]})"

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/capture_file.h"
@@ -48,9 +49,15 @@ Captured load_captured(const std::string& received_file,
       truth[victim][r.rid] = std::move(r);
     }
   }
+  // Latest steps first, so that max_rows keeps the end of the run.
+  std::vector<const CaptureRecord*> order;
+  for (const auto& r : received) order.push_back(&r);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const CaptureRecord* x, const CaptureRecord* y) { return x->step > y->step; });
   std::map<std::pair<std::string, int>, std::vector<torch::Tensor>> rows, ids, toks;
   std::map<std::pair<std::string, int>, int64_t> kept;
-  for (const auto& r : received) {
+  for (const CaptureRecord* rp : order) {
+    const CaptureRecord& r = *rp;
     const std::string what = fmt::format("{}: request {} of '{}'", received_file, r.rid, r.peer);
     if (r.side != "received")
       throw DataError(fmt::format("{}: a '{}' record, expected received", what, r.side));

@@ -26,8 +26,9 @@ struct Captured {
 };
 
 // Reads the host's received capture and each victim's sent capture (victim id -> file), keeping
-// at most `max_rows` rows per (victim, layer) (the earliest steps first). Victims without a
-// truth file are skipped. Throws DataError naming a file whose records disagree (a truth record
+// at most `max_rows` rows per (victim, layer): those of the latest steps, nearest to the models
+// the attacks use (the parties' models at the end of the run). Victims without a truth file are
+// skipped. Throws DataError naming a file whose records disagree (a truth record
 // of another length, a file of the wrong side).
 Captured load_captured(const std::string& received_file,
                        const std::map<std::string, std::string>& truth_files, int64_t max_rows);
