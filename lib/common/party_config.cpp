@@ -111,45 +111,45 @@ void check_keys(PartyConfig& c, const std::string& path) {
 
 static config::Schema<PrivacyConfig> privacy_schema() {
   config::Schema<PrivacyConfig> s;
-  s.field(
-       "row_clip", &PrivacyConfig::row_clip,
-       "> 0: every row sent to a host is first clipped to this L2 norm, so that row_noise_std is a Gaussian "
-       "mechanism with an (epsilon, delta) (logged as privacy.row_mechanism; README Privacy); 0 = off",
-       config::non_negative<double>())
-      .field(
-          "row_noise_std", &PrivacyConfig::row_noise_std,
-          "Gaussian noise added to every row sent to a host: its std in units of row_clip when row_clip > 0, "
-          "else as a fraction of the row's RMS (no formal guarantee); 0 = off",
+  s.field("row_clip", &PrivacyConfig::row_clip,
+          "> 0: every row sent to a host is first clipped to this L2 norm, so that row_noise_std is a "
+          "Gaussian mechanism with an (epsilon, delta) (logged as privacy.row_mechanism; README "
+          "Privacy); 0 = off",
           config::non_negative<double>())
+      .field("row_noise_std", &PrivacyConfig::row_noise_std,
+             "Gaussian noise added to every row sent to a host: its std in units of row_clip when "
+             "row_clip > 0, else as a fraction of the row's RMS (no formal guarantee); 0 = off",
+             config::non_negative<double>())
       .field("dp_delta", &PrivacyConfig::dp_delta,
              "the delta of the (epsilon, delta) logged for the rows (0 < delta < 1)",
              config::in_range<double>(1e-300, 0.5))
       .field("local_only_layers", &PrivacyConfig::local_only_layers,
-             "MoE layers (comma list) whose tokens go only to this party's own experts, so their rows never "
-             "leave")
-      .field(
-          "rotate_hidden", &PrivacyConfig::rotate_hidden,
-          "true: the backbone's hidden space is turned by a private random rotation at initialisation (model "
-          "unchanged; needs model.norm rmsnorm), so a host whose backbone shares the initialisation cannot "
-          "read "
-          "the rows in its own coordinates")
+             "MoE layers (comma list) whose tokens go only to this party's own experts, so their rows "
+             "never leave")
+      .field("rotate_hidden", &PrivacyConfig::rotate_hidden,
+             "true: the backbone's hidden space is turned by a private random rotation at "
+             "initialisation (model unchanged; needs model.norm rmsnorm), so a host whose backbone "
+             "shares the initialisation cannot read the rows in its own coordinates")
       .field("shared_init", &PrivacyConfig::shared_init,
-             "true: the backbone starts from the federation's shared initialisation (every party the same, "
-             "as when "
-             "all fine-tune one public checkpoint), not from the private seed: hosts can then decode served "
-             "rows; "
-             "pcmoe warns loudly and recommends the defences above");
+             "true: the backbone starts from the federation's shared initialisation (every party the "
+             "same, as when all fine-tune one public checkpoint), not from the private seed: hosts can "
+             "then decode served rows; pcmoe warns loudly and recommends the defences above")
+      .field("hub_report", &PrivacyConfig::hub_report,
+             "what each step report tells the hub: full (training and held-out loss, routing counts and "
+             "mean gates: the hub's status, plots and global expert load) or minimal (losses -1, counts "
+             "and gates zero: tokens, timings, bytes and memory only; the hub can then match nothing to "
+             "a corpus, and the global expert load of model.router.balance_bias_rate stays uniform)",
+             config::one_of({"full", "minimal"}));
   return s;
 }
 
 static config::Schema<AuditConfig> audit_schema() {
   config::Schema<AuditConfig> s;
-  s.field(
-       "capture", &AuditConfig::capture,
-       "privacy audits only: off | received (as a host: rows, expert ids, request ids, steps of every train "
-       "request) | sent (as a requester: the token id behind each row it sent, kept locally) | both; warned "
-       "loudly",
-       config::one_of({"off", "received", "sent", "both"}))
+  s.field("capture", &AuditConfig::capture,
+          "privacy audits only: off | received (as a host: rows, expert ids, request ids, steps of "
+          "every train request) | sent (as a requester: the token id behind each row it sent, kept "
+          "locally) | both; warned loudly",
+          config::one_of({"off", "received", "sent", "both"}))
       .field("capture_dir", &AuditConfig::capture_dir,
              "where the capture files go (received.cap, sent.cap); \"\" = run.out_dir/audit")
       .field("capture_every", &AuditConfig::capture_every,
@@ -170,6 +170,13 @@ config::Schema<PartyConfig> party_schema() {
       .section("run", &PartyConfig::run, run_schema())
       .include_key("preset");
   return s;
+}
+
+std::vector<int> local_only_layer_indices(const PartyConfig& c) {
+  if (c.privacy.local_only_layers.empty()) return {};
+  ModelConfig probe = c.model;
+  probe.moe_layers = c.privacy.local_only_layers;
+  return probe.moe_layer_indices();
 }
 
 PartyConfig load_party_config(const std::string& path, const std::vector<std::string>& overrides,
@@ -195,11 +202,9 @@ PartyConfig load_party_config(const std::string& path, const std::vector<std::st
   if (read_keys) check_keys(c, path);
   // Validate local-only layers against the model.
   if (!c.privacy.local_only_layers.empty()) {
-    ModelConfig probe = c.model;
-    probe.moe_layers = c.privacy.local_only_layers;
     std::vector<int> layers;
     try {
-      layers = probe.moe_layer_indices();
+      layers = local_only_layer_indices(c);
     } catch (const ConfigError& e) {
       throw ConfigError(origins.describe("privacy.local_only_layers") + ": " + e.what());
     }

@@ -37,14 +37,15 @@ struct PartyNetConfig {
 };
 
 struct PrivacyConfig {
-  double row_clip = 0.0;          // > 0: every row sent to a host is clipped to this L2 norm first
-  double row_noise_std = 0.0;     // Gaussian noise on rows sent to hosts: std in units of row_clip when
-                                  // row_clip > 0 (a Gaussian mechanism, accounted), else of each row's RMS
-  double dp_delta = 1e-6;         // the delta of the (epsilon, delta) the party logs for its rows
-  std::string local_only_layers;  // MoE layers that route only to this party's own experts ("1,3")
-  bool rotate_hidden = false;     // the backbone's hidden space turned by a private random rotation at init
-  bool shared_init = false;       // the backbone starts from the federation's shared initialisation (the
-                                  // leaking case of fine-tuning one public checkpoint; warns loudly)
+  double row_clip = 0.0;            // > 0: every row sent to a host is clipped to this L2 norm first
+  double row_noise_std = 0.0;       // Gaussian noise on rows sent to hosts: std in units of row_clip when
+                                    // row_clip > 0 (a Gaussian mechanism, accounted), else of each row's RMS
+  double dp_delta = 1e-6;           // the delta of the (epsilon, delta) the party logs for its rows
+  std::string local_only_layers;    // MoE layers that route only to this party's own experts ("1,3")
+  bool rotate_hidden = false;       // the backbone's hidden space turned by a private random rotation at init
+  bool shared_init = false;         // the backbone starts from the federation's shared initialisation (the
+                                    // leaking case of fine-tuning one public checkpoint; warns loudly)
+  std::string hub_report = "full";  // full | minimal: losses withheld (-1), routing counts and gates zero
 };
 
 // Privacy audits only (pcmoe-attack); off by default, loud when on.
@@ -73,6 +74,9 @@ struct PartyConfig {
 };
 
 config::Schema<PartyConfig> party_schema();
+// The layer indices of privacy.local_only_layers (empty: none). Throws ConfigError for a list that
+// does not parse (load_party_config checks it).
+std::vector<int> local_only_layer_indices(const PartyConfig& c);
 // Loads --config, applies --set overrides, validates (data paths exist, endpoints parse, ...).
 // Throws ConfigError naming file, line and key.
 // `read_keys` false: the key and plain-mode settings are neither required nor read (pcmoe-central's

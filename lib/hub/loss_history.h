@@ -19,7 +19,7 @@ class LossHistory {
 
   // `step`: the global step after the reported step; eval_loss < 0: not evaluated.
   void add(int64_t step, double loss, double eval_loss) {
-    push(train_, kSteps, step, loss);
+    if (!(loss < 0)) push(train_, kSteps, step, loss);  // -1: withheld (privacy.hub_report minimal)
     if (!(eval_loss < 0)) push(eval_, kEvals, step, eval_loss);
   }
   // {step, loss} pairs, oldest first.

@@ -45,12 +45,8 @@ void log_row_mechanism(const PartyConfig& cfg) {
             "noise relative to each row's RMS has no (epsilon, delta): set privacy.row_clip for one");
     return;
   }
-  int remote_layers = static_cast<int>(cfg.model.moe_layer_indices().size());
-  if (!cfg.privacy.local_only_layers.empty()) {
-    ModelConfig probe = cfg.model;
-    probe.moe_layers = cfg.privacy.local_only_layers;
-    remote_layers -= static_cast<int>(probe.moe_layer_indices().size());
-  }
+  const int remote_layers =
+      static_cast<int>(cfg.model.moe_layer_indices().size() - local_only_layer_indices(cfg).size());
   // Passes over the training data if this party trained every global step (an upper bound).
   const data::CorpusStats cs = data::scan_corpus(cfg.data);
   const double share = cs.documents > 0 ? static_cast<double>(cs.train_documents) / cs.documents : 1.0;

@@ -155,11 +155,7 @@ PartyTrainer::PartyTrainer(const PartyConfig& cfg, uint64_t backbone_seed, Place
   dopt.row_noise_std = cfg.privacy.row_noise_std;
   dopt.sent_capture = captures.sent;
   dopt.capture_every = cfg.audit.capture_every;
-  if (!cfg.privacy.local_only_layers.empty()) {
-    ModelConfig probe = cfg.model;
-    probe.moe_layers = cfg.privacy.local_only_layers;
-    dopt.local_only_layers = probe.moe_layer_indices();
-  }
+  dopt.local_only_layers = local_only_layer_indices(cfg);
   dopt.shuffle_seed = os_random_u64();  // private: row permutations must not be predictable
   // A host keeps an abandoned open step for stale_ms before another requester may take over:
   // a requester answered `busy` keeps asking at least that long.
@@ -213,7 +209,16 @@ StepOutcome PartyTrainer::train_step(int64_t step, uint64_t turn_id) {
   o.report.peak_memory_bytes = mem.allocated_bytes;
   rec.add("peak_memory_bytes", mem.allocated_bytes).add("peak_reserved_bytes", mem.reserved_bytes);
   metrics_->write(rec);
+  if (cfg_.privacy.hub_report == "minimal") withhold_from_hub(o.report);
   return o;
+}
+
+void withhold_from_hub(proto::StepReport& r) {
+  r.loss = -1;
+  r.aux_loss = -1;
+  r.eval_loss = -1;
+  for (auto& layer : r.expert_counts) std::fill(layer.begin(), layer.end(), 0);
+  for (auto& layer : r.gate_mean) std::fill(layer.begin(), layer.end(), 0.0);
 }
 
 proto::StepReport PartyTrainer::report_of(const train::StepResult& r, uint64_t turn_id) const {

@@ -35,6 +35,10 @@
 
 namespace pcmoe::party {
 
+// privacy.hub_report minimal: what a step report keeps from the hub (losses -1, routing counts and
+// mean gates zero; tokens, timings, bytes and memory stay).
+void withhold_from_hub(proto::StepReport& r);
+
 struct StepOutcome {
   proto::StepReport report;
   bool evaluated = false;

@@ -109,6 +109,10 @@ TEST_CASE("party config: the privacy and audit keys are checked at load", "[unit
                     Catch::Contains("privacy.row_clip"));
   CHECK_THROWS_WITH(load_party_config(party, with("privacy.dp_delta=0"), false),
                     Catch::Contains("privacy.dp_delta"));
+  CHECK(off.privacy.hub_report == "full");
+  CHECK(load_party_config(party, with("privacy.hub_report=minimal"), false).privacy.hub_report == "minimal");
+  CHECK_THROWS_WITH(load_party_config(party, with("privacy.hub_report=none"), false),
+                    Catch::Contains("privacy.hub_report"));
   auto sets = with("privacy.rotate_hidden=true");
   CHECK(load_party_config(party, sets, false).privacy.rotate_hidden);
   sets.push_back("model.norm=layernorm");

@@ -83,10 +83,12 @@ TEST_CASE("adversary host: a party outside its turn cannot step another host's e
   const int64_t step = during->step;
   // Between c's steps the host holds no open step: a retries its `busy` forwards until one is taken.
   std::optional<proto::Message> fwd;
+  int busy = 0;
   for (int i = 0; i < 250; ++i) {
     fwd = call(*as_a, forward(900001, "a", step, 50.0f));
     const auto* e = fwd ? std::get_if<proto::ErrorMsg>(&*fwd) : nullptr;
     if (e == nullptr || e->code != static_cast<uint16_t>(proto::ErrorCode::busy)) break;
+    ++busy;
   }
   REQUIRE(fwd.has_value());
   bool applied = false;
@@ -101,6 +103,8 @@ TEST_CASE("adversary host: a party outside its turn cannot step another host's e
   }
   CHECK_FALSE(applied);  // the host takes requests only from the turn holder for that step
   fed.require_clean_finish(60);
+  std::printf("reliability: a member's out-of-turn train request to b: %s (answered busy %d times)\n",
+              applied ? "APPLIED" : "nothing applied", busy);
 }
 
 TEST_CASE("adversary host: a requester holding a host open is bounded; the honest host is not expelled",
@@ -126,4 +130,7 @@ TEST_CASE("adversary host: a requester holding a host open is bounded; the hones
   // The federation kept training at a useful pace (at least one step a second), and nobody blamed b.
   CHECK(progress >= 12);
   CHECK(test::log_events(fed.hub_log(), "hub.party_lost").empty());
+  std::printf(
+      "reliability: a member holding b's host open for 12 s: %lld global steps meanwhile, %zu parties lost\n",
+      static_cast<long long>(progress), test::log_events(fed.hub_log(), "hub.party_lost").size());
 }
