@@ -28,7 +28,9 @@ def reports(hub_dir):
 
 
 def loss_curve(rs, windows=10):
-    losses = [r["loss"] for r in rs]
+    losses = [r["loss"] for r in rs if r["loss"] >= 0]  # -1: withheld (privacy.hub_report minimal)
+    if not losses:
+        return []
     skip = len(losses) // 10  # warm-up
     losses = losses[skip:]
     n = max(1, len(losses) // windows)
@@ -44,11 +46,13 @@ def routing(rs):
     return [x / s for x in total]
 
 
-def best_assignment(target, shadow, score):
-    """The one-to-one map target party -> shadow party maximising the summed score."""
+def best_assignments(target, shadow, score):
+    """The one-to-one maps target party -> shadow party with the highest summed score (several when
+    they tie: a hub with nothing to tell parties apart gets every assignment, scored by the mean)."""
     t, s = sorted(target), sorted(shadow)
-    best = max(itertools.permutations(s, len(t)), key=lambda p: sum(score(target[a], shadow[b]) for a, b in zip(t, p)))
-    return dict(zip(t, best))
+    scored = [(sum(score(target[a], shadow[b]) for a, b in zip(t, p)), p) for p in itertools.permutations(s, len(t))]
+    top = max(v for v, _ in scored)
+    return [dict(zip(t, p)) for v, p in scored if v >= top - 1e-12]
 
 
 def main():
@@ -58,16 +62,19 @@ def main():
     out = {}
     curves_t = {p: loss_curve(rs) for p, rs in target.items()}
     curves_s = {p: loss_curve(rs) for p, rs in shadow.items()}
-    by_loss = best_assignment(curves_t, curves_s,
-                              lambda a, b: -sum(abs(x - y) for x, y in zip(a, b)) / max(1, min(len(a), len(b))))
-    by_route = best_assignment({p: routing(rs) for p, rs in target.items()},
-                               {p: routing(rs) for p, rs in shadow.items()},
-                               lambda a, b: sum(x * y for x, y in zip(a, b)))
-    for name, m in (("loss", by_loss), ("routing", by_route)):
-        right = sum(1 for a, b in m.items() if a == b)
-        out[name] = {"assignment": m, "correct": right, "parties": len(m)}
-        print(f"hub view, by {name:7}: {right} of {len(m)} parties matched to their corpus "
-              f"({', '.join(f'{a}->{b}' for a, b in sorted(m.items()))}; chance: 1 of {len(m)} on average)")
+    by_loss = best_assignments(curves_t, curves_s,
+                               lambda a, b: -sum(abs(x - y) for x, y in zip(a, b)) / max(1, min(len(a), len(b))))
+    by_route = best_assignments({p: routing(rs) for p, rs in target.items()},
+                                {p: routing(rs) for p, rs in shadow.items()},
+                                lambda a, b: sum(x * y for x, y in zip(a, b)))
+    for name, ms in (("loss", by_loss), ("routing", by_route)):
+        right = sum(sum(1 for a, b in m.items() if a == b) for m in ms) / len(ms)
+        n = len(ms[0])
+        how = (", ".join(f"{a}->{b}" for a, b in sorted(ms[0].items())) if len(ms) == 1 else
+               f"{len(ms)} assignments tie: nothing to tell the parties apart")
+        out[name] = {"assignments": ms, "correct": right, "parties": n}
+        print(f"hub view, by {name:7}: {right:g} of {n} parties matched to their corpus ({how}; "
+              f"chance: 1 of {n} on average)")
     out["final_loss"] = {p: c[-1] for p, c in curves_t.items() if c}
     if "--json" in sys.argv:
         with open(sys.argv[sys.argv.index("--json") + 1], "w") as f:

@@ -77,8 +77,8 @@ def main():
     for s in scenarios:
         hv = res[s].get("hub_view")
         if hv:
-            print(f"\nHub view ({s}): by loss {hv['loss']['correct']} of 3 parties matched to their corpus, "
-                  f"by routing {hv['routing']['correct']} of 3 (chance: 1 of 3)")
+            print(f"\nHub view ({s}): by loss {hv['loss']['correct']:g} of 3 parties matched to their corpus, "
+                  f"by routing {hv['routing']['correct']:g} of 3 (chance: 1 of 3)")
         mech = res[s]["row_mechanism"]
         if mech:
             print(f"\nRow mechanism ({s}): clip {mech['row_clip']}, sigma {mech['row_noise_std']}, "
