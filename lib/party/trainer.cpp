@@ -102,11 +102,10 @@ uint64_t log_party_start(const PartyConfig& cfg) {
   if (cfg.privacy.shared_init || !cfg.run.init_from.empty()) {
     PCMOE_WARN("privacy.shared_backbone")
         .kv("message",
-            "this backbone starts from the federation's shared initialisation: hosts whose backbone shares "
-            "it "
-            "can decode most tokens from the rows they serve (README Privacy). Defences: "
-            "privacy.rotate_hidden, "
-            "privacy.local_only_layers for the early MoE layers, privacy.row_clip with row_noise_std")
+            "this backbone starts from the federation's shared initialisation: hosts whose backbone "
+            "shares it can decode most tokens from the rows they serve (README Privacy). Defences: "
+            "privacy.rotate_hidden, privacy.local_only_layers for the early MoE layers, "
+            "privacy.row_clip with row_noise_std")
         .kv("rotate_hidden", cfg.privacy.rotate_hidden)
         .kv("row_clip", cfg.privacy.row_clip)
         .kv("row_noise_std", cfg.privacy.row_noise_std)
