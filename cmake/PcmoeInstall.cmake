@@ -1,7 +1,7 @@
 # Install rules and the Debian packages (CPack DEB, one package per component):
 #   pcmoe-common  pcmoe-ctl (status, control, keygen), the example configs, the docs, the pcmoe user
 #   pcmoe-hub     pcmoe-hub and pcmoe-hub.service (no libtorch)                depends: pcmoe-common
-#   pcmoe-party   pcmoe-party, pcmoe-eval, pcmoe-central, pcmoe-party@.service depends: pcmoe-common
+#   pcmoe-party   pcmoe-party, pcmoe-eval, pcmoe-central, pcmoe-attack, pcmoe-party@.service depends: pcmoe-common
 # Build them with `cmake --build --preset default --target package` (into build/packages/);
 # scripts/deb-check.sh installs them in a fresh Debian 12 container. `cmake --install build`
 # installs the same files under CMAKE_INSTALL_PREFIX (default /usr/local).
@@ -19,7 +19,7 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/configs/ DESTINATION ${CMAKE_INSTALL_DAT
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/DESIGN.md ${PROJECT_SOURCE_DIR}/proto/PROTOCOL.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT common)
 install(TARGETS pcmoe-hub RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT hub)
-install(TARGETS pcmoe-party pcmoe-eval pcmoe-central RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT party)
+install(TARGETS pcmoe-party pcmoe-eval pcmoe-central pcmoe-attack RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT party)
 
 # The units name the binaries by their installed path, known only at install time (CPack installs
 # under /usr, `cmake --install` under CMAKE_INSTALL_PREFIX): generated then.
@@ -60,7 +60,7 @@ set(CPACK_DEBIAN_HUB_PACKAGE_NAME pcmoe-hub)
 set(CPACK_DEBIAN_PARTY_PACKAGE_NAME pcmoe-party)
 set(CPACK_COMPONENT_COMMON_DESCRIPTION "pcmoe: pcmoe-ctl (status, control, CURVE keys), example configs, docs")
 set(CPACK_COMPONENT_HUB_DESCRIPTION "pcmoe: the hub of a federation (pcmoe-hub) and its systemd unit")
-set(CPACK_COMPONENT_PARTY_DESCRIPTION "pcmoe: one party of a federation (pcmoe-party, pcmoe-eval, pcmoe-central) and its systemd unit")
+set(CPACK_COMPONENT_PARTY_DESCRIPTION "pcmoe: one party of a federation (pcmoe-party, pcmoe-eval, pcmoe-central, pcmoe-attack) and its systemd unit")
 set(CPACK_DEBIAN_COMMON_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/packaging/deb/common/postinst)
 set(CPACK_DEBIAN_HUB_PACKAGE_CONTROL_EXTRA
     "${PROJECT_SOURCE_DIR}/packaging/deb/service/postinst;${PROJECT_SOURCE_DIR}/packaging/deb/service/postrm")
