@@ -65,21 +65,35 @@ def main():
             cells = "".join(f" {r['worst'][a]['top1']:>+9.1f}" if a in r["worst"] else f" {'-':>9}" for a in ATTACKS)
             print(f"{s:14} {layer:>5} {r['freq1']:>7.1f}{cells}")
     print()
+    # The hub view's shadow runs are second runs of private and shared (other private seeds): the
+    # baselines are the mean of both, and their spread is what seeds alone change.
+    for s in list(scenarios):
+        d = f"{out_dir}/{s}-shadow"
+        if os.path.isdir(d):
+            done = {p: log_events(f"{d}/party-{p}.log", "party.done") for p in "abc"}
+            losses = {p: e[-1]["eval_loss"] for p, e in done.items() if e}
+            if len(losses) == 3:
+                res[f"{s}-shadow"] = {"eval_loss": losses, "mean_eval_loss": sum(losses.values()) / 3}
+                scenarios.insert(scenarios.index(s) + 1, f"{s}-shadow")
     print("Quality: mean final held-out loss of the parties' models on their own domain")
     print(f"{'scenario':14} {'a':>7} {'b':>7} {'c':>7} {'mean':>7} {'vs private':>11} {'vs shared':>10}")
-    base = {k: res.get(k, {}).get("mean_eval_loss") for k in ("private", "shared")}
+    base = {}
+    for k in ("private", "shared"):
+        runs = [res[r]["mean_eval_loss"] for r in (k, f"{k}-shadow") if r in res and res[r].get("mean_eval_loss")]
+        base[k] = sum(runs) / len(runs) if runs else None
     for s in scenarios:
         m = res[s]["mean_eval_loss"]
         l = res[s]["eval_loss"]
         rel = lambda b: f"{100 * (m / b - 1):+.2f}%" if (m and b) else "-"
         print(f"{s:14} " + " ".join(f"{l.get(p, float('nan')):>7.4f}" for p in "abc") +
               f" {m if m else float('nan'):>7.4f} {rel(base['private']):>11} {rel(base['shared']):>10}")
+    print("(vs: against the mean of the scenario's runs, the *-shadow rows being second runs with other seeds)")
     for s in scenarios:
         hv = res[s].get("hub_view")
         if hv:
             print(f"\nHub view ({s}): by loss {hv['loss']['correct']:g} of 3 parties matched to their corpus, "
                   f"by routing {hv['routing']['correct']:g} of 3 (chance: 1 of 3)")
-        mech = res[s]["row_mechanism"]
+        mech = res[s].get("row_mechanism")
         if mech:
             print(f"\nRow mechanism ({s}): clip {mech['row_clip']}, sigma {mech['row_noise_std']}, "
                   f"noise multiplier {mech['noise_multiplier']:.3g}: epsilon {mech['eps_per_release']:.3g} per row, "
