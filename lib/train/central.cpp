@@ -53,7 +53,8 @@ struct CentralState {
         dispatcher(experts) {
     if (c.mode == "mix") {
       for (const auto& path : c.protocol.party_configs) {
-        const DataConfig d = load_party_config(path, c.shared_overrides).data;
+        const DataConfig d =
+            load_party_config(path, c.shared_overrides, /*check_data=*/true, /*read_keys=*/false).data;
         loaders.emplace_back(d, data::Split::train, c.train.batch_size, c.model.seq_len);
         for (auto& b : data::heldout_batches(d, c.train.eval_batches, c.train.batch_size, c.model.seq_len))
           heldout.push_back(std::move(b));
