@@ -178,6 +178,14 @@ def study(build, out, setting, root, env):
             e = json.loads(r.stdout)
             e.update(row=row, party=p, domain=dom)
             evals.append(e)
+    # A second run of the same setting (rows that failed the first time) keeps the evaluations of
+    # the rows done before, whose models are gone (KEEP_MODELS).
+    done = {(e["row"], e["party"], e["domain"]) for e in evals}
+    if os.path.exists(f"{d}/evals.jsonl"):
+        for line in open(f"{d}/evals.jsonl"):
+            e = json.loads(line)
+            if (e["row"], e["party"], e["domain"]) not in done:
+                evals.append(e)
     with open(f"{d}/evals.jsonl", "w") as f:
         for e in evals:
             f.write(json.dumps(e) + "\n")
