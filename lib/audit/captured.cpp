@@ -4,31 +4,21 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "common/capture_file.h"
 #include "common/error.h"
+#include "model/tensor_io.h"
 
 namespace pcmoe::audit {
 
 namespace {
 
-// A 4-byte tensor (f32 rows, i32 ids and tokens) of a capture record.
-torch::Tensor as_tensor(const RawTensor& t, torch::ScalarType type, const std::string& what) {
-  const int64_t n = t.numel();
-  if (t.bytes.size() != static_cast<size_t>(n) * 4)  // f32 and i32
-    throw DataError(
-        fmt::format("{}: tensor '{}' has {} bytes for {} elements", what, t.name, t.bytes.size(), n));
-  auto out = torch::empty(t.shape, type);
-  std::memcpy(out.data_ptr(), t.bytes.data(), t.bytes.size());
-  return out;
-}
-
-const RawTensor& need(const CaptureRecord& r, const char* name, DType dtype, const std::string& what) {
+// A record's tensor `name` of `dtype` (its size was checked when the file was read), on the CPU.
+torch::Tensor need(const CaptureRecord& r, const char* name, DType dtype, const std::string& what) {
   const RawTensor* t = r.find(name);
   if (t == nullptr || t->dtype != dtype)
     throw DataError(fmt::format("{}: no {} tensor '{}'", what, dtype_name(dtype), name));
-  return *t;
+  return model::from_raw(*t);
 }
 
 }  // namespace
@@ -72,12 +62,13 @@ Captured load_captured(const std::string& received_file,
     }
     const auto key = std::make_pair(r.peer, static_cast<int>(r.layer));
     if (kept[key] >= max_rows) continue;
-    auto x = as_tensor(need(r, "rows", DType::f32, what), torch::kFloat32, what);
-    auto e = as_tensor(need(r, "ids", DType::i32, what), torch::kInt32, what).to(torch::kLong);
-    auto k = as_tensor(need(t->second, "tokens", DType::i32, what), torch::kInt32, what).to(torch::kLong);
-    if (x.dim() != 2 || e.size(0) != x.size(0) || k.size(0) != x.size(0))
-      throw DataError(
-          fmt::format("{}: {} rows, {} expert ids, {} true tokens", what, x.size(0), e.size(0), k.size(0)));
+    auto x = need(r, "rows", DType::f32, what);
+    auto e = need(r, "ids", DType::i32, what).to(torch::kLong);
+    auto k = need(t->second, "tokens", DType::i32, what).to(torch::kLong);
+    if (x.dim() != 2 || e.dim() != 1 || k.dim() != 1 || e.size(0) != x.size(0) || k.size(0) != x.size(0))
+      throw DataError(fmt::format("{}: rows {}, expert ids {}, true tokens {}: shapes that do not agree",
+                                  what, fmt::join(x.sizes(), "x"), fmt::join(e.sizes(), "x"),
+                                  fmt::join(k.sizes(), "x")));
     rows[key].push_back(x);
     ids[key].push_back(e);
     toks[key].push_back(k);

@@ -12,6 +12,7 @@
 #include "common/timer.h"
 #include "model/compat.h"
 #include "model/privacy.h"
+#include "model/tensor_io.h"
 #include "party/wire.h"
 #include "proto/describe.h"
 #include "proto/wire_tensor.h"
@@ -246,10 +247,8 @@ void FederatedDispatcher::capture_sent(uint32_t host, int layer, uint64_t rid,
                                        const std::vector<int64_t>& rows) {
   auto pos = audit_positions_.find(layer);
   if (!audit_inputs_.defined() || pos == audit_positions_.end()) return;
-  const int64_t* p = pos->second.data_ptr<int64_t>();
-  const int64_t* tok = audit_inputs_.data_ptr<int64_t>();
-  std::vector<int32_t> tokens(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) tokens[i] = static_cast<int32_t>(tok[p[rows[i]]]);
+  auto index = torch::tensor(rows, torch::kLong);
+  auto tokens = audit_inputs_.index_select(0, pos->second.index_select(0, index)).to(torch::kInt32);
   CaptureRecord r;
   r.side = "sent";
   r.self = opt_.self_id;
@@ -258,12 +257,7 @@ void FederatedDispatcher::capture_sent(uint32_t host, int layer, uint64_t rid,
   r.step = step_;
   r.layer = layer;
   r.rid = rid;
-  RawTensor t;
-  t.name = "tokens";
-  t.dtype = DType::i32;
-  t.shape = {static_cast<int64_t>(tokens.size())};
-  t.bytes.assign(reinterpret_cast<const char*>(tokens.data()), tokens.size() * sizeof(int32_t));
-  r.tensors.push_back(std::move(t));
+  r.tensors.push_back(model::to_raw("tokens", tokens));
   opt_.sent_capture->append(r);
 }
 

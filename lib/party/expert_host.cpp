@@ -11,6 +11,7 @@
 #include "common/timer.h"
 #include "model/compat.h"
 #include "model/device_timer.h"
+#include "model/tensor_io.h"
 #include "model/torch_error.h"
 #include "party/wire.h"
 #include "proto/wire_tensor.h"
@@ -450,19 +451,8 @@ void ExpertHost::capture_received(const std::string& requester, const proto::Exp
   r.step = req.step;
   r.layer = req.layer;
   r.rid = req.request_id;
-  auto rows = x.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-  auto expert_ids = ids.to(torch::kCPU, torch::kInt32).contiguous();
-  RawTensor t;
-  t.name = "rows";
-  t.dtype = DType::f32;
-  t.shape = rows.sizes().vec();
-  t.bytes.assign(static_cast<const char*>(rows.data_ptr()), static_cast<size_t>(rows.nbytes()));
-  r.tensors.push_back(t);
-  t.name = "ids";
-  t.dtype = DType::i32;
-  t.shape = expert_ids.sizes().vec();
-  t.bytes.assign(static_cast<const char*>(expert_ids.data_ptr()), static_cast<size_t>(expert_ids.nbytes()));
-  r.tensors.push_back(std::move(t));
+  r.tensors.push_back(model::to_raw("rows", x.detach().to(torch::kFloat32)));
+  r.tensors.push_back(model::to_raw("ids", ids.to(torch::kInt32)));
   opt_s_.received_capture->append(r);
 }
 
