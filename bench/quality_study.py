@@ -10,11 +10,13 @@ about equal size). Rows, with S steps per party (env S):
   isolated      the party alone: its data, S steps (what a party has without joining)
   isolated-mem  the same with the party's memory: its backbone and n_experts / 3 experts
   sequential    PC-MoE as in the paper: 3S global steps, one party per step (S each)
+  sequential-wall  the same in the wall-clock time of S concurrent rounds on 3 GPUs: S global
+                steps (about S/3 each)
   concurrent    PC-MoE concurrent rounds: S rounds, every party one step per round
   central-eq    one model, S steps of one batch of every party (the compute of S rounds)
   union         one model on the union of the data (size-weighted mix), 3S steps
   equal-mix     one model, 3S steps, one party's batch per step in turn (equal mix)
-Every row but isolated and isolated-mem has the compute of 3S batches.
+Every row but isolated, isolated-mem and sequential-wall has the compute of 3S batches.
 Env: PRESET (configs/models/small.yaml), DEVICE (cuda:0), S (400), BATCH (16), JOBS (parallel
 runs, 6), EVAL_BATCHES (4), EXTRA (more --set for every run, space-separated), DEADLINE_S (a run
 still training this many seconds after the setting's start is killed: its row is missing),
@@ -32,8 +34,8 @@ import time
 
 NAMES = {"demo": {"a": "English fortunes", "b": "German fortunes", "c": "Linux C headers"},
          "fortunes3": {"a": "fortunes 1/3", "b": "fortunes 2/3", "c": "fortunes 3/3"}}
-ROWS = ["isolated", "isolated-mem", "sequential", "concurrent", "central-eq", "union", "equal-mix"]
-PER_PARTY = {"isolated", "isolated-mem", "sequential", "concurrent"}  # a model per party
+ROWS = ["isolated", "isolated-mem", "sequential", "sequential-wall", "concurrent", "central-eq", "union", "equal-mix"]
+PER_PARTY = {"isolated", "isolated-mem", "sequential", "sequential-wall", "concurrent"}  # a model per party
 
 
 def corpora(root):
@@ -94,6 +96,8 @@ def runs(d, s, batch, eval_batches, mem_experts, extra):
         out[f"isolated-mem-{p}"] = (f"{d}/cfg/isolated-{p}.yaml",
                                     short + [f"model.n_experts={mem_experts}", f"run.out_dir={d}/isolated-mem-{p}"])
     out["sequential"] = (f"{d}/cfg/protocol.yaml", long + ["protocol.schedule=sequential", f"run.out_dir={d}/sequential"])
+    out["sequential-wall"] = (f"{d}/cfg/protocol.yaml",
+                              short + ["protocol.schedule=sequential", f"run.out_dir={d}/sequential-wall"])
     out["concurrent"] = (f"{d}/cfg/protocol.yaml", short + ["protocol.schedule=concurrent", f"run.out_dir={d}/concurrent"])
     out["central-eq"] = (f"{d}/cfg/mix.yaml", short + ["protocol.mix=all", f"run.out_dir={d}/central-eq"])
     out["union"] = (f"{d}/cfg/union.yaml", long)
@@ -104,7 +108,7 @@ def runs(d, s, batch, eval_batches, mem_experts, extra):
 def model_of(d, row, party):
     if row in ("isolated", "isolated-mem"):
         return f"{d}/{row}-{party}/model.pcmoe"
-    if row in ("sequential", "concurrent"):
+    if row in ("sequential", "sequential-wall", "concurrent"):
         return f"{d}/{row}/model-{party}.pcmoe"
     return f"{d}/{row}/model.pcmoe"
 
@@ -223,7 +227,7 @@ def report(d, setting, s, batch, preset, mem_experts, train_s, evals):
         if None in o:
             print(f"{row:<14}   (missing)")
             continue
-        compute = "S" if row in ("isolated", "isolated-mem") else "3S"
+        compute = "S" if row in ("isolated", "isolated-mem", "sequential-wall") else "3S"
         line = f"{row:<14}{compute:>9}" + "".join(f"{x:>22.4f}" for x in o) + f"{sum(o) / 3:>10.4f}"
         line += f"{sum(u) / 3:>12.4f}" if None not in u else f"{'':>12}"
         print(line)
@@ -240,6 +244,11 @@ def report(d, setting, s, batch, preset, mem_experts, train_s, evals):
         print(f"concurrent / central of equal compute (mean own-domain loss): {ratio:.4f}"
               f"   goal <= 1.02: {'met' if ratio <= 1.02 else 'missed'}")
         res["concurrent_over_central_eq"] = ratio
+    if "concurrent" in r and "sequential-wall" in r:
+        gains = {p: 1 - r["concurrent"]["own"][p] / r["sequential-wall"]["own"][p] for p in "abc"}
+        print("concurrent vs sequential in the same wall-clock time on 3 GPUs (own domain): " +
+              ", ".join(f"{p} {100 * g:+.1f}%" for p, g in gains.items()))
+        res["concurrent_gain_vs_sequential_wall"] = gains
     if "sequential" in r and "isolated" in r:
         gains = {p: 1 - r["sequential"]["own"][p] / r["isolated"]["own"][p] for p in "abc"}
         print("sequential vs isolated (own domain): " + ", ".join(f"{p} {100 * g:+.1f}%" for p, g in gains.items()))
