@@ -32,14 +32,16 @@ AttackReport run_attacks(const AttackOptions& o) {
                     "party '{}')",
                     o.capture, cap.host));
   }
-  const torch::Device cpu(torch::kCPU);
+  // The models run on the attacker's run.device; the rows they give and the classifiers stay on the CPU.
+  const torch::Device device = model::parse_device(o.attacker.run.device);
   const auto& m = o.attacker.model;
   PCMOE_INFO("attack.own_rows").kv("model", o.attacker_model).kv("batches", o.batches);
-  const ModelRows own = collect_rows(m, o.attacker.train, o.attacker_model, o.attacker.data, o.batches, cpu);
+  const ModelRows own =
+      collect_rows(m, o.attacker.train, o.attacker_model, o.attacker.data, o.batches, device);
   std::map<std::string, ModelRows> victim_rows;
   for (const auto& [victim, path] : o.victim_models) {
     PCMOE_INFO("attack.victim_rows").kv("victim", victim).kv("model", path);
-    victim_rows.emplace(victim, collect_rows(m, o.attacker.train, path, o.attacker.data, o.batches, cpu));
+    victim_rows.emplace(victim, collect_rows(m, o.attacker.train, path, o.attacker.data, o.batches, device));
   }
   at::Generator gen = model::make_cpu_generator(o.classifier.seed);
   std::map<int, RowClassifier> surrogate;
