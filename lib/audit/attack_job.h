@@ -29,7 +29,7 @@ struct AttackOptions {
   std::map<std::string, std::string> truth;          // victim id -> the victim's sent.cap
   std::map<std::string, std::string> victim_models;  // victim id -> its exported model (white box)
   int batches = 48;                                  // the attacker's own batches to train on
-  int64_t max_rows = 20000;                          // victim rows per layer scored
+  int64_t max_rows = 8000;                           // victim rows per layer scored (the latest)
   double assume_clip = 0;                            // the victims' privacy.row_clip, applied to the
   double assume_noise = 0;                           // attacker's training rows with their row_noise_std
   ClassifierOptions classifier;
