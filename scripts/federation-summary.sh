@@ -32,7 +32,12 @@ while IFS=$'\t' read -r id steps sent recv peak last_eval; do
     "$(mib "$sent")" "$(mib "$recv")" "$(mib "$peak")"
 done < <(jq -r '.parties[] | [.id, .steps_done, .bytes_sent, .bytes_received, .peak_memory_bytes,
   ((.last_eval_loss // -1) * 10000 | round / 10000)] | @tsv' "$state")
-echo "party steps add up to the global step; sent/recv: expert traffic of its training steps (as pcmoe-ctl status);"
+if grep -q '"event":"hub.round_open"' "$run/hub.log" 2>/dev/null; then
+  steps_note="concurrent rounds: a live party trains every global step"
+else
+  steps_note="party steps add up to the global step"
+fi
+echo "$steps_note; sent/recv: expert traffic of its training steps (as pcmoe-ctl status);"
 echo "held-out: final evaluation (party.done; * = no final one: the last periodic evaluation)"
 models=$(ls "$run"/party-*/model.pcmoe 2>/dev/null | wc -l)
 echo "models (backbone + shared experts): $models of $(jq '.parties | length' "$state") exported as $run/party-*/model.pcmoe; expert pool: $run/hub/pool.pcmoe"
