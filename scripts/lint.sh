@@ -31,6 +31,10 @@ case ${1:-} in
     mapfile -t scripts < <(git ls-files '*.sh' 'packaging/*' | xargs grep -l '^#!.*bash' 2>/dev/null)
     for f in "${scripts[@]}"; do bash -n "$f" || { echo "lint: $f does not parse (bash -n)" >&2; exit 1; }; done
     echo "lint: ${#scripts[@]} shell scripts parse"
+    # fmt::join lives in <fmt/ranges.h> from fmt 11 (the GPU machine's); Debian's fmt 9 also has it
+    # in <fmt/format.h>, so a missing include builds here and fails only there.
+    missing=$(git ls-files '*.cpp' '*.h' | xargs grep -l 'fmt::join' | xargs grep -L '<fmt/ranges.h>' || true)
+    [[ -z $missing ]] || { echo "lint: fmt::join without #include <fmt/ranges.h> in:" $missing >&2; exit 1; }
     ;;
   *) echo "usage: scripts/lint.sh [--fix|--tidy|--sizes]" >&2; exit 2 ;;
 esac

@@ -2,6 +2,7 @@
 #include "audit/captured.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 

@@ -8,6 +8,7 @@
 // expert steps twice or half-way: the parties' own backbone steps stand). Either way the global step
 // advances by one.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 

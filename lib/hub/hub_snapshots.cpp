@@ -1,6 +1,7 @@
 // HubState's expert-pool part: snapshot rounds (requests to every live party, validation of each
 // Snapshot against the pool layout, completion or timeout) and the pool they build (see hub_state.h).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "common/json.h"
 #include "common/log.h"

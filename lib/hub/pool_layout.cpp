@@ -2,6 +2,7 @@
 #include "hub/pool_layout.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <set>

@@ -2,6 +2,7 @@
 // the expert snapshot for the hub, the exported model, the memory footprint and its limit, and
 // the end's summary.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstdio>
 

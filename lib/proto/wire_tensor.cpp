@@ -4,6 +4,7 @@
 #include "proto/wire_tensor.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <cstring>

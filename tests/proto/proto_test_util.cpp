@@ -2,6 +2,7 @@
 #include "proto_test_util.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cstring>
