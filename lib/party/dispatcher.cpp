@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/timer.h"
+#include "model/backward_gate.h"
 #include "model/compat.h"
 #include "model/privacy.h"
 #include "model/tensor_io.h"
@@ -37,6 +38,7 @@ class RemoteCall : public torch::autograd::Function<RemoteCall> {
                                                  torch::autograd::variable_list grads) {
     auto* d = reinterpret_cast<FederatedDispatcher*>(ctx->saved_data["d"].toInt());
     auto* call = reinterpret_cast<FederatedDispatcher::Call*>(ctx->saved_data["c"].toInt());
+    model::BackwardGate::ServingScope serving;  // on CUDA, the device's autograd thread waits here
     return {d->run_backward(*call, grads[0]), torch::Tensor(), torch::Tensor()};
   }
 };

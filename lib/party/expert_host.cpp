@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/timer.h"
+#include "model/backward_gate.h"
 #include "model/compat.h"
 #include "model/device_timer.h"
 #include "model/tensor_io.h"
@@ -501,7 +502,7 @@ proto::Message ExpertHost::backward(const std::string& requester, const std::str
     dt.mark();
     auto grad = to_device(staged, opt_s_.device, e.y.scalar_type());
     dt.mark();
-    torch::autograd::backward({e.y}, {grad});
+    model::BackwardGate::instance().run([&] { torch::autograd::backward({e.y}, {grad}); });
     std::vector<torch::Tensor> touched;
     for (int64_t id : e.experts) {
       for (auto& p : shard_.get(e.layer, static_cast<int>(id))->parameters()) touched.push_back(p);

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include "common/log.h"
+#include "model/backward_gate.h"
 #include "proto/codec.h"
 
 namespace pcmoe::party {
@@ -44,7 +45,12 @@ bool reply_matches(const proto::Message& m, const Expected& e) {
   return false;
 }
 
-PeerLinks::PeerLinks(zmq::context_t& ctx, PeerLinksOptions options) : ctx_(ctx), opt_(std::move(options)) {}
+PeerLinks::PeerLinks(zmq::context_t& ctx, PeerLinksOptions options) : ctx_(ctx), opt_(std::move(options)) {
+  // A host's backward pass handed to this requester's waiting node wakes its wait (backward_gate.h).
+  waker_ = model::BackwardGate::instance().add_waker([this] { inbox_.wake(); });
+}
+
+PeerLinks::~PeerLinks() { model::BackwardGate::instance().remove_waker(waker_); }
 
 void PeerLinks::update(const std::vector<proto::PartyEntry>& directory) {
   for (const auto& e : directory) {
@@ -115,6 +121,7 @@ std::pair<size_t, proto::Message> PeerLinks::wait_any(const std::vector<Expected
   const auto deadline = Clock::now() + timeout;
   while (true) {
     for (const auto& e : pending) check_alive(e.host, peer(e.host), "was lost while we waited for it");
+    model::BackwardGate::instance().serve();  // waiting inside backward: this process's host's passes
     auto got = inbox_.take(pending, std::chrono::milliseconds(kSliceMs), timeout);
     if (got) {
       auto& [k, entry] = *got;

@@ -36,6 +36,9 @@ struct PeerLinksOptions {
 class PeerLinks : public ExpertLink {
  public:
   PeerLinks(zmq::context_t& ctx, PeerLinksOptions options);
+  ~PeerLinks() override;
+  PeerLinks(const PeerLinks&) = delete;
+  PeerLinks& operator=(const PeerLinks&) = delete;
 
   // Applies a directory: connects new peers, reconnects peers whose endpoint or key changed,
   // records liveness. Throws ConfigError for a bad endpoint in the directory.
@@ -67,6 +70,7 @@ class PeerLinks : public ExpertLink {
 
   zmq::context_t& ctx_;
   PeerLinksOptions opt_;
+  int waker_ = -1;   // registered with the process's BackwardGate
   PeerInbox inbox_;  // before peers_: the workers, which deliver into it, are destroyed first
   std::map<uint32_t, Peer> peers_;
   std::function<bool(uint32_t)> lost_probe_;

@@ -94,8 +94,18 @@ std::optional<std::pair<size_t, PeerInbox::Entry>> PeerInbox::take(const std::ve
         ++it;
       }
     }
+    if (woken_) {
+      woken_ = false;
+      return std::nullopt;
+    }
     if (cv_.wait_until(lock, until) == std::cv_status::timeout) return std::nullopt;
   }
+}
+
+void PeerInbox::wake() {
+  std::lock_guard<std::mutex> lock(mu_);
+  woken_ = true;
+  cv_.notify_all();
 }
 
 // ---- PeerWorker ----

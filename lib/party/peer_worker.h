@@ -46,15 +46,18 @@ class PeerInbox {
   void fail(uint32_t host, std::string why);
   // The first entry for one of `pending` (its index and the entry), waiting up to timeout;
   // entries for `pending`'s hosts that answer none of them and are older than `stale` are dropped.
+  // wake() makes a take in progress (or the next) return nullopt at once.
   std::optional<std::pair<size_t, Entry>> take(const std::vector<Expected>& pending,
                                                std::chrono::milliseconds timeout,
                                                std::chrono::milliseconds stale);
+  void wake();
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Entry> entries_;
   std::vector<std::pair<Expected, ReplySink>> sinks_;
+  bool woken_ = false;
 };
 
 class PeerWorker {

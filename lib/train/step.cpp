@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/timer.h"
+#include "model/backward_gate.h"
 #include "model/compat.h"
 #include "model/torch_error.h"
 #include "train/evaluate.h"
@@ -48,7 +49,10 @@ double forward_backward(const StepModel& m, const torch::Tensor& tokens, bool ti
       r.forward_ms = ms_since(t);
       t = SteadyClock::now();
     }
-    out.loss.backward();
+    {
+      model::BackwardGate::TrainerScope gate;  // hosts' backward passes meanwhile: backward_gate.h
+      out.loss.backward();
+    }
     double sq = 0;
     if (sync_free) {
       norm = model::grad_norm_tensor(local_params(m));
