@@ -17,7 +17,7 @@ about equal size). Rows, with S steps per party (env S):
   union         one model on the union of the data (size-weighted mix), 3S steps
   equal-mix     one model, 3S steps, one party's batch per step in turn (equal mix)
 Every row but isolated, isolated-mem and sequential-wall has the compute of 3S batches.
-Env: PRESET (configs/models/small.yaml), DEVICE (cuda:0), S (400), BATCH (16), JOBS (parallel
+Env: SETTINGS (those not named on the command line; "fortunes3 demo"), PRESET (configs/models/small.yaml), DEVICE (cuda:0), S (400), BATCH (16), JOBS (parallel
 runs, 6), EVAL_BATCHES (4), EXTRA (more --set for every run, space-separated), DEADLINE_S (a run
 still training this many seconds after the setting's start is killed: its row is missing),
 KEEP_MODELS (1: keep the exported models; else they are deleted after the evaluation).
@@ -258,7 +258,7 @@ def report(d, setting, s, batch, preset, mem_experts, train_s, evals):
 
 def main():
     build, out = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
-    settings = sys.argv[3:] or ["fortunes3", "demo"]
+    settings = sys.argv[3:] or os.environ.get("SETTINGS", "fortunes3 demo").split()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {"PRESET": os.path.abspath(os.environ.get("PRESET", f"{root}/configs/models/small.yaml")),
            "DEVICE": os.environ.get("DEVICE", "cuda:0"), "S": os.environ.get("S", "400"),
