@@ -84,7 +84,15 @@ TEST_CASE("the hub survives 100,000 fuzzed messages on its socket", "[fuzz][hub]
     ++sent;
     if (sent % 256 == 0) drain(0);
   }
-  drain(200);
+  // Until the hub has answered everything it will: its socket's queue from the fuzzer is empty
+  // again. With input still stopped by a full queue when the connection closes, libzmq 4.3.4 can
+  // abort in the hub's I/O thread (!_io_error, stream_engine_base.cpp:331; zeromq/libzmq#4841):
+  // seen in 5 of ~160 runs, always at teardown in zmq_ctx_term (gdb; the fuzzer in a context of
+  // its own showed that the hub's engine asserted, not the fuzzer's).
+  for (uint64_t before = ~0ULL; before != tally.replies;) {
+    before = tally.replies;
+    drain(300);
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::string summary = test::counts_text(tally.answers);
   std::printf("hub fuzz: %llu frame sets in %.2f s, %llu replies:%s\n", static_cast<unsigned long long>(sent),
