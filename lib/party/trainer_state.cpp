@@ -10,6 +10,7 @@
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "model/backward_gate.h"
 #include "model/compat.h"
 #include "model/tensor_io.h"
 #include "party/trainer.h"
@@ -225,6 +226,10 @@ void PartyTrainer::log_done(double eval_loss, double eval_bpb, const std::string
       .kv("host_compute_ms", hs.compute_ms)
       .kv("host_recomputed", hs.recomputed)
       .kv("host_busy", hs.busy)
+      // Hosted backward passes run by this party's own waiting backward (concurrent rounds) or
+      // on the expert service's thread (model/backward_gate.h).
+      .kv("host_backward_on_trainer", model::BackwardGate::instance().served())
+      .kv("host_backward_alone", model::BackwardGate::instance().ran_alone())
       .kv("bytes_sent", dispatcher_->bytes_sent())
       .kv("bytes_received", dispatcher_->bytes_received());
 }

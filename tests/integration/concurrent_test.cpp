@@ -108,12 +108,22 @@ TEST_CASE("concurrent: hub + 3 parties in concurrent rounds equal mode protocol'
     }
   }
   // The parties learn: each one's last loss is well below its first.
+  uint64_t on_trainer = 0;
   for (const auto& id : fed.ids()) {
     INFO("party " << id);
     CHECK(fed_loss[{kRounds, id}] < fed_loss[{1, id}] - 0.5);
+    auto done = test::log_events(fed.party_log(id), "party.done");
+    REQUIRE(done.size() == 1);
+    on_trainer += static_cast<uint64_t>(test::json_number(done[0], "host_backward_on_trainer").value_or(0));
+    CHECK(test::json_number(done[0], "host_backward_alone").has_value());
   }
-  std::printf("concurrent: %d rounds x 3 parties, first %d match mode protocol within relative %.2e\n",
-              kRounds, kCompared, worst);
+  // Every party is in backward at once: hosted passes run inside a waiting backward (on CUDA the
+  // only way they can run then: model/backward_gate.h).
+  CHECK(on_trainer > 0);
+  std::printf(
+      "concurrent: %d rounds x 3 parties, first %d match mode protocol within relative %.2e; "
+      "%llu hosted backward passes ran inside the host's own waiting backward\n",
+      kRounds, kCompared, worst, static_cast<unsigned long long>(on_trainer));
 }
 
 TEST_CASE(

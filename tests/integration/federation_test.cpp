@@ -98,6 +98,9 @@ TEST_CASE("federation: hub + 3 parties on their corpora train, finish, and match
     INFO("initial " << initial << ", first eval " << *first_eval << ", final eval " << final_eval);
     CHECK(final_eval < *first_eval);
     CHECK(final_eval < initial - 0.5);
+    // Sequential turns: a host's own trainer never trains while it serves (backward_gate.h).
+    CHECK(test::json_number(done[0], "host_backward_on_trainer").value_or(-1) == 0);
+    CHECK(test::json_number(done[0], "host_backward_alone").value_or(0) > 0);
   }
 
   // The in-process protocol with the same configs and overrides, step for step.
