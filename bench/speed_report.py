@@ -3,8 +3,8 @@
 (tokens/s, step ms, bytes per step, the transport's measured GB/s, the bound max(central step,
 bytes / GB/s), step / bound), then per variant where a party's step goes (medians over steps, then
 over parties): the requester's phases on its own clock, and the requests as the hosts reported
-them (sums over a step's requests, shown per request). Writes bench-speed-<tag>.json beside the
-run folder.
+them (sums over a step's requests, shown per request); last, every party's peak device memory
+against pcmoe-central's. Writes bench-speed-<tag>.json beside the run folder.
 
 usage: speed_report.py RUN_DIR PRESET PARTIES DEVICES VARIANT...   (VARIANT: <wire>-<tcp|ipc>[-conc])
 A -conc variant is concurrent rounds: its step is a round (every party's step), its bytes all
@@ -96,8 +96,33 @@ def main():
         if minimum:
             bs, br = med(ps, "median_bytes_sent"), med(ps, "median_bytes_received")
             print(f"bytes per step: sent {bs:.0f} + received {br:.0f}; minimum {minimum:.0f}; ratio {(bs + br) / minimum:.3f}")
+    memory_table(d, variants, report)
     tag = d.split("speed-")[-1]
     json.dump(report, open(f"{d}/../bench-speed-{tag}.json", "w"))
+
+
+def memory_table(d, variants, report):
+    """Peak device memory of every party (allocated, reserved) and its footprint estimate, against
+    pcmoe-central's peak (and central's of equal compute where it ran). CPU runs report 0."""
+    gib = 2.0 ** 30
+    central = {}
+    for name in ("central", "central-eq"):
+        try:
+            central[name] = json.loads(open(f"{d}/{name}.json").read().strip().splitlines()[-1])["peak_memory_bytes"]
+        except (OSError, IndexError, KeyError, ValueError):
+            pass
+    c = central.get("central", 0)
+    print(f"\n-- peak device memory per party (GiB; pcmoe-central {c / gib:.2f}"
+          + (f", of equal compute {central['central-eq'] / gib:.2f}" if "central-eq" in central else "") + ")")
+    print(f"{'variant':<20}{'allocated min-max':>19}{'reserved max':>14}{'footprint est.':>16}{'max / central':>15}")
+    for v in variants:
+        ps = list(json.load(open(f"{d}/fed-{v}.json"))["party"].values())
+        alloc = [p.get("peak_allocated_bytes", 0) for p in ps]
+        res = max(p.get("peak_reserved_bytes", 0) for p in ps)
+        fp = max(p.get("footprint_bytes", 0) for p in ps)
+        ratio = max(alloc) / c if c else 0.0
+        print(f"{v:<20}{min(alloc) / gib:>9.2f} - {max(alloc) / gib:<7.2f}{res / gib:>14.2f}{fp / gib:>16.2f}{ratio:>15.3f}")
+        report["variants"][v]["max_party_peak_over_central"] = ratio
 
 
 if __name__ == "__main__":
