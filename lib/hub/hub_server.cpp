@@ -70,9 +70,11 @@ HubServer::HubServer(const HubConfig& cfg, zmq::context_t& ctx, HubServerOptions
       store_(cfg.hub.out_dir) {
   net::ServerOptions so;
   so.endpoint = cfg_.hub.bind;
-  // Dead connections are closed by ZMTP heartbeats; a party's own heartbeats keep its liveness.
-  so.heartbeat_ivl_ms = cfg_.hub.heartbeat_ms;
-  so.heartbeat_timeout_ms = net::zmtp_heartbeat_timeout_ms(cfg_.hub.heartbeat_ms);
+  // No ZMTP PINGs from the hub (its ROUTER answers the parties' PINGs, which close dead
+  // connections from their side; a party's own heartbeats keep its liveness): libzmq 4.3.4 aborts
+  // when a PING timer fires on a connection a flooding peer hung up (zeromq/libzmq#4841; test "a
+  // peer that floods the hub and hangs up").
+  so.heartbeat_ivl_ms = 0;
   HubOptions ho;
   ho.timeouts = options_.timeouts;
   if (cfg_.curve()) {

@@ -1,7 +1,7 @@
 // Owns the hub daemon's I/O loop: the ROUTER socket bound at hub.bind (CURVE with the hub's key
 // pair unless hub.insecure: allowed clients are the configured parties' keys and the operators'
-// keys — hub.operators and hub.ctl_key_file —, never the hub's own; ZMTP heartbeats every
-// hub.heartbeat_ms close dead connections), and a loop that receives with a short timeout, feeds HubState,
+// keys — hub.operators and hub.ctl_key_file —, never the hub's own; it sends no ZMTP PINGs: the
+// parties' DEALERs do), and a loop that receives with a short timeout, feeds HubState,
 // sends what it returns and ticks it. Stops: when the run has finished (and hub.exit_when_done, or
 // the stop came from a signal); a first stop request (SIGINT/SIGTERM, request_stop()) starts the
 // operator end sequence, a second one leaves at once after writing hub_state.json.

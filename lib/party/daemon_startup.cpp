@@ -21,8 +21,9 @@ namespace pcmoe::party {
 void Daemon::start_server() {
   net::ServerOptions so;
   so.endpoint = cfg_.party.expert_bind;
-  so.heartbeat_ivl_ms = cfg_.party.heartbeat_ms;  // dead requester connections are closed
-  so.heartbeat_timeout_ms = net::zmtp_heartbeat_timeout_ms(cfg_.party.heartbeat_ms);
+  // No ZMTP PINGs from the expert service, as from the hub (hub_server.cpp): the requesters'
+  // DEALERs PING and close dead connections; a PING timer here could abort the party.
+  so.heartbeat_ivl_ms = 0;
   if (keys_) {
     so.curve = keys_;
     so.allowed_client_keys = {keys_->public_key};  // nobody else until the directory arrives
