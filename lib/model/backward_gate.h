@@ -6,8 +6,9 @@
 // so a host's own backward of another party's request (torch::autograd::backward on its expert
 // service thread) would queue behind its trainer's blocked node on the same device thread, while
 // that node waits for a host doing the same: a cycle across processes (seen on the H200: a
-// 4-party concurrent federation made no step). On the CPU the engine runs on the calling thread,
-// so the cycle cannot form there, which is why only CUDA showed it.
+// 4-party concurrent federation did not finish 60 rounds in 8 minutes). On the CPU the engine runs
+// on the calling thread, so the cycle cannot form there, which is why only CUDA showed it. Time a
+// waiting node spends on hosted passes counts as its wait for replies (the step's timeline).
 //
 // The gate breaks it. A trainer brackets its backward pass (TrainerScope); a requester's node marks
 // the time it waits for hosts (ServingScope). A host's backward (run) runs on its own thread when no
