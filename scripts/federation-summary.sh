@@ -15,11 +15,11 @@ command -v jq >/dev/null || { echo "summary: jq is missing (scripts/setup.sh ins
 [[ -f $state ]] || { echo "summary: $state missing: the hub never saved its state" >&2; exit 1; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 corpus() { case $1 in a) echo "English fortunes" ;; b) echo "German fortunes" ;; c) echo "Linux C headers" ;; *) echo "-" ;; esac; }
+# Every line fits 80 columns (but the paths at the end, which are as long as the run folder's).
 jq -r '"== pcmoe federation: global step \(.step) of \(.total_steps), hub \(.state)" +
-  (if .stop_reason != "" and .stop_reason != .state then " (stop: \(.stop_reason))" else "" end) +
-  ", run \(.run_id)"' "$state"
-printf '%-6s %-17s %11s %13s %9s %9s %9s %9s\n' party corpus "party steps" "held-out loss" "bits/byte" "sent MiB" \
-  "recv MiB" "peak MiB"
+  (if .stop_reason != "" and .stop_reason != .state then " (stop: \(.stop_reason))" else "" end)' "$state"
+row='%-5s %-16s %6s %8s %7s %9s %9s %8s\n'
+printf "$row" party corpus steps held-out bits/B "sent MiB" "recv MiB" "peak MiB"
 while IFS=$'\t' read -r id steps sent recv peak last_eval; do
   done_line=$(grep '"party.done"' "$run/party-$id.log" 2>/dev/null | tail -1)
   loss="-" bpb="-"
@@ -28,19 +28,22 @@ while IFS=$'\t' read -r id steps sent recv peak last_eval; do
   elif [[ $last_eval != -1 && $last_eval != null ]]; then
     loss="$last_eval*"  # no final evaluation: the last periodic one
   fi
-  printf '%-6s %-17s %11s %13s %9s %9s %9s %9s\n' "$id" "$(corpus "$id")" "$steps" "$loss" "$bpb" \
-    "$(mib "$sent")" "$(mib "$recv")" "$(mib "$peak")"
+  printf "$row" "$id" "$(corpus "$id")" "$steps" "$loss" "$bpb" "$(mib "$sent")" "$(mib "$recv")" "$(mib "$peak")"
 done < <(jq -r '.parties[] | [.id, .steps_done, .bytes_sent, .bytes_received, .peak_memory_bytes,
   ((.last_eval_loss // -1) * 10000 | round / 10000)] | @tsv' "$state")
 if grep -q '"event":"hub.round_open"' "$run/hub.log" 2>/dev/null; then
-  steps_note="concurrent rounds: a live party trains every global step"
+  echo "party steps: concurrent rounds, a live party trains every global step"
 else
-  steps_note="party steps add up to the global step"
+  echo "party steps: the steps each party trained; they add up to the global step"
 fi
-echo "$steps_note; sent/recv: expert traffic of its training steps (as pcmoe-ctl status);"
-echo "held-out: final evaluation (party.done; * = no final one: the last periodic evaluation)"
+echo "held-out: final held-out loss in nats/token, bits per byte (party.done;"
+echo "  * = no final evaluation: the last periodic one)"
+echo "sent/recv: expert traffic of its training steps (as pcmoe-ctl status)"
 models=$(ls "$run"/party-*/model.pcmoe 2>/dev/null | wc -l)
-echo "models (backbone + shared experts): $models of $(jq '.parties | length' "$state") exported as $run/party-*/model.pcmoe; expert pool: $run/hub/pool.pcmoe"
+echo "models (backbone + shared experts): $models of $(jq '.parties | length' "$state") exported,"
+echo "  $run/party-*/model.pcmoe"
+echo "expert pool: $run/hub/pool.pcmoe"
+jq -r '"run: \(.run_id)"' "$state"
 # Which experts in each exported model are older than the rest (a host lost before the last pool:
 # its experts come from the last snapshot it answered).
 for log in "$run"/party-*.log; do

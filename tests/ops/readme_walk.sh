@@ -71,6 +71,8 @@ expect "each stop ended with a summary and plots" \
   '[[ $(grep -c "^== pcmoe federation: global step" runs/federation.out) == 2 && $(grep -c "^plots: .*loss.png" runs/federation.out) == 2 ]]'
 expect "the summary shows party steps and MiB for a, b and c" \
   'out_of "grep -A5" | grep -q "party steps" && [[ $(out_of "grep -A5" | grep -cE "^[abc] .* [0-9]+\.[0-9] +[0-9]+\.[0-9] +[0-9]+\.[0-9]$") == 3 ]]'
+expect "the summary's header, table and first note fit an 80-column terminal" \
+  '[[ $(out_of "grep -A5" | awk "length > 80" | wc -l) == 0 ]]'
 expect "every stop exported every party's model (3 ends x 3 parties)" \
   '[[ $(cat $R/party-*.log | grep -c "\"party.exported\"") == 9 ]]'
 expect "--resume continued the runs: hub.resumed twice, each party resumed twice" \
