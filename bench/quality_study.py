@@ -17,8 +17,9 @@ about equal size). Rows, with S steps per party (env S):
   union         one model on the union of the data (size-weighted mix), 3S steps
   equal-mix     one model, 3S steps, one party's batch per step in turn (equal mix)
 Every row but isolated, isolated-mem and sequential-wall has the compute of 3S batches.
-Env: SETTINGS (those not named on the command line; "fortunes3 demo"), PRESET (configs/models/small.yaml), DEVICE (cuda:0), S (400), BATCH (16), JOBS (parallel
-runs, 6), EVAL_BATCHES (4), EXTRA (more --set for every run, space-separated), DEADLINE_S (a run
+Env: SETTINGS (when none are named on the command line; "fortunes3 demo"), PRESET
+(configs/models/small.yaml), DEVICE (cuda:0), S (400), BATCH (16), JOBS (parallel runs, 6),
+EVAL_BATCHES (4), EXTRA (more --set for every run, space-separated), DEADLINE_S (a run
 still training this many seconds after the setting's start is killed: its row is missing),
 KEEP_MODELS (1: keep the exported models; else they are deleted after the evaluation).
 Output: OUT/quality-<setting>/ (configs, runs, evals.jsonl), a table per setting on stdout and

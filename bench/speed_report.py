@@ -48,8 +48,9 @@ def main():
         report["central_equal_compute"] = {"tokens_per_s": eq_tps, "step_ms": eq_ms}
     except (OSError, IndexError, ValueError):
         pass
+    feds = {v: json.load(open(f"{d}/fed-{v}.json")) for v in variants}  # each federation's summary
     for v in variants:
-        f = json.load(open(f"{d}/fed-{v}.json"))
+        f = feds[v]
         ps = list(f["party"].values())
         conc = v.endswith("-conc")
         mb = (med(ps, "median_bytes_sent") + med(ps, "median_bytes_received")) / 1e6
@@ -65,8 +66,7 @@ def main():
         report["variants"][v] = {"federation": f, "mb_per_step": mb, "bound_ms": bound, "step_over_bound": step / bound,
                                  "ratio_vs_central": tps / c_tps}
     for v in variants:
-        f = json.load(open(f"{d}/fed-{v}.json"))
-        ps = list(f["party"].values())
+        ps = list(feds[v]["party"].values())
         print(f"\n-- where a party's step goes, federation {v} (ms, median over steps then parties; "
               f"step {med(ps, 'median_step_ms'):.1f}, data {med(ps, 'median_data_ms'):.1f}, "
               f"update {med(ps, 'median_update_ms'):.1f} of which waiting {med(ps, 'median_update_wait_ms'):.1f})")
@@ -96,12 +96,12 @@ def main():
         if minimum:
             bs, br = med(ps, "median_bytes_sent"), med(ps, "median_bytes_received")
             print(f"bytes per step: sent {bs:.0f} + received {br:.0f}; minimum {minimum:.0f}; ratio {(bs + br) / minimum:.3f}")
-    memory_table(d, variants, report)
+    memory_table(d, feds, report)
     tag = d.split("speed-")[-1]
     json.dump(report, open(f"{d}/../bench-speed-{tag}.json", "w"))
 
 
-def memory_table(d, variants, report):
+def memory_table(d, feds, report):
     """Peak device memory of every party (allocated, reserved) and its footprint estimate, against
     pcmoe-central's peak (and central's of equal compute where it ran). CPU runs report 0."""
     gib = 2.0 ** 30
@@ -115,8 +115,8 @@ def memory_table(d, variants, report):
     print(f"\n-- peak device memory per party (GiB; pcmoe-central {c / gib:.2f}"
           + (f", of equal compute {central['central-eq'] / gib:.2f}" if "central-eq" in central else "") + ")")
     print(f"{'variant':<20}{'allocated min-max':>19}{'reserved max':>14}{'footprint est.':>16}{'max / central':>15}")
-    for v in variants:
-        ps = list(json.load(open(f"{d}/fed-{v}.json"))["party"].values())
+    for v, f in feds.items():
+        ps = list(f["party"].values())
         alloc = [p.get("peak_allocated_bytes", 0) for p in ps]
         res = max(p.get("peak_reserved_bytes", 0) for p in ps)
         fp = max(p.get("footprint_bytes", 0) for p in ps)
