@@ -2,7 +2,9 @@
 # bench/federation-ab.sh BUILD OUT — the same federation (PARTIES=4 parties of the small preset on
 # DEVICES=cuda:0, STEPS=40 global steps, loopback TCP) with one setting changed at a time, to see
 # what a setting is worth without comparing runs of different days: default settings;
-# party.max_request_rows 0 (one request per host and layer, no pipelining); one ZeroMQ I/O thread.
+# party.max_request_rows 0 (one request per host and layer, no pipelining), 1024 and 4096 (the
+# default is 2048); one ZeroMQ I/O thread. VARIANTS picks some (default: all, "default rows0
+# rows1024 rows4096 io1").
 # Prints one line per variant: global step time, tokens/s, forward and backward (with the waiting
 # for hosts inside them), and the hosts' compute time per global step.
 set -uo pipefail
@@ -33,6 +35,14 @@ print(f"{sys.argv[2]:<22} step {f.get('step_ms') or 0:7.1f} ms  tokens/s {f.get(
 PY
 }
 echo "== federation settings A/B ($(basename "$PRESET"), ${PARTIES:-4} parties on ${DEVICES:-cuda:0}, ${STEPS:-40} steps)"
-run default ""
-run max_request_rows=0 "--party-set party.max_request_rows=0"
-run io_threads=1 "" PCMOE_ZMQ_IO_THREADS=1
+# VARIANTS: which of them, in this order (default: all).
+for v in ${VARIANTS:-default rows0 rows1024 rows4096 io1}; do
+  case $v in
+    default) run default "" ;;
+    rows0) run max_request_rows=0 "--party-set party.max_request_rows=0" ;;
+    rows1024) run max_request_rows=1024 "--party-set party.max_request_rows=1024" ;;
+    rows4096) run max_request_rows=4096 "--party-set party.max_request_rows=4096" ;;
+    io1) run io_threads=1 "" PCMOE_ZMQ_IO_THREADS=1 ;;
+    *) echo "federation-ab: unknown variant '$v'" >&2; exit 2 ;;
+  esac
+done

@@ -4,6 +4,9 @@
 # benchmarks named on the command line. Prepare .gpu-deps here first: scripts/gpu-deps.sh.
 #   scripts/gpu-run.sh [build|test|bench-central|bench-memory|bench-speed|bench-wire|bench-fp8|bench-federation-ab ...]
 # Output: tables on stdout; logs and JSON under ${OUT:-/tmp/pcmoe-gpu-out}.
+# Env for A/B builds: SRC_DIR (the source tree to build; default this one), BUILD_DIR (default
+# build-gpu here), BUILD_TARGETS (default all; e.g. "pcmoe-party pcmoe-hub pcmoe-central pcmoe-ctl",
+# what bench/builds-ab.sh runs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -15,16 +18,18 @@ PY=${PYTHON:-python3}
 TORCH_CMAKE=$($PY -c 'import torch;print(torch.utils.cmake_prefix_path)')
 export LD_LIBRARY_PATH=$PREFIX/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-BUILD=$ROOT/build-gpu
+BUILD=${BUILD_DIR:-$ROOT/build-gpu}
+SRC=${SRC_DIR:-$ROOT}
 steps=("$@")
 [[ ${#steps[@]} -gt 0 ]] || steps=(build test)
 
 build() {
   local t0=$SECONDS
-  cmake -G Ninja -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPCMOE_PCH=ON -DPCMOE_FMT_HEADER_ONLY=ON -DPCMOE_HTTP=OFF \
+  cmake -G Ninja -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DPCMOE_PCH=ON -DPCMOE_FMT_HEADER_ONLY=ON -DPCMOE_HTTP=OFF \
     -DCMAKE_PREFIX_PATH="$TORCH_CMAKE;$PREFIX" -DCMAKE_CUDA_ARCHITECTURES=90 >"$OUT/configure.log" 2>&1 \
     || { tail -40 "$OUT/configure.log"; return 1; }
-  cmake --build "$BUILD" -j"$(nproc)" -- -k 0 >"$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -40; return 1; }
+  # shellcheck disable=SC2086
+  cmake --build "$BUILD" -j"$(nproc)" ${BUILD_TARGETS:+--target $BUILD_TARGETS} -- -k 0 >"$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -40; return 1; }
   echo "gpu-run: built in $((SECONDS - t0)) s"
 }
 

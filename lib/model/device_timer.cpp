@@ -4,6 +4,7 @@
 #include "common/error.h"
 
 #if defined(PCMOE_WITH_CUDA) && __has_include(<c10/cuda/CUDAStream.h>)
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #define PCMOE_CUDA_EVENTS 1
@@ -56,6 +57,8 @@ std::vector<double> DeviceTimer::intervals_ms() {
   if (cuda_) {
     auto& m = events_->marks;
     if (m.empty()) return out;
+    // The marks' device (this may be another thread than the one that recorded them).
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(events_->device));
     cudaEventSynchronize(m.back());
     for (size_t i = 1; i < m.size(); ++i) {
       float ms = 0;

@@ -1,7 +1,7 @@
 // Owns timing of device work for attribution (the expert host's timeline): marks recorded on the
 // current stream, read once the work has finished. On CUDA the marks are CUDA events with timing
 // (device time, not the CPU's launch time); on the CPU, where work is synchronous, the wall clock.
-// One thread; not copyable.
+// Marks from one thread; intervals_ms() from any thread after the last mark. Not copyable.
 #pragma once
 
 #include <torch/torch.h>

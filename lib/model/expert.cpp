@@ -138,7 +138,9 @@ torch::Tensor ExpertShard::run(int layer, const torch::Tensor& x, const torch::T
   std::vector<int64_t> start(static_cast<size_t>(n_experts_), 0);
   for (int e = 1; e < n_experts_; ++e)
     start[static_cast<size_t>(e)] = start[static_cast<size_t>(e - 1)] + counts[static_cast<size_t>(e - 1)];
-  auto perm = torch::empty({2, rows}, torch::kLong);
+  // Pinned for a device: the upload is queued without waiting for the stream (a copy from pageable
+  // memory would synchronise it: every request's earlier device work, each time).
+  auto perm = torch::empty({2, rows}, torch::TensorOptions(torch::kLong).pinned_memory(x.is_cuda()));
   int64_t* order = perm.data_ptr<int64_t>();
   int64_t* inverse = order + rows;
   for (int64_t r = 0; r < rows; ++r) {
@@ -146,7 +148,7 @@ torch::Tensor ExpertShard::run(int layer, const torch::Tensor& x, const torch::T
     order[pos] = r;
     inverse[r] = pos;
   }
-  auto dev = perm.to(x.device());
+  auto dev = perm.to(x.device(), /*non_blocking=*/true);
   auto y_sorted = run_sorted(layer, x.index_select(0, dev[0]), counts);
   return y_sorted.index_select(0, dev[1]);
 }

@@ -152,28 +152,41 @@ std::vector<uint64_t> ExpertHost::host_timeline(std::chrono::steady_clock::time_
 
 proto::Message ExpertHost::handle(const std::string& sender, const Prepared& prepared,
                                   std::chrono::steady_clock::time_point received, const std::string& conn) {
+  return complete(launch(sender, prepared, received, conn));
+}
+
+std::unique_ptr<ExpertHost::Launched> ExpertHost::launch(const std::string& sender, const Prepared& prepared,
+                                                         std::chrono::steady_clock::time_point received,
+                                                         const std::string& conn) {
+  auto l = std::make_unique<Launched>();
+  l->received = received;
   const proto::Message& request = prepared.message;
   const proto::MsgType type = proto::type_of(request);
+  l->type = type;
   uint64_t request_id = 0;
   std::string requester;
   if (!request_identity(request, request_id, requester)) {
-    return error_reply(proto::ErrorCode::unknown_type,
-                       fmt::format("{} is not accepted on the expert service", proto::msg_type_name(type)),
-                       type, 0);
+    l->reply = error_reply(
+        proto::ErrorCode::unknown_type,
+        fmt::format("{} is not accepted on the expert service", proto::msg_type_name(type)), type, 0);
+    return l;
   }
+  l->request_id = request_id;
   // Identity: the authenticated sender wins; the requester field must agree with it.
   if (!sender.empty()) {
     if (!requester.empty() && requester != sender) {
-      return error_reply(
+      l->reply = error_reply(
           proto::ErrorCode::unknown_party,
           fmt::format("requester '{}' does not match the authenticated sender '{}'", requester, sender), type,
           request_id);
+      return l;
     }
     requester = sender;
   }
   // Where kept rows come from: the authenticated sender, else the connection, else (a forward
   // called directly) its requester field; "" for a backward called directly without either.
   const std::string origin = !sender.empty() ? sender : !conn.empty() ? "conn:" + conn : requester;
+  l->origin = origin;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.requests++;
@@ -182,38 +195,68 @@ proto::Message ExpertHost::handle(const std::string& sender, const Prepared& pre
       if (it != stash_.end()) requester = it->second.requester;
     }
     if (!known_.empty() && !requester.empty() && !known_.count(requester)) {
-      stats_.errors++;
-      return error_reply(proto::ErrorCode::unknown_party,
-                         fmt::format("party '{}' is not in the directory", requester), type, request_id);
+      l->reply = error_reply(proto::ErrorCode::unknown_party,
+                             fmt::format("party '{}' is not in the directory", requester), type, request_id);
+      return l;
     }
   }
   const auto t0 = Clock::now();
-  proto::Message reply;
-  RequestTimes tm;
-  tm.stage_ms = prepared.stage_ms;
+  l->tm.stage_ms = prepared.stage_ms;
   try {
-    reply = model::guarded("expert computation failed", [&]() -> proto::Message {
+    Started st = model::guarded("expert computation failed", [&]() -> Started {
       if (auto* f = std::get_if<proto::ExpertForward>(&request))
-        return forward(requester, origin, *f, *prepared.staged, tm);
+        return forward(requester, origin, *f, *prepared.staged, l->tm);
       if (auto* b = std::get_if<proto::ExpertBackward>(&request))
-        return backward(requester, origin, *b, *prepared.staged, tm);
-      if (auto* s = std::get_if<proto::StepEnd>(&request)) return step_end(requester, *s);
-      return step_abort(requester, std::get<proto::StepAbort>(request));
+        return backward(requester, origin, *b, *prepared.staged, l->tm);
+      if (auto* s = std::get_if<proto::StepEnd>(&request)) return {step_end(requester, *s), {}};
+      return {step_abort(requester, std::get<proto::StepAbort>(request)), {}};
     });
+    l->reply = std::move(st.reply);
+    l->finish = std::move(st.finish);
+    if (l->finish) {
+      std::lock_guard<std::mutex> lock(mu_);
+      launched_++;
+    }
   } catch (const ModelError& e) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (auto it = find_entry({origin, request_id}); it != stash_.end()) stash_.erase(it);
-    reply = error_reply(e.out_of_memory() ? proto::ErrorCode::out_of_memory : proto::ErrorCode::internal,
-                        e.what(), type, request_id);
+    l->reply = failed(*l, e);
   } catch (const std::exception& e) {
-    reply = error_reply(proto::ErrorCode::internal, std::string("expert request failed: ") + e.what(), type,
-                        request_id);
+    l->reply = error_reply(proto::ErrorCode::internal, std::string("expert request failed: ") + e.what(),
+                           type, request_id);
   }
-  const std::vector<uint64_t> timeline = host_timeline(received, tm);
+  l->launch_ms = ms_since(t0);
+  return l;
+}
+
+proto::Message ExpertHost::failed(const Launched& l, const ModelError& e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  erase_entry_locked({l.origin, l.request_id});
+  return error_reply(e.out_of_memory() ? proto::ErrorCode::out_of_memory : proto::ErrorCode::internal,
+                     e.what(), l.type, l.request_id);
+}
+
+proto::Message ExpertHost::complete(std::unique_ptr<Launched> l) {
+  const auto t0 = Clock::now();
+  proto::Message reply;
+  if (l->reply) {
+    reply = std::move(*l->reply);
+  } else {
+    try {
+      reply = model::guarded("expert computation failed", [&] { return l->finish(l->tm); });
+    } catch (const ModelError& e) {
+      reply = failed(*l, e);
+    } catch (const std::exception& e) {
+      reply = error_reply(proto::ErrorCode::internal, std::string("expert request failed: ") + e.what(),
+                          l->type, l->request_id);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    launched_--;
+    idle_cv_.notify_all();
+  }
+  const std::vector<uint64_t> timeline = host_timeline(l->received, l->tm);
   if (auto* f = std::get_if<proto::ExpertForwardReply>(&reply)) f->timeline = timeline;
   if (auto* b = std::get_if<proto::ExpertBackwardReply>(&reply)) b->timeline = timeline;
   std::lock_guard<std::mutex> lock(mu_);
-  stats_.compute_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  stats_.compute_ms += l->launch_ms + ms_since(t0);
   if (std::holds_alternative<proto::ErrorMsg>(reply)) stats_.errors++;
   return reply;
 }
@@ -359,13 +402,13 @@ std::optional<proto::Message> ExpertHost::admit(const std::string& requester, co
   return std::nullopt;
 }
 
-proto::Message ExpertHost::forward(const std::string& requester, const std::string& origin,
-                                   const proto::ExpertForward& req, const Staged& staged, RequestTimes& tm) {
-  const auto type = proto::MsgType::expert_forward;
+ExpertHost::Started ExpertHost::forward(const std::string& requester, const std::string& origin,
+                                        const proto::ExpertForward& req, const Staged& staged,
+                                        RequestTimes& tm) {
   const int layer = static_cast<int>(req.layer);
   torch::Tensor ids;
   std::vector<int64_t> distinct;
-  if (auto bad = check_forward(req, ids, distinct)) return *bad;
+  if (auto bad = check_forward(req, ids, distinct)) return {*bad, {}};
   const int64_t rows = req.rows.shape[0];
   const bool train = req.mode == proto::ExpertMode::train;
   // Bytes a train request keeps until its backward: everything autograd saves, or (recompute)
@@ -377,12 +420,12 @@ proto::Message ExpertHost::forward(const std::string& requester, const std::stri
   bool recompute = false;
   if (train) {
     if (auto refused = admit(requester, {origin, req.request_id}, req, full_bytes, min_bytes, recompute))
-      return *refused;
+      return {*refused, {}};
   }
-  model::DeviceTimer dt(opt_s_.device);
-  dt.mark();
+  auto dt = std::make_shared<model::DeviceTimer>(opt_s_.device);
+  dt->mark();
   auto x = to_device(staged, opt_s_.device, torch::kFloat32);
-  dt.mark();
+  dt->mark();
   if (train && opt_s_.received_capture && req.step % opt_s_.capture_every == 0)
     capture_received(requester.empty() ? req.requester : requester, req, x, ids);
   torch::Tensor y;
@@ -397,31 +440,16 @@ proto::Message ExpertHost::forward(const std::string& requester, const std::stri
       y = shard_.run(layer, x, ids);
     }
   }
-  dt.mark();
-  proto::ExpertForwardReply out;
-  out.request_id = req.request_id;
-  auto t = Clock::now();
-  // Finite in the reply's dtype (fp16 can overflow): checked on the device, before the copy.
-  const bool bad = !finite_in_wire(y, req.rows.dtype);
+  dt->mark();
+  const auto t = Clock::now();
+  // Finite in the reply's dtype (fp16 can overflow): checked on the device, read with the copy.
+  const DType wire = req.rows.dtype;
+  const torch::Tensor finite = to_host_async(finite_flag(y, wire));
   tm.check_ms = ms_since(t);
-  out.outputs = to_wire(y, req.rows.dtype);
-  dt.mark();
-  const auto iv = dt.intervals_ms();
-  tm.h2d_ms = iv[0];
-  tm.compute_ms = iv[1];
-  tm.d2h_ms = iv[2];
-  if (bad) {
-    // Finite rows too large for the experts (or outputs beyond the rows' wire dtype): a reply
-    // the requester's decoder would reject, and gradients that would poison the experts.
-    return error_reply(
-        proto::ErrorCode::non_finite,
-        fmt::format("the experts' outputs for these rows are not finite in {} (rows too large?)",
-                    dtype_name(out.outputs.dtype)),
-        type, req.request_id);
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  stats_.rows_forward += static_cast<uint64_t>(rows);
-  if (train) {
+  const HostRows outputs = host_copy_async(y, wire);
+  dt->mark();
+  const Key key{origin, req.request_id};
+  if (train) {  // kept now (its backward cannot come before the reply); dropped below if not finite
     Entry en;
     en.requester = requester;
     en.step = req.step;
@@ -431,15 +459,45 @@ proto::Message ExpertHost::forward(const std::string& requester, const std::stri
     en.bytes = recompute ? min_bytes : full_bytes;
     if (recompute) {
       en.ids = ids;
-      stats_.recomputed++;
     } else {
       en.y = y;
     }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (recompute) stats_.recomputed++;
     stats_.stash_bytes += en.bytes;
-    stash_.emplace(Key{origin, req.request_id}, std::move(en));
+    stash_.emplace(key, std::move(en));
     open_touched_ = Clock::now();
   }
-  return out;
+  return {std::nullopt,
+          [this, dt, finite, outputs, key, wire, rows, train](RequestTimes& tm) -> proto::Message {
+            const auto iv = dt->intervals_ms();  // waits for the device
+            tm.h2d_ms = iv[0];
+            tm.compute_ms = iv[1];
+            tm.d2h_ms = iv[2];
+            std::lock_guard<std::mutex> lock(mu_);
+            if (!finite.item<bool>()) {
+              // Finite rows too large for the experts (or outputs beyond the rows' wire dtype): a
+              // reply the requester's decoder would reject, and gradients that would poison the experts.
+              if (train) erase_entry_locked(key);
+              return error_reply(
+                  proto::ErrorCode::non_finite,
+                  fmt::format("the experts' outputs for these rows are not finite in {} (rows too large?)",
+                              dtype_name(wire)),
+                  proto::MsgType::expert_forward, key.second);
+            }
+            stats_.rows_forward += static_cast<uint64_t>(rows);
+            proto::ExpertForwardReply out;
+            out.request_id = key.second;
+            out.outputs = outputs.wrap(0, outputs.rows());
+            return out;
+          }};
+}
+
+void ExpertHost::erase_entry_locked(const Key& key) {
+  auto it = find_entry(key);
+  if (it == stash_.end()) return;
+  stats_.stash_bytes -= std::min(stats_.stash_bytes, it->second.bytes);
+  stash_.erase(it);
 }
 
 void ExpertHost::capture_received(const std::string& requester, const proto::ExpertForward& req,
@@ -457,9 +515,9 @@ void ExpertHost::capture_received(const std::string& requester, const proto::Exp
   opt_s_.received_capture->append(r);
 }
 
-proto::Message ExpertHost::backward(const std::string& requester, const std::string& origin,
-                                    const proto::ExpertBackward& req, const Staged& staged,
-                                    RequestTimes& tm) {
+ExpertHost::Started ExpertHost::backward(const std::string& requester, const std::string& origin,
+                                         const proto::ExpertBackward& req, const Staged& staged,
+                                         RequestTimes& tm) {
   const auto type = proto::MsgType::expert_backward;
   Entry e;
   bool concurrent = false;
@@ -467,31 +525,33 @@ proto::Message ExpertHost::backward(const std::string& requester, const std::str
     std::lock_guard<std::mutex> lock(mu_);
     auto it = find_entry({origin, req.request_id});
     if (it == stash_.end() || (!requester.empty() && it->second.requester != requester)) {
-      return error_reply(
-          proto::ErrorCode::unknown_request,
-          fmt::format("no train-mode forward with request id {} is waiting for backward", req.request_id),
-          type, req.request_id);
+      return {error_reply(proto::ErrorCode::unknown_request,
+                          fmt::format("no train-mode forward with request id {} is waiting for backward",
+                                      req.request_id),
+                          type, req.request_id),
+              {}};
     }
     concurrent = concurrent_;
     if (concurrent && (round_closed_ || it->second.step != round_step_)) {
-      return error_reply(proto::ErrorCode::out_of_order,
-                         fmt::format("round {} is closed on this host", it->second.step), type,
-                         req.request_id);
+      return {
+          error_reply(proto::ErrorCode::out_of_order,
+                      fmt::format("round {} is closed on this host", it->second.step), type, req.request_id),
+          {}};
     }
     if (req.grad_outputs.shape != it->second.x.sizes().vec()) {
-      return error_reply(proto::ErrorCode::bad_shape, "grad_outputs shape differs from the forward's outputs",
-                         type, req.request_id);
+      return {error_reply(proto::ErrorCode::bad_shape,
+                          "grad_outputs shape differs from the forward's outputs", type, req.request_id),
+              {}};
     }
     e = std::move(it->second);
     stash_.erase(it);
     stats_.stash_bytes -= std::min(stats_.stash_bytes, e.bytes);
     open_touched_ = Clock::now();
   }
-  double sq = 0;
-  proto::ExpertBackwardReply out;
-  out.request_id = req.request_id;
-  model::DeviceTimer dt(opt_s_.device);
-  bool grads_finite = true;
+  auto dt = std::make_shared<model::DeviceTimer>(opt_s_.device);
+  const DType wire = req.grad_outputs.dtype;
+  torch::Tensor finite, norm;
+  HostRows grads;
   {
     std::shared_lock<std::shared_mutex> r(shard_mu_);
     if (!e.y.defined()) {  // recompute mode: run the experts again, this time keeping the graph
@@ -499,50 +559,62 @@ proto::Message ExpertHost::backward(const std::string& requester, const std::str
       model::AutocastGuard autocast(opt_s_.bf16, opt_s_.device);
       e.y = shard_.run(e.layer, e.x, e.ids);
     }
-    dt.mark();
+    dt->mark();
     auto grad = to_device(staged, opt_s_.device, e.y.scalar_type());
-    dt.mark();
+    dt->mark();
     model::BackwardGate::instance().run([&] { torch::autograd::backward({e.y}, {grad}); });
     std::vector<torch::Tensor> touched;
     for (int64_t id : e.experts) {
       for (auto& p : shard_.get(e.layer, static_cast<int>(id))->parameters()) touched.push_back(p);
     }
-    // The norm stays on the device until the input gradients' copy to the host has synchronised.
     // Concurrent rounds clip by the round's norm (round_norm): none per request.
-    auto norm = concurrent ? torch::zeros({}) : model::grad_norm_tensor(touched);
-    dt.mark();
+    norm = to_host_async(concurrent ? torch::zeros({}) : model::grad_norm_tensor(touched));
+    dt->mark();
     const auto t = Clock::now();
-    grads_finite = finite_in_wire(e.x.grad(), req.grad_outputs.dtype);
+    finite = to_host_async(finite_flag(e.x.grad(), wire));
     tm.check_ms = ms_since(t);
-    out.grad_inputs = to_wire(e.x.grad(), req.grad_outputs.dtype);
-    dt.mark();
-    const double n = norm.item<double>();
-    sq = n * n;
+    grads = host_copy_async(e.x.grad(), wire);
+    dt->mark();
   }
-  out.grad_sq_norm = sq;
-  const bool bad = !std::isfinite(sq) || !grads_finite;
-  const auto iv = dt.intervals_ms();
-  tm.h2d_ms = iv[0];
-  tm.compute_ms = iv[1];
-  tm.d2h_ms = iv[2];
-  std::lock_guard<std::mutex> lock(mu_);
-  if (bad) {
-    // The experts' gradients of this step overflowed: an optimizer step on them would turn the
-    // shared experts into NaN for every party. The whole step is dropped, its gradients with it
-    // (concurrent: the requester's step fails, so the hub drops the round's expert update).
-    if (!concurrent && open_requester_ == e.requester && open_step_ == e.step)
-      drop_open_step_locked("non-finite gradients");
-    return error_reply(proto::ErrorCode::non_finite,
-                       "the expert gradients of this request are not finite (rows or gradients too large?): "
-                       "step dropped",
-                       type, req.request_id);
-  }
-  stats_.rows_backward += static_cast<uint64_t>(e.x.size(0));
-  return out;
+  const uint64_t rid = req.request_id;
+  const std::string from = e.requester;
+  const int64_t step = e.step, rows = e.x.size(0);
+  return {
+      std::nullopt,
+      [this, dt, finite, norm, grads, rid, from, step, rows, concurrent](RequestTimes& tm) -> proto::Message {
+        const auto iv = dt->intervals_ms();  // waits for the device
+        tm.h2d_ms = iv[0];
+        tm.compute_ms = iv[1];
+        tm.d2h_ms = iv[2];
+        const double n = norm.to(torch::kDouble).item<double>();
+        const double sq = n * n;
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!std::isfinite(sq) || !finite.item<bool>()) {
+          // The experts' gradients of this step overflowed: an optimizer step on them would turn
+          // the shared experts into NaN for every party. The whole step is dropped, its gradients
+          // with it (concurrent: the requester's step fails, so the hub drops the round's update).
+          if (!concurrent && open_requester_ == from && open_step_ == step)
+            drop_open_step_locked("non-finite gradients");
+          return error_reply(proto::ErrorCode::non_finite,
+                             "the expert gradients of this request are not finite (rows or gradients too "
+                             "large?): step dropped",
+                             proto::MsgType::expert_backward, rid);
+        }
+        stats_.rows_backward += static_cast<uint64_t>(rows);
+        proto::ExpertBackwardReply out;
+        out.request_id = rid;
+        out.grad_inputs = grads.wrap(0, grads.rows());
+        out.grad_sq_norm = sq;
+        return out;
+      }};
 }
 
 proto::Message ExpertHost::step_end(const std::string& requester, const proto::StepEnd& req) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  // Every request launched before this step_end is checked first: a backward whose gradients turn
+  // out not finite drops the step (complete()), so its gradients are never applied (a requester
+  // that does not wait for its replies, e.g. a hostile one, must not get them applied either).
+  idle_cv_.wait(lock, [this] { return launched_ == 0; });
   if (concurrent_) {  // the round's commit applies the experts' gradients, not the requester
     proto::StepEndAck ack;
     ack.step = req.step;
@@ -632,7 +704,8 @@ void ExpertHost::open_round(int64_t step) {
 }
 
 proto::RoundNorm ExpertHost::round_norm(int64_t step) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_cv_.wait(lock, [this] { return launched_ == 0; });            // the round's backward passes, checked
   if (step > round_step_ && step > last_round_) round_step_ = step;  // not in the round itself
   if (step == round_step_) round_closed_ = true;
   proto::RoundNorm n;

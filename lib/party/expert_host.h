@@ -11,15 +11,21 @@
 // reports the squared norm of the round's summed gradients and closes the round to new requests;
 // round_commit applies them in one optimizer step per expert (times the hub's scale) or drops them. Rows
 // whose expert outputs or gradients are not finite are refused (non_finite), so that no requester can poison
-// the shared experts. Thread-safety: handle() may be called from several server threads; parameter updates
-// take the shard mutex exclusively, computation takes it shared (the party's trainer does the same). handle()
-// never throws: every failure becomes an ErrorMsg reply with a reason.
+// the shared experts. A request is launched (its device work queued, results copied to pinned memory
+// without waiting) and completed (waited for, checked, answered) in two calls, so that the expert
+// service launches the next request while the device runs this one; a step_end (and a round's
+// norm) first waits until every launched request is completed, so gradients found not finite are
+// dropped before any optimizer step could take them. Thread-safety: launch(), complete() and
+// handle() may be called from several server threads; parameter updates take the shard mutex
+// exclusively, computation takes it shared (the party's trainer does the same). None throws:
+// every failure becomes an ErrorMsg reply with a reason.
 #pragma once
 
 #include <torch/torch.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -29,6 +35,7 @@
 #include <string>
 
 #include "common/capture_file.h"
+#include "common/error.h"
 #include "common/model_config.h"
 #include "model/expert.h"
 #include "model/optim.h"
@@ -99,8 +106,22 @@ class ExpertHost {
   };
   // Stages a request's tensor (no locks, no state: callable from any thread).
   Prepared prepare(proto::Message request) const;
-  // `conn`: the connection the request came on (the expert service's peer routing id; "" when
-  // called directly): without authentication it tells requesters' equal request ids apart.
+  // A request whose device work is queued but may still run (launch()); complete() waits for it
+  // and returns the reply. The expert service launches the next request while this one's device
+  // work and copies run, and completes requests on a thread of their own, in launch order.
+  struct Launched;
+  // Checks, admits and launches one request from `sender` (the authenticated party id of the
+  // connection, or "": the request's own requester field), taken off the socket at `received`:
+  // a forward's experts, or a backward pass, and the copies of the results to pinned host memory,
+  // without waiting for the device. `conn`: the connection the request came on (the expert
+  // service's peer routing id; "" when called directly): without authentication it tells
+  // requesters' equal request ids apart. Never throws.
+  std::unique_ptr<Launched> launch(const std::string& sender, const Prepared& request,
+                                   std::chrono::steady_clock::time_point received, const std::string& conn);
+  // Waits for a launched request's device work; its reply (refused if its results are not finite).
+  // Never throws. Callable from another thread than launch()'s.
+  proto::Message complete(std::unique_ptr<Launched> launched);
+  // launch() then complete().
   proto::Message handle(const std::string& sender, const Prepared& request,
                         std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now(),
                         const std::string& conn = "");
@@ -148,8 +169,6 @@ class ExpertHost {
   struct RequestTimes {
     double stage_ms = 0, h2d_ms = 0, compute_ms = 0, d2h_ms = 0, check_ms = 0;
   };
-  proto::Message forward(const std::string& requester, const proto::ExpertForward& req, const Staged& rows,
-                         RequestTimes& tm);
   // A reply's host timeline (protocol 1.1 'tl'): received (steady ns), replied (set when it is
   // sent), and the request's phases in microseconds.
   static std::vector<uint64_t> host_timeline(std::chrono::steady_clock::time_point received,
@@ -171,10 +190,21 @@ class ExpertHost {
   std::string round_refusal(int64_t step, bool& busy) const;
   // The kept rows of `key` (an empty origin: the only entry with that id), or end().
   std::map<Key, Entry>::iterator find_entry(const Key& key);
-  proto::Message forward(const std::string& requester, const std::string& origin,
-                         const proto::ExpertForward& req, const Staged& rows, RequestTimes& tm);
-  proto::Message backward(const std::string& requester, const std::string& origin,
-                          const proto::ExpertBackward& req, const Staged& grads, RequestTimes& tm);
+  // Drops the kept rows of `key` (find_entry), if any. Takes mu_ held.
+  void erase_entry_locked(const Key& key);
+  // A reply now (errors, eval without device), or the rest of the request once its device work
+  // is done (Launched::finish).
+  using Finish = std::function<proto::Message(RequestTimes&)>;
+  struct Started {
+    std::optional<proto::Message> reply;
+    Finish finish;
+  };
+  // A launched request's failure (ModelError) as its reply; its kept rows, if any, go.
+  proto::Message failed(const Launched& l, const ModelError& e);
+  Started forward(const std::string& requester, const std::string& origin, const proto::ExpertForward& req,
+                  const Staged& rows, RequestTimes& tm);
+  Started backward(const std::string& requester, const std::string& origin, const proto::ExpertBackward& req,
+                   const Staged& grads, RequestTimes& tm);
   proto::Message step_end(const std::string& requester, const proto::StepEnd& req);
   proto::Message step_abort(const std::string& requester, const proto::StepAbort& req);
   // Opens (or continues) requester's step; false with `why` if another requester holds one.
@@ -205,6 +235,19 @@ class ExpertHost {
   bool round_closed_ = false;  // its norm was reported: no more requests
   int64_t last_round_ = -1;    // the last round committed or dropped
   HostStats stats_;
+  int launched_ = 0;                 // launched, not completed (complete() counts down)
+  std::condition_variable idle_cv_;  // launched_ reached 0
+};
+
+struct ExpertHost::Launched {
+  proto::MsgType type = proto::MsgType::expert_forward;
+  uint64_t request_id = 0;
+  std::string origin;
+  std::chrono::steady_clock::time_point received;
+  RequestTimes tm;
+  double launch_ms = 0;
+  std::optional<proto::Message> reply;  // set: nothing left to wait for
+  Finish finish;
 };
 
 }  // namespace pcmoe::party

@@ -20,6 +20,10 @@ namespace {
 // Requests staged and waiting for the compute thread at most: a peer that floods the service waits
 // in ZeroMQ's queues (bounded by their high-water marks), not in this process's memory.
 constexpr size_t kMaxQueued = 16;
+// Requests launched on the device and not yet completed at most: the compute thread launches the
+// next request while the completion thread waits for this one's copies (each holds its rows on
+// the device and its results in pinned memory until completed).
+constexpr size_t kMaxLaunched = 4;
 
 }  // namespace
 
@@ -38,6 +42,7 @@ ExpertServer::~ExpertServer() {
 void ExpertServer::start() {
   if (thread_.joinable()) return;
   compute_ = std::thread([this] { compute_loop(); });
+  complete_ = std::thread([this] { complete_loop(); });
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -58,7 +63,9 @@ void ExpertServer::set_parties(const std::map<std::string, std::string>& key_to_
 void ExpertServer::stop() {
   stop_.store(true);
   work_cv_.notify_all();
-  if (compute_.joinable()) compute_.join();
+  launched_cv_.notify_all();
+  if (compute_.joinable()) compute_.join();  // then the completion thread drains the launched requests
+  if (complete_.joinable()) complete_.join();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -110,15 +117,38 @@ void ExpertServer::compute_loop() {
     Work w;
     {
       std::unique_lock<std::mutex> lock(work_mu_);
-      work_cv_.wait(lock, [this] { return stop_.load() || !work_.empty(); });
+      work_cv_.wait(lock,
+                    [this] { return stop_.load() || (!work_.empty() && launched_.size() < kMaxLaunched); });
       if (stop_.load()) return;
       w = std::move(work_.front());
       work_.pop_front();
     }
-    proto::Message reply = host_.load()->handle(w.sender, w.request, w.received, w.peer);
+    auto launched = host_.load()->launch(w.sender, w.request, w.received, w.peer);
     {
       std::lock_guard<std::mutex> lock(work_mu_);
-      replies_.emplace_back(std::move(w.peer), std::move(reply));
+      launched_.emplace_back(std::move(w.peer), std::move(launched));
+    }
+    launched_cv_.notify_one();
+  }
+}
+
+void ExpertServer::complete_loop() {
+  while (true) {
+    std::pair<std::string, std::unique_ptr<ExpertHost::Launched>> next;
+    {
+      std::unique_lock<std::mutex> lock(work_mu_);
+      launched_cv_.wait(lock, [this] { return stop_.load() || !launched_.empty(); });
+      // Stopping: what was launched is still completed (the host counts launched requests, and a
+      // step_end waits for them), its replies are not sent.
+      if (launched_.empty()) return;
+      next = std::move(launched_.front());
+      launched_.pop_front();
+    }
+    work_cv_.notify_one();  // room for another launch
+    proto::Message reply = host_.load()->complete(std::move(next.second));
+    {
+      std::lock_guard<std::mutex> lock(work_mu_);
+      replies_.emplace_back(std::move(next.first), std::move(reply));
     }
     const uint64_t one = 1;
     (void)!::write(wake_fd_, &one, sizeof one);
@@ -163,6 +193,7 @@ void ExpertServer::loop() {
       requests_++;
       if (!req->error) {
         take(*req, received);
+        send_replies();  // a reply ready meanwhile does not wait for the staging of more requests
         continue;
       }
       bad_++;

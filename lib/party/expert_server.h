@@ -3,8 +3,11 @@
 // the I/O thread owns the socket: it receives, decodes defensively (proto::decode with the
 // model's limits; a bad message gets an ErrorMsg reply at once and one rate-limited log line),
 // stages each request's tensor for the device (ExpertHost::prepare) and sends the replies; the
-// compute thread answers the requests in arrival order (ExpertHost::handle). So a host decodes and
-// stages the next request, and sends the last reply, while it computes this one. Until the host
+// compute thread launches the requests in arrival order (ExpertHost::launch: admission, the device
+// work and the copies of the results to pinned memory, without waiting for the device); the
+// completion thread waits for each launched request in turn and builds its reply
+// (ExpertHost::complete). So a host decodes and stages the next request, launches the one after
+// this one, and sends the last reply, while the device computes this one. Until the host
 // is installed (after the hub's welcome, once the trainer is built) requests get `busy` (retry
 // later). The socket is bound in the constructor (so the endpoint can go into the hello).
 #pragma once
@@ -54,6 +57,7 @@ class ExpertServer {
   };
   void loop();
   void compute_loop();
+  void complete_loop();
   // Handles one decoded request on the I/O thread: a reply now (busy), or work for the compute thread.
   void take(net::Request& req, std::chrono::steady_clock::time_point received);
   void send_replies();
@@ -70,9 +74,11 @@ class ExpertServer {
   std::mutex work_mu_;
   std::condition_variable work_cv_;
   std::deque<Work> work_;
-  std::deque<std::pair<std::string, proto::Message>> replies_;  // guarded by work_mu_
-  int wake_fd_ = -1;                                            // eventfd: a reply is ready
-  std::thread thread_, compute_;
+  std::condition_variable launched_cv_;
+  std::deque<std::pair<std::string, std::unique_ptr<ExpertHost::Launched>>> launched_;  // by work_mu_
+  std::deque<std::pair<std::string, proto::Message>> replies_;                          // guarded by work_mu_
+  int wake_fd_ = -1;  // eventfd: a reply is ready
+  std::thread thread_, compute_, complete_;
 };
 
 }  // namespace pcmoe::party

@@ -20,9 +20,12 @@ Fp8Format fp8_format(DType d) { return d == DType::f8e4m3 ? Fp8Format::e4m3 : Fp
 // The storage type of a wire dtype on the host (fp8 codes are bytes).
 torch::ScalarType storage_type(DType d) { return dtype_is_fp8(d) ? torch::kUInt8 : model::to_scalar_type(d); }
 
-torch::Tensor pinned_copy(const torch::Tensor& src) {
+// `src` in pinned host memory (libtorch's caching host allocator, which keeps a block until the
+// copies queued on it have run). non_blocking (src on CUDA): the copy is queued on the current
+// stream and the memory may be read once the stream has passed it.
+torch::Tensor pinned_copy(const torch::Tensor& src, bool non_blocking = false) {
   auto cpu = torch::empty(src.sizes(), torch::TensorOptions().dtype(src.scalar_type()).pinned_memory(true));
-  cpu.copy_(src);
+  cpu.copy_(src, non_blocking);
   return cpu;
 }
 
@@ -90,20 +93,32 @@ proto::Blob blob_of(torch::Tensor host) {
 
 }  // namespace
 
-HostRows host_copy(const torch::Tensor& t, DType wire) {
+namespace {
+
+HostRows host_copy(const torch::Tensor& t, DType wire, bool non_blocking) {
   HostRows h;
   h.dtype = wire;
   if (dtype_is_fp8(wire)) {
     auto [codes, scales] = quantize(t, wire);
-    h.data = t.is_cuda() ? pinned_copy(codes) : codes.contiguous();
-    h.scales = t.is_cuda() ? pinned_copy(scales) : scales.contiguous();
+    h.data = t.is_cuda() ? pinned_copy(codes, non_blocking) : codes.contiguous();
+    h.scales = t.is_cuda() ? pinned_copy(scales, non_blocking) : scales.contiguous();
     return h;
   }
   // Cast on the device (fewer bytes to move), then one copy into pinned host memory (from
   // libtorch's caching host allocator), which the network layer sends without another copy.
   auto src = t.detach().to(model::to_scalar_type(wire)).contiguous();
-  h.data = t.is_cuda() ? pinned_copy(src) : src;
+  h.data = t.is_cuda() ? pinned_copy(src, non_blocking) : src;
   return h;
+}
+
+}  // namespace
+
+HostRows host_copy(const torch::Tensor& t, DType wire) { return host_copy(t, wire, false); }
+
+HostRows host_copy_async(const torch::Tensor& t, DType wire) { return host_copy(t, wire, true); }
+
+torch::Tensor to_host_async(const torch::Tensor& t) {
+  return t.is_cuda() ? pinned_copy(t.detach(), /*non_blocking=*/true) : t.detach();
 }
 
 proto::WireTensor HostRows::wrap(int64_t first, int64_t n) const {
@@ -169,10 +184,12 @@ torch::Tensor to_device(const Staged& st, const torch::Device& device, torch::Sc
   return out;
 }
 
-bool finite_in_wire(const torch::Tensor& t, DType wire) {
+torch::Tensor finite_flag(const torch::Tensor& t, DType wire) {
   auto v = wire == DType::f16 ? t.detach().to(torch::kHalf) : t.detach();
-  return torch::isfinite(v).all().item<bool>();
+  return torch::isfinite(v).all();
 }
+
+bool finite_in_wire(const torch::Tensor& t, DType wire) { return finite_flag(t, wire).item<bool>(); }
 
 torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device, torch::ScalarType dtype) {
   return to_device(stage(w, device), device, dtype);

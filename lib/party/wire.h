@@ -31,6 +31,12 @@ struct HostRows {
 // `t` ([R, d], any device) in the wire dtype on the host: cast (or quantized) on t's device, then
 // one device-to-host copy (per tensor) into pinned memory when t is on CUDA.
 HostRows host_copy(const torch::Tensor& t, DType wire);
+// host_copy() without waiting for the device: on CUDA the copies into pinned memory are queued on
+// the current stream, and the memory may be read (or sent) once the stream has passed them (an
+// event after them, or a synchronisation). On the CPU, host_copy().
+HostRows host_copy_async(const torch::Tensor& t, DType wire);
+// `t` in pinned host memory, queued like host_copy_async (CUDA); t itself on the CPU.
+torch::Tensor to_host_async(const torch::Tensor& t);
 // Rows [first, first + n) of host_copy's result, as a wire tensor sharing its memory.
 inline proto::WireTensor wrap_rows(const HostRows& host, int64_t first, int64_t n) {
   return host.wrap(first, n);
@@ -56,6 +62,8 @@ bool wire_not_finite(const proto::WireTensor& w);
 // Whether every value of `t` stays finite in the `wire` dtype (fp16 overflows above 65504; fp8
 // scales every row, so only NaN/Inf inputs fail), checked on t's device.
 bool finite_in_wire(const torch::Tensor& t, DType wire);
+// finite_in_wire() as a 0-dim bool tensor on t's device, without waiting for it.
+torch::Tensor finite_flag(const torch::Tensor& t, DType wire);
 
 // Collects the 2-D replies of one remote call as they arrive, each at its place (`first` row):
 // copied into one staging buffer (pinned when `device` is CUDA; fp8: codes and scales, one scale per

@@ -116,6 +116,14 @@ proto::ExpertBackward backward(uint64_t rid, const torch::Tensor& grad) {
   return b;
 }
 
+proto::StepEnd step_end(const std::string& requester, int64_t step, double clip_scale) {
+  proto::StepEnd se;
+  se.requester = requester;
+  se.step = step;
+  se.clip_scale = clip_scale;
+  return se;
+}
+
 // Sends `m` and returns the reply (the test fails if none comes).
 proto::Message call(net::Client& c, const proto::Message& m, const proto::Limits& limits) {
   REQUIRE(net::send_message(c, m, kWaitMs));
@@ -262,16 +270,87 @@ TEST_CASE("expert service: semantically bad requests get the right error code, t
     // c's step is intact: backward and step_end succeed.
     auto back = call(*c, backward(10, torch::ones({4, 16})), s.limits);
     REQUIRE(std::holds_alternative<proto::ExpertBackwardReply>(back));
-    proto::StepEnd se;
-    se.requester = "c";
-    se.step = 3;
-    se.clip_scale = 0.5;
-    REQUIRE(std::holds_alternative<proto::StepEndAck>(call(*c, se, s.limits)));
+    REQUIRE(std::holds_alternative<proto::StepEndAck>(call(*c, step_end("c", 3, 0.5), s.limits)));
   }
   // Whatever was refused above, the host answers correctly and completes a train step.
   check_host_computes(s, *a, 100);
   check_train_step(s, *a, 101, 50);
   check_host_computes(s, *a, 102);
+}
+
+TEST_CASE(
+    "expert service: requests in flight are answered in order, each exactly; outputs that are not "
+    "finite drop their kept rows",
+    "[integration][party][expert_service]") {
+  // The service launches a request while the one before it is still being completed (its own
+  // thread): many requests sent at once, without waiting, must come back in order and exact, and a
+  // train forward whose outputs are not finite must leave nothing kept (its rows are kept when it
+  // is launched, before the outputs are checked).
+  torch::manual_seed(9);
+  Service s(/*install=*/true);
+  auto a = s.client(0);
+  const auto train = proto::ExpertMode::train;
+  const auto eval = proto::ExpertMode::eval;
+  const std::vector<int64_t> ids = {1, 4, 4, 1, 1, 4, 1};
+  std::vector<torch::Tensor> xs;
+  std::vector<proto::Message> sent;
+  for (uint64_t i = 0; i < 12; ++i) {
+    xs.push_back(torch::randn({7, 16}));
+    if (i == 5) {
+      // Finite rows that the experts turn into Inf: non_finite, and nothing kept.
+      sent.push_back(forward(200 + i, "a", 60, 0, train, ids, torch::full({7, 16}, 1e30f)));
+    } else if (i == 8) {
+      sent.push_back(forward(200 + i, "a", 60, 0, train, ids, xs.back()));
+    } else {
+      sent.push_back(
+          forward(200 + i, "a", 1000, i % 2, eval, ids, xs.back(), i % 3 ? DType::f32 : DType::bf16));
+    }
+  }
+  for (const auto& m : sent) REQUIRE(net::send_message(*a, m, kWaitMs));
+  for (uint64_t i = 0; i < sent.size(); ++i) {
+    auto reply = net::recv_message(*a, kWaitMs, s.limits);
+    REQUIRE(reply.has_value());
+    INFO("request " << i);
+    if (i == 5) {
+      auto e = expect_error(*reply, ErrorCode::non_finite);
+      CHECK(e.request_id == 205);
+      continue;
+    }
+    const auto* r = std::get_if<proto::ExpertForwardReply>(&*reply);
+    if (const auto* e = std::get_if<proto::ErrorMsg>(&*reply)) FAIL("refused: " << e->reason);
+    REQUIRE(r != nullptr);
+    CHECK(r->request_id == 200 + i);
+    const auto dtype = std::get<proto::ExpertForward>(sent[i]).rows.dtype;
+    auto x = party::from_wire(std::get<proto::ExpertForward>(sent[i]).rows, torch::kCPU, torch::kFloat32);
+    auto y = party::from_wire(r->outputs, torch::kCPU, torch::kFloat32);
+    CHECK(r->outputs.dtype == dtype);
+    CHECK(rel_err(y, s.expected(i == 8 ? 0 : static_cast<int>(i % 2), x, ids)) <
+          (dtype == DType::bf16 ? 1e-2 : 1e-6));
+  }
+  // The refused forward kept nothing: its backward is unknown, and only request 208's rows are kept.
+  expect_error(call(*a, backward(205, torch::ones({7, 16})), s.limits), ErrorCode::unknown_request);
+  CHECK(s.party->host->stats().stash_bytes > 0);
+  auto back = call(*a, backward(208, torch::ones({7, 16})), s.limits);
+  REQUIRE(std::holds_alternative<proto::ExpertBackwardReply>(back));
+  CHECK(s.party->host->stats().stash_bytes == 0);
+  REQUIRE(std::holds_alternative<proto::StepEndAck>(call(*a, step_end("a", 60, 1.0), s.limits)));
+  check_host_computes(s, *a, 300);
+
+  // A requester that does not wait for its backward reply before its step_end (a hostile one):
+  // gradients that are not finite still drop the step before the step_end is handled, so the
+  // experts never take them.
+  auto x = torch::randn({7, 16});
+  REQUIRE(std::holds_alternative<proto::ExpertForwardReply>(
+      call(*a, forward(400, "a", 61, 0, train, ids, x), s.limits)));
+  REQUIRE(net::send_message(*a, backward(400, torch::full({7, 16}, 1e38f)), kWaitMs));
+  REQUIRE(net::send_message(*a, step_end("a", 61, 1.0), kWaitMs));
+  auto bad = net::recv_message(*a, kWaitMs, s.limits);
+  REQUIRE(bad.has_value());
+  expect_error(*bad, ErrorCode::non_finite);
+  auto end = net::recv_message(*a, kWaitMs, s.limits);
+  REQUIRE(end.has_value());
+  expect_error(*end, ErrorCode::out_of_order);
+  check_host_computes(s, *a, 401);
 }
 
 // ---- fuzzing ----
