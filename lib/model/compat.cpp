@@ -4,6 +4,7 @@
 #include <ATen/autocast_mode.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -233,6 +234,14 @@ void set_threads(int n) {
   ::setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
   if (openblas_set_num_threads) openblas_set_num_threads(1);
   torch::set_num_threads(n);
+}
+
+torch::Tensor upload_indices(const std::vector<int64_t>& v, const torch::Device& device) {
+  if (!device.is_cuda()) return torch::tensor(v, torch::kLong);
+  auto host =
+      torch::empty({static_cast<int64_t>(v.size())}, torch::TensorOptions(torch::kLong).pinned_memory(true));
+  if (!v.empty()) std::memcpy(host.data_ptr<int64_t>(), v.data(), v.size() * sizeof(int64_t));
+  return host.to(device, /*non_blocking=*/true);  // the host allocator keeps the block until the copy ran
 }
 
 std::string torch_version() {

@@ -82,6 +82,11 @@ at::Generator make_cpu_generator(uint64_t seed);
 // Parses "cpu", "cuda", "cuda:N"; throws ConfigError if unknown or if CUDA is asked for and absent.
 torch::Device parse_device(const std::string& name);
 
+// `v` as an int64 tensor on `device`. On CUDA it goes through pinned memory and is queued on the
+// current stream without waiting for it (torch::tensor(v).to(device) copies from pageable memory,
+// which synchronises the stream: the CPU would wait for every kernel queued before).
+torch::Tensor upload_indices(const std::vector<int64_t>& v, const torch::Device& device);
+
 // Peak memory of `device` since the last reset: CUDA allocator allocated/reserved bytes; on the
 // CPU, the process's peak resident set (VmHWM) for both.
 struct PeakMemory {

@@ -188,7 +188,7 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
     }
   }
   ScopedTimer timer(stats_.forward.gather_ms);
-  plan.remote_idx = torch::tensor(all_rows, torch::kLong).to(x_sorted.device());
+  plan.remote_idx = model::upload_indices(all_rows, x_sorted.device());
   // Clipped inside autograd (the requester's gradient flows through the scaling); the noise is
   // added to what leaves only (its gradient is the identity, as for every remote row).
   torch::Tensor x_remote = model::clip_rows(x_sorted.index_select(0, plan.remote_idx), opt_.row_clip);
@@ -279,7 +279,7 @@ torch::Tensor FederatedDispatcher::dispatch(int layer, const torch::Tensor& x_so
   std::vector<torch::Tensor> piece_idx;
   if (!plan.local_rows.empty()) {
     // All local experts at once (grouped GEMM on CUDA), while the remote requests are in flight.
-    auto idx = torch::tensor(plan.local_rows, torch::kLong).to(x_sorted.device());
+    auto idx = model::upload_indices(plan.local_rows, x_sorted.device());
     pieces.push_back(local_.run_sorted(layer, x_sorted.index_select(0, idx), plan.local_counts));
     piece_idx.push_back(idx);
     stats_.rows_local += plan.local_rows.size();
