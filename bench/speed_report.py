@@ -63,8 +63,15 @@ def main():
         vs = tps / c_tps
         print(f"{'federation ' + v:<24}{tps:>10.0f}{step:>9.1f}{vs:>11.3f}{mb:>9.1f}{bound:>10.1f}"
               f"{step / bound:>11.2f}" + (f"   vs equal compute {tps / eq_tps:.3f}" if conc and eq_ms else ""))
+        # Without any overlap of compute and transfer (each layer's rows out, then back, then the next
+        # layer: the order a step's dependencies impose unless a batch is split into micro-batches).
+        serial = base + (mb / 1e3 / gbps * 1e3 if gbps > 0 else 0)
         report["variants"][v] = {"federation": f, "mb_per_step": mb, "bound_ms": bound, "step_over_bound": step / bound,
-                                 "ratio_vs_central": tps / c_tps}
+                                 "ratio_vs_central": tps / c_tps, "serial_ms": serial,
+                                 "step_over_serial": step / serial}
+    print("serial: central step + bytes / GB/s (nothing overlapped, the order of a layer's dependencies)")
+    for v, r in report["variants"].items():
+        print(f"  {v:<22}{r['serial_ms']:>8.1f} ms   step / serial {r['step_over_serial']:.2f}")
     for v in variants:
         ps = list(feds[v]["party"].values())
         print(f"\n-- where a party's step goes, federation {v} (ms, median over steps then parties; "

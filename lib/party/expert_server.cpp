@@ -1,4 +1,4 @@
-// The party's expert service: its I/O and compute threads (see expert_server.h).
+// The party's expert service: its I/O, staging, compute and completion threads (see expert_server.h).
 #include "party/expert_server.h"
 
 #include <sys/eventfd.h>
@@ -17,7 +17,7 @@
 namespace pcmoe::party {
 namespace {
 
-// Requests staged and waiting for the compute thread at most: a peer that floods the service waits
+// Requests decoded and waiting to be staged or launched, at most: a peer that floods the service waits
 // in ZeroMQ's queues (bounded by their high-water marks), not in this process's memory.
 constexpr size_t kMaxQueued = 16;
 // Requests launched on the device and not yet completed at most: the compute thread launches the
@@ -41,6 +41,7 @@ ExpertServer::~ExpertServer() {
 
 void ExpertServer::start() {
   if (thread_.joinable()) return;
+  stage_ = std::thread([this] { stage_loop(); });
   compute_ = std::thread([this] { compute_loop(); });
   complete_ = std::thread([this] { complete_loop(); });
   thread_ = std::thread([this] { loop(); });
@@ -62,8 +63,10 @@ void ExpertServer::set_parties(const std::map<std::string, std::string>& key_to_
 
 void ExpertServer::stop() {
   stop_.store(true);
+  stage_cv_.notify_all();
   work_cv_.notify_all();
   launched_cv_.notify_all();
+  if (stage_.joinable()) stage_.join();
   if (compute_.joinable()) compute_.join();  // then the completion thread drains the launched requests
   if (complete_.joinable()) complete_.join();
   if (thread_.joinable()) thread_.join();
@@ -89,15 +92,35 @@ void ExpertServer::take(net::Request& req, std::chrono::steady_clock::time_point
     auto it = key_to_id_.find(req.curve_key);
     sender = it == key_to_id_.end() ? "?unknown-key" : it->second;
   }
-  Work w{std::move(req.peer), std::move(sender), host->prepare(std::move(*req.message)), received};
+  Incoming in{std::move(req.peer), std::move(sender), std::move(*req.message), received};
   std::lock_guard<std::mutex> lock(work_mu_);
-  work_.push_back(std::move(w));
-  work_cv_.notify_one();
+  incoming_.push_back(std::move(in));
+  stage_cv_.notify_one();
 }
 
 size_t ExpertServer::queued() {
   std::lock_guard<std::mutex> lock(work_mu_);
-  return work_.size();
+  return incoming_.size() + work_.size();
+}
+
+void ExpertServer::stage_loop() {
+  while (true) {
+    Incoming in;
+    {
+      std::unique_lock<std::mutex> lock(work_mu_);
+      stage_cv_.wait(lock, [this] { return stop_.load() || !incoming_.empty(); });
+      if (stop_.load()) return;
+      in = std::move(incoming_.front());
+      incoming_.pop_front();
+    }
+    // Staging (a copy into pinned memory) off the I/O thread: it receives and decodes the next
+    // request meanwhile.
+    Work w{std::move(in.peer), std::move(in.sender), host_.load()->prepare(std::move(in.message)),
+           in.received};
+    std::lock_guard<std::mutex> lock(work_mu_);
+    work_.push_back(std::move(w));
+    work_cv_.notify_one();
+  }
 }
 
 void ExpertServer::send_replies() {

@@ -1,15 +1,15 @@
-// Owns a party's expert service: the ROUTER socket other parties send expert requests to, and two
+// Owns a party's expert service: the ROUTER socket other parties send expert requests to, and four
 // threads that serve them at any time — also while this party trains — through the ExpertHost:
 // the I/O thread owns the socket: it receives, decodes defensively (proto::decode with the
-// model's limits; a bad message gets an ErrorMsg reply at once and one rate-limited log line),
-// stages each request's tensor for the device (ExpertHost::prepare) and sends the replies; the
-// compute thread launches the requests in arrival order (ExpertHost::launch: admission, the device
-// work and the copies of the results to pinned memory, without waiting for the device); the
-// completion thread waits for each launched request in turn and builds its reply
-// (ExpertHost::complete). So a host decodes and stages the next request, launches the one after
-// this one, and sends the last reply, while the device computes this one. Until the host
-// is installed (after the hub's welcome, once the trainer is built) requests get `busy` (retry
-// later). The socket is bound in the constructor (so the endpoint can go into the hello).
+// model's limits; a bad message gets an ErrorMsg reply at once and one rate-limited log line)
+// and sends the replies; the staging thread stages each request's tensor for the device
+// (ExpertHost::prepare: a copy into pinned memory); the compute thread launches the requests in
+// arrival order (ExpertHost::launch: admission, the device work and the copies of the results to
+// pinned memory, without waiting for the device); the completion thread waits for each launched
+// request in turn and builds its reply (ExpertHost::complete). So a host receives one request,
+// stages another, launches a third and sends the last reply while the device computes. Until the
+// host is installed (after the hub's welcome, once the trainer is built) requests get `busy`
+// (retry later). The socket is bound in the constructor (so the endpoint can go into the hello).
 #pragma once
 
 #include <zmq.hpp>
@@ -50,15 +50,21 @@ class ExpertServer {
   uint64_t bad_messages() const { return bad_.load(); }
 
  private:
+  struct Incoming {
+    std::string peer, sender;
+    proto::Message message;
+    std::chrono::steady_clock::time_point received;
+  };
   struct Work {
     std::string peer, sender;
     ExpertHost::Prepared request;
     std::chrono::steady_clock::time_point received;
   };
   void loop();
+  void stage_loop();
   void compute_loop();
   void complete_loop();
-  // Handles one decoded request on the I/O thread: a reply now (busy), or work for the compute thread.
+  // Handles one decoded request on the I/O thread: a reply now (busy), or work for the staging thread.
   void take(net::Request& req, std::chrono::steady_clock::time_point received);
   void send_replies();
   size_t queued();
@@ -73,12 +79,14 @@ class ExpertServer {
   std::atomic<uint64_t> requests_{0}, bad_{0};
   std::mutex work_mu_;
   std::condition_variable work_cv_;
+  std::condition_variable stage_cv_;
+  std::deque<Incoming> incoming_;  // decoded, not yet staged (by work_mu_)
   std::deque<Work> work_;
   std::condition_variable launched_cv_;
   std::deque<std::pair<std::string, std::unique_ptr<ExpertHost::Launched>>> launched_;  // by work_mu_
   std::deque<std::pair<std::string, proto::Message>> replies_;                          // guarded by work_mu_
   int wake_fd_ = -1;  // eventfd: a reply is ready
-  std::thread thread_, compute_, complete_;
+  std::thread thread_, stage_, compute_, complete_;
 };
 
 }  // namespace pcmoe::party
