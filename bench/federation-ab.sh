@@ -3,8 +3,9 @@
 # DEVICES=cuda:0, STEPS=40 global steps, loopback TCP) with one setting changed at a time, to see
 # what a setting is worth without comparing runs of different days: default settings;
 # party.max_request_rows 0 (one request per host and layer, no pipelining), 1024 and 4096 (the
-# default is 2048); one ZeroMQ I/O thread. VARIANTS picks some (default: all, "default rows0
-# rows1024 rows4096 io1").
+# default is 2048); one ZeroMQ I/O thread; threads that block (or yield) while they wait for the
+# device instead of CUDA's default spinning (PCMOE_CUDA_SYNC). VARIANTS picks some (default:
+# "default rows0 rows1024 rows4096 io1"; also "blocking", "yield").
 # Prints one line per variant: global step time, tokens/s, forward and backward (with the waiting
 # for hosts inside them), and the hosts' compute time per global step.
 set -uo pipefail
@@ -43,6 +44,8 @@ for v in ${VARIANTS:-default rows0 rows1024 rows4096 io1}; do
     rows1024) run max_request_rows=1024 "--party-set party.max_request_rows=1024" ;;
     rows4096) run max_request_rows=4096 "--party-set party.max_request_rows=4096" ;;
     io1) run io_threads=1 "" PCMOE_ZMQ_IO_THREADS=1 ;;
+    blocking) run cuda_sync=blocking "" PCMOE_CUDA_SYNC=blocking ;;
+    yield) run cuda_sync=yield "" PCMOE_CUDA_SYNC=yield ;;
     *) echo "federation-ab: unknown variant '$v'" >&2; exit 2 ;;
   esac
 done

@@ -113,6 +113,7 @@ const std::vector<EventInfo>& all() {
       {"train.step", "step, loss, aux_loss, lr", "every run.log_every steps"},
       {"train.stop_at_step", "step", "run.stop_at_step reached"},
       {"train.time_budget_spent", "minutes, step", "run.max_minutes reached"},
+      {"model.cuda_sync", "PCMOE_CUDA_SYNC, applied", "bench only: how host threads wait for the device, from the environment (applied: yes, or why not)"},
       // ---- network (any process) ----
       {"net.auth_denied", "key, address, domain, why", "a CURVE client key is not on this socket's allow-list"},
       {"net.auth_ok", "key, address, domain", "a CURVE client was accepted (debug)"},

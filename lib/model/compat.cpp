@@ -6,6 +6,8 @@
 
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <string>
 #include <thread>
 
 #include "common/error.h"
@@ -229,7 +231,34 @@ uint64_t device_total_memory(const torch::Device& device) {
 // sleep instead of spinning when idle (set before the OpenMP runtime starts).
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
 
+namespace {
+
+// Bench only: PCMOE_CUDA_SYNC=spin|yield|blocking sets how this process's threads wait for device 0
+// (cudaSetDeviceFlags, before its context exists; CUDA's default "auto" spins when the machine
+// has more cores than active contexts). Unset: CUDA's default.
+void apply_cuda_sync_env() {
+  const char* v = std::getenv("PCMOE_CUDA_SYNC");
+  if (v == nullptr) return;
+  const std::string mode(v);
+#if PCMOE_CUDA_ALLOC
+  unsigned flag = 0;
+  if (mode == "spin") flag = cudaDeviceScheduleSpin;
+  if (mode == "yield") flag = cudaDeviceScheduleYield;
+  if (mode == "blocking") flag = cudaDeviceScheduleBlockingSync;
+  const cudaError_t e = flag == 0 ? cudaErrorInvalidValue : cudaSetDeviceFlags(flag);
+  PCMOE_LOG(e == cudaSuccess ? log::Level::info : log::Level::warn, "model.cuda_sync")
+      .kv("PCMOE_CUDA_SYNC", mode)
+      .kv("applied", e == cudaSuccess ? std::string("yes") : std::string(cudaGetErrorString(e)));
+#else
+  PCMOE_WARN("model.cuda_sync").kv("PCMOE_CUDA_SYNC", mode).kv("applied", "no CUDA in this build");
+#endif
+}
+
+}  // namespace
+
 void set_threads(int n) {
+  static std::once_flag cuda_sync;
+  std::call_once(cuda_sync, apply_cuda_sync_env);
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   ::setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
   if (openblas_set_num_threads) openblas_set_num_threads(1);
