@@ -468,29 +468,31 @@ ExpertHost::Started ExpertHost::forward(const std::string& requester, const std:
     stash_.emplace(key, std::move(en));
     open_touched_ = Clock::now();
   }
-  return {std::nullopt,
-          [this, dt, finite, outputs, key, wire, rows, train](RequestTimes& tm) -> proto::Message {
-            const auto iv = dt->intervals_ms();  // waits for the device
-            tm.h2d_ms = iv[0];
-            tm.compute_ms = iv[1];
-            tm.d2h_ms = iv[2];
-            std::lock_guard<std::mutex> lock(mu_);
-            if (!finite.item<bool>()) {
-              // Finite rows too large for the experts (or outputs beyond the rows' wire dtype): a
-              // reply the requester's decoder would reject, and gradients that would poison the experts.
-              if (train) erase_entry_locked(key);
-              return error_reply(
-                  proto::ErrorCode::non_finite,
-                  fmt::format("the experts' outputs for these rows are not finite in {} (rows too large?)",
-                              dtype_name(wire)),
-                  proto::MsgType::expert_forward, key.second);
-            }
-            stats_.rows_forward += static_cast<uint64_t>(rows);
-            proto::ExpertForwardReply out;
-            out.request_id = key.second;
-            out.outputs = outputs.wrap(0, outputs.rows());
-            return out;
-          }};
+  ForwardDone done{dt, finite, outputs, key, wire, rows, train};
+  return {std::nullopt, [this, done](RequestTimes& tm) { return finish_forward(done, tm); }};
+}
+
+proto::Message ExpertHost::finish_forward(const ForwardDone& d, RequestTimes& tm) {
+  const auto iv = d.timer->intervals_ms();  // waits for the device
+  tm.h2d_ms = iv[0];
+  tm.compute_ms = iv[1];
+  tm.d2h_ms = iv[2];
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!d.finite.item<bool>()) {
+    // Finite rows too large for the experts (or outputs beyond the rows' wire dtype): a reply the
+    // requester's decoder would reject, and gradients that would poison the experts.
+    if (d.train) erase_entry_locked(d.key);
+    return error_reply(
+        proto::ErrorCode::non_finite,
+        fmt::format("the experts' outputs for these rows are not finite in {} (rows too large?)",
+                    dtype_name(d.wire)),
+        proto::MsgType::expert_forward, d.key.second);
+  }
+  stats_.rows_forward += static_cast<uint64_t>(d.rows);
+  proto::ExpertForwardReply out;
+  out.request_id = d.key.second;
+  out.outputs = d.outputs.wrap(0, d.outputs.rows());
+  return out;
 }
 
 void ExpertHost::erase_entry_locked(const Key& key) {
@@ -576,37 +578,35 @@ ExpertHost::Started ExpertHost::backward(const std::string& requester, const std
     grads = host_copy_async(e.x.grad(), wire);
     dt->mark();
   }
-  const uint64_t rid = req.request_id;
-  const std::string from = e.requester;
-  const int64_t step = e.step, rows = e.x.size(0);
-  return {
-      std::nullopt,
-      [this, dt, finite, norm, grads, rid, from, step, rows, concurrent](RequestTimes& tm) -> proto::Message {
-        const auto iv = dt->intervals_ms();  // waits for the device
-        tm.h2d_ms = iv[0];
-        tm.compute_ms = iv[1];
-        tm.d2h_ms = iv[2];
-        const double n = norm.to(torch::kDouble).item<double>();
-        const double sq = n * n;
-        std::lock_guard<std::mutex> lock(mu_);
-        if (!std::isfinite(sq) || !finite.item<bool>()) {
-          // The experts' gradients of this step overflowed: an optimizer step on them would turn
-          // the shared experts into NaN for every party. The whole step is dropped, its gradients
-          // with it (concurrent: the requester's step fails, so the hub drops the round's update).
-          if (!concurrent && open_requester_ == from && open_step_ == step)
-            drop_open_step_locked("non-finite gradients");
-          return error_reply(proto::ErrorCode::non_finite,
-                             "the expert gradients of this request are not finite (rows or gradients too "
-                             "large?): step dropped",
-                             proto::MsgType::expert_backward, rid);
-        }
-        stats_.rows_backward += static_cast<uint64_t>(rows);
-        proto::ExpertBackwardReply out;
-        out.request_id = rid;
-        out.grad_inputs = grads.wrap(0, grads.rows());
-        out.grad_sq_norm = sq;
-        return out;
-      }};
+  BackwardDone done{dt, finite, norm, grads, req.request_id, e.requester, e.step, e.x.size(0), concurrent};
+  return {std::nullopt, [this, done](RequestTimes& tm) { return finish_backward(done, tm); }};
+}
+
+proto::Message ExpertHost::finish_backward(const BackwardDone& d, RequestTimes& tm) {
+  const auto iv = d.timer->intervals_ms();  // waits for the device
+  tm.h2d_ms = iv[0];
+  tm.compute_ms = iv[1];
+  tm.d2h_ms = iv[2];
+  const double n = d.norm.to(torch::kDouble).item<double>();
+  const double sq = n * n;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!std::isfinite(sq) || !d.finite.item<bool>()) {
+    // The experts' gradients of this step overflowed: an optimizer step on them would turn the
+    // shared experts into NaN for every party. The whole step is dropped, its gradients with it
+    // (concurrent: the requester's step fails, so the hub drops the round's expert update).
+    if (!d.concurrent && open_requester_ == d.requester && open_step_ == d.step)
+      drop_open_step_locked("non-finite gradients");
+    return error_reply(proto::ErrorCode::non_finite,
+                       "the expert gradients of this request are not finite (rows or gradients too large?): "
+                       "step dropped",
+                       proto::MsgType::expert_backward, d.request_id);
+  }
+  stats_.rows_backward += static_cast<uint64_t>(d.rows);
+  proto::ExpertBackwardReply out;
+  out.request_id = d.request_id;
+  out.grad_inputs = d.grads.wrap(0, d.grads.rows());
+  out.grad_sq_norm = sq;
+  return out;
 }
 
 proto::Message ExpertHost::step_end(const std::string& requester, const proto::StepEnd& req) {

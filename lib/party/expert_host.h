@@ -37,6 +37,7 @@
 #include "common/capture_file.h"
 #include "common/error.h"
 #include "common/model_config.h"
+#include "model/device_timer.h"
 #include "model/expert.h"
 #include "model/optim.h"
 #include "party/wire.h"
@@ -199,6 +200,28 @@ class ExpertHost {
     std::optional<proto::Message> reply;
     Finish finish;
   };
+  // What a launched forward / backward still needs once its device work is done.
+  struct ForwardDone {
+    std::shared_ptr<model::DeviceTimer> timer;  // its last mark follows the copies
+    torch::Tensor finite;                       // pinned bool: the outputs are finite in `wire`
+    HostRows outputs;
+    Key key;
+    DType wire = DType::f32;
+    int64_t rows = 0;
+    bool train = false;
+  };
+  struct BackwardDone {
+    std::shared_ptr<model::DeviceTimer> timer;
+    torch::Tensor finite;  // pinned bool: the input gradients are finite in the wire dtype
+    torch::Tensor norm;    // the touched experts' gradient norm (0 in concurrent rounds)
+    HostRows grads;
+    uint64_t request_id = 0;
+    std::string requester;
+    int64_t step = 0, rows = 0;
+    bool concurrent = false;
+  };
+  proto::Message finish_forward(const ForwardDone& d, RequestTimes& tm);
+  proto::Message finish_backward(const BackwardDone& d, RequestTimes& tm);
   // A launched request's failure (ModelError) as its reply; its kept rows, if any, go.
   proto::Message failed(const Launched& l, const ModelError& e);
   Started forward(const std::string& requester, const std::string& origin, const proto::ExpertForward& req,
