@@ -473,10 +473,7 @@ ExpertHost::Started ExpertHost::forward(const std::string& requester, const std:
 }
 
 proto::Message ExpertHost::finish_forward(const ForwardDone& d, RequestTimes& tm) {
-  const auto iv = d.timer->intervals_ms();  // waits for the device
-  tm.h2d_ms = iv[0];
-  tm.compute_ms = iv[1];
-  tm.d2h_ms = iv[2];
+  tm.read_device(*d.timer);  // waits for the device
   std::lock_guard<std::mutex> lock(mu_);
   if (!d.finite.item<bool>()) {
     // Finite rows too large for the experts (or outputs beyond the rows' wire dtype): a reply the
@@ -583,10 +580,7 @@ ExpertHost::Started ExpertHost::backward(const std::string& requester, const std
 }
 
 proto::Message ExpertHost::finish_backward(const BackwardDone& d, RequestTimes& tm) {
-  const auto iv = d.timer->intervals_ms();  // waits for the device
-  tm.h2d_ms = iv[0];
-  tm.compute_ms = iv[1];
-  tm.d2h_ms = iv[2];
+  tm.read_device(*d.timer);  // waits for the device
   const double n = d.norm.to(torch::kDouble).item<double>();
   const double sq = n * n;
   std::lock_guard<std::mutex> lock(mu_);

@@ -169,6 +169,13 @@ class ExpertHost {
   // Where a request's time went (the reply's timeline).
   struct RequestTimes {
     double stage_ms = 0, h2d_ms = 0, compute_ms = 0, d2h_ms = 0, check_ms = 0;
+    // h2d, compute and d2h from a request's four marks (waits for the last).
+    void read_device(model::DeviceTimer& t) {
+      const auto iv = t.intervals_ms();
+      h2d_ms = iv[0];
+      compute_ms = iv[1];
+      d2h_ms = iv[2];
+    }
   };
   // A reply's host timeline (protocol 1.1 'tl'): received (steady ns), replied (set when it is
   // sent), and the request's phases in microseconds.
