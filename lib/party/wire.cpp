@@ -189,8 +189,6 @@ torch::Tensor finite_flag(const torch::Tensor& t, DType wire) {
   return torch::isfinite(v).all();
 }
 
-bool finite_in_wire(const torch::Tensor& t, DType wire) { return finite_flag(t, wire).item<bool>(); }
-
 torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device, torch::ScalarType dtype) {
   return to_device(stage(w, device), device, dtype);
 }

@@ -60,9 +60,8 @@ torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device,
 // NaN or Inf in a wire tensor's values (fp8: codes or scales).
 bool wire_not_finite(const proto::WireTensor& w);
 // Whether every value of `t` stays finite in the `wire` dtype (fp16 overflows above 65504; fp8
-// scales every row, so only NaN/Inf inputs fail), checked on t's device.
-bool finite_in_wire(const torch::Tensor& t, DType wire);
-// finite_in_wire() as a 0-dim bool tensor on t's device, without waiting for it.
+// scales every row, so only NaN/Inf inputs fail): a 0-dim bool tensor on t's device, computed
+// there without waiting for it.
 torch::Tensor finite_flag(const torch::Tensor& t, DType wire);
 
 // Collects the 2-D replies of one remote call as they arrive, each at its place (`first` row):
