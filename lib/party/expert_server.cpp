@@ -92,9 +92,9 @@ void ExpertServer::take(net::Request& req, std::chrono::steady_clock::time_point
     auto it = key_to_id_.find(req.curve_key);
     sender = it == key_to_id_.end() ? "?unknown-key" : it->second;
   }
-  Incoming in{std::move(req.peer), std::move(sender), std::move(*req.message), received};
+  Work w{std::move(req.peer), std::move(sender), {std::move(*req.message), std::nullopt, 0}, received};
   std::lock_guard<std::mutex> lock(work_mu_);
-  incoming_.push_back(std::move(in));
+  incoming_.push_back(std::move(w));
   stage_cv_.notify_one();
 }
 
@@ -105,18 +105,17 @@ size_t ExpertServer::queued() {
 
 void ExpertServer::stage_loop() {
   while (true) {
-    Incoming in;
+    Work w;
     {
       std::unique_lock<std::mutex> lock(work_mu_);
       stage_cv_.wait(lock, [this] { return stop_.load() || !incoming_.empty(); });
       if (stop_.load()) return;
-      in = std::move(incoming_.front());
+      w = std::move(incoming_.front());
       incoming_.pop_front();
     }
     // Staging (a copy into pinned memory) off the I/O thread: it receives and decodes the next
     // request meanwhile.
-    Work w{std::move(in.peer), std::move(in.sender), host_.load()->prepare(std::move(in.message)),
-           in.received};
+    w.request = host_.load()->prepare(std::move(w.request.message));
     std::lock_guard<std::mutex> lock(work_mu_);
     work_.push_back(std::move(w));
     work_cv_.notify_one();

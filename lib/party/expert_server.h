@@ -50,11 +50,8 @@ class ExpertServer {
   uint64_t bad_messages() const { return bad_.load(); }
 
  private:
-  struct Incoming {
-    std::string peer, sender;
-    proto::Message message;
-    std::chrono::steady_clock::time_point received;
-  };
+  // A request from the I/O thread to the staging thread (request.message only) and, staged, from
+  // there to the compute thread.
   struct Work {
     std::string peer, sender;
     ExpertHost::Prepared request;
@@ -80,7 +77,7 @@ class ExpertServer {
   std::mutex work_mu_;
   std::condition_variable work_cv_;
   std::condition_variable stage_cv_;
-  std::deque<Incoming> incoming_;  // decoded, not yet staged (by work_mu_)
+  std::deque<Work> incoming_;  // decoded, not yet staged (by work_mu_)
   std::deque<Work> work_;
   std::condition_variable launched_cv_;
   std::deque<std::pair<std::string, std::unique_ptr<ExpertHost::Launched>>> launched_;  // by work_mu_
