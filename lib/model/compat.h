@@ -102,7 +102,8 @@ void set_memory_limit(const torch::Device& device, uint64_t bytes);
 // Total memory of a CUDA device (0 on CPU).
 uint64_t device_total_memory(const torch::Device& device);
 
-// Sets libtorch's intra-op threads (0: all cores).
+// Sets libtorch's intra-op threads (0: all cores). The first call also applies PCMOE_CUDA_SYNC
+// (bench only: how threads wait for cuda:0; compat.cpp), before any CUDA context exists.
 void set_threads(int n);
 
 // libtorch version string, e.g. "1.13.1".
