@@ -11,7 +11,8 @@
 # Federations run in plain mode (no CURVE), as the transport bound is measured and as every GPU
 # figure in README was; CURVE=1 runs them with CURVE, the product's default (encryption costs).
 # Env: PRESET (small), PARTIES (4), STEPS (60), DEVICES (cuda:0; e.g. cuda:0,cuda:1 on two GPUs),
-#      WIRES ("bf16 fp8"), IPC (0), SCHEDULES (sequential), CURVE (0).
+#      WIRES ("bf16 fp8"), IPC (0), SCHEDULES (sequential), CURVE (0), TRACE (0; 1: the federations
+#      run with the request trace, PCMOE_TRACE, and bench/trace_report.py prints each one's).
 set -uo pipefail
 BUILD=$1
 OUT=$2
@@ -32,6 +33,11 @@ write_central_config "$D/central.yaml" "$PRESET" "$CORPUS" "$D/central" "${DEVIC
   { tail -5 "$D/central.log"; exit 1; }
 "$BUILD/apps/pcmoe-bench-wire" --transport-only >"$D/transport.txt" 2>&1 || { tail -5 "$D/transport.txt"; exit 1; }
 variants=()
+# TRACE=1: the next federation writes its request trace into $1 (exported to the processes).
+trace_on() {
+  [[ ${TRACE:-0} == 1 ]] || return 0
+  rm -rf "$1" && mkdir -p "$1" && export PCMOE_TRACE=$1
+}
 plain=(--plain)
 [[ ${CURVE:-0} == 1 ]] && plain=()
 for s in ${SCHEDULES:-sequential}; do
@@ -45,6 +51,7 @@ for s in ${SCHEDULES:-sequential}; do
       { tail -5 "$D/central-eq.log"; exit 1; }
   fi
   for w in $WIRES; do
+    trace_on "$D/trace-$w-tcp${suffix[*]}"
     timed_federation "$BUILD" "$PRESET" "$N" "$STEPS" "$DEVICES" "$CORPUS" "$D/fed-$w-tcp${suffix[*]}" \
       --party-set party.wire_dtype="$w" "${hub_set[@]}" "${plain[@]}" || exit 1
     variants+=("$w-tcp${suffix[*]}")
@@ -52,8 +59,17 @@ for s in ${SCHEDULES:-sequential}; do
 done
 if [[ ${IPC:-0} == 1 ]]; then
   w=${WIRES%% *}
+  trace_on "$D/trace-$w-ipc"
   timed_federation "$BUILD" "$PRESET" "$N" "$STEPS" "$DEVICES" "$CORPUS" "$D/fed-$w-ipc" \
     --party-set party.wire_dtype="$w" --transport ipc "${plain[@]}" || exit 1
   variants+=("$w-ipc")
 fi
+unset PCMOE_TRACE
 python3 "$ROOT/bench/speed_report.py" "$D" "$PRESET" "$N" "$DEVICES" "${variants[@]}"
+if [[ ${TRACE:-0} == 1 ]]; then
+  for v in "${variants[@]}"; do
+    echo
+    echo "## $v"
+    python3 "$ROOT/bench/trace_report.py" "$D/trace-$v" --json "$D/trace-$v.json"
+  done
+fi

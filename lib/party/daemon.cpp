@@ -11,6 +11,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/signals.h"
+#include "common/trace.h"
 #include "party/daemon_impl.h"
 
 namespace pcmoe::party {
@@ -149,8 +150,14 @@ void Daemon::export_model(const proto::Pool& pool) {
 }
 
 int run_party(const PartyConfig& cfg) {
-  Daemon d(cfg);
-  return d.run();
+  trace::set_name(cfg.party.id);  // PCMOE_TRACE only (a benchmark's request trace)
+  int rc = 0;
+  {
+    Daemon d(cfg);
+    rc = d.run();
+  }
+  trace::flush();
+  return rc;
 }
 
 }  // namespace pcmoe::party

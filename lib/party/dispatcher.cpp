@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/trace.h"
 #include "common/timer.h"
 #include "model/backward_gate.h"
 #include "model/compat.h"
@@ -118,6 +119,7 @@ torch::Tensor FederatedDispatcher::available_mask(int layer) {
 void FederatedDispatcher::begin_step(int64_t step) {
   link_.clear_sinks();  // those of an abandoned step
   step_ = step;
+  trace::mark("S", 0, '-', trace::now_ns(), step);
   hosts_called_.clear();
   remote_grad_sq_ = 0;
   calls_.clear();
@@ -224,6 +226,7 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
       if (capturing(train)) capture_sent(host, layer, req.request_id, rows);
       link_.send(host, req);
       call.sent_at.push_back(SteadyClock::now());
+      trace::mark("q", req.request_id, 'f', trace::now_ns(), host, layer);
       first += n;
       stats_.requests++;
       stats_.rows_sent += static_cast<uint64_t>(n);

@@ -11,8 +11,10 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/trace.h"
 #include "net/poll.h"
 #include "net/rpc.h"
+#include "party/trace_keys.h"
 
 namespace pcmoe::party {
 namespace {
@@ -115,7 +117,9 @@ void ExpertServer::stage_loop() {
     }
     // Staging (a copy into pinned memory) off the I/O thread: it receives and decodes the next
     // request meanwhile.
+    const auto key = trace_key(w.request.message);
     w.request = host_.load()->prepare(std::move(w.request.message));
+    if (trace::on()) trace::mark("hs", key.first, key.second, trace::now_ns(), -1, -1, trace_peer(w.peer));
     std::lock_guard<std::mutex> lock(work_mu_);
     work_.push_back(std::move(w));
     work_cv_.notify_one();
@@ -131,6 +135,10 @@ void ExpertServer::send_replies() {
   for (auto& [peer, reply] : out) {
     ExpertHost::stamp_replied(reply);
     net::reply(*server_, peer, reply);
+    if (trace::on()) {
+      const auto key = trace_key(reply);
+      trace::mark("hx", key.first, key.second, trace::now_ns(), -1, -1, trace_peer(peer));
+    }
   }
 }
 
@@ -145,7 +153,13 @@ void ExpertServer::compute_loop() {
       w = std::move(work_.front());
       work_.pop_front();
     }
+    const auto key = trace_key(w.request.message);
+    const int64_t launch_ns = trace::on() ? trace::now_ns() : 0;
     auto launched = host_.load()->launch(w.sender, w.request, w.received, w.peer);
+    if (trace::on()) {
+      trace::mark("hl0", key.first, key.second, launch_ns, -1, -1, trace_peer(w.peer));
+      trace::mark("hl1", key.first, key.second, trace::now_ns(), -1, -1, trace_peer(w.peer));
+    }
     {
       std::lock_guard<std::mutex> lock(work_mu_);
       launched_.emplace_back(std::move(w.peer), std::move(launched));
@@ -167,7 +181,13 @@ void ExpertServer::complete_loop() {
       launched_.pop_front();
     }
     work_cv_.notify_one();  // room for another launch
+    const int64_t popped_ns = trace::on() ? trace::now_ns() : 0;
     proto::Message reply = host_.load()->complete(std::move(next.second));
+    if (trace::on()) {
+      const auto key = trace_key(reply);
+      trace::mark("hc0", key.first, key.second, popped_ns, -1, -1, trace_peer(next.first));
+      trace::mark("hc1", key.first, key.second, trace::now_ns(), -1, -1, trace_peer(next.first));
+    }
     {
       std::lock_guard<std::mutex> lock(work_mu_);
       replies_.emplace_back(std::move(next.first), std::move(reply));
@@ -175,6 +195,19 @@ void ExpertServer::complete_loop() {
     const uint64_t one = 1;
     (void)!::write(wake_fd_, &one, sizeof one);
   }
+}
+
+void ExpertServer::trace_received(const net::Request& req, int64_t pick_ns) {
+  const auto key = trace_key(*req.message);
+  if (key.first == 0) return;
+  std::string tag = trace_peer(req.peer);
+  if (const auto* f = std::get_if<proto::ExpertForward>(&*req.message)) {
+    tag += "|" + f->requester;
+    trace::mark("hr", key.first, key.second, pick_ns, static_cast<int64_t>(f->layer), -1, tag);
+  } else {
+    trace::mark("hr", key.first, key.second, pick_ns, -1, -1, tag);
+  }
+  trace::mark("hd", key.first, key.second, trace::now_ns(), static_cast<int64_t>(req.bytes), -1, tag);
 }
 
 void ExpertServer::loop() {
@@ -204,6 +237,7 @@ void ExpertServer::loop() {
     }
     while (!stop_.load() && queued() < kMaxQueued) {  // beyond: left in the socket (back-pressure)
       std::optional<net::Request> req;
+      const int64_t pick_ns = trace::on() ? trace::now_ns() : 0;
       try {
         req = net::recv_request(*server_, 0, limits_);
       } catch (const std::exception& e) {
@@ -213,6 +247,7 @@ void ExpertServer::loop() {
       if (!req) break;
       const auto received = Clock::now();
       requests_++;
+      if (trace::on() && req->message) trace_received(*req, pick_ns);
       if (!req->error) {
         take(*req, received);
         send_replies();  // a reply ready meanwhile does not wait for the staging of more requests

@@ -65,6 +65,8 @@ class ExpertServer {
   void take(net::Request& req, std::chrono::steady_clock::time_point received);
   void send_replies();
   size_t queued();
+  // The request trace (common/trace.h): a request's pick-up (before its decode) and decode.
+  static void trace_received(const net::Request& req, int64_t pick_ns);
 
   std::unique_ptr<net::Server> server_;
   std::string endpoint_;

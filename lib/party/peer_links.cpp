@@ -7,7 +7,9 @@
 #include <chrono>
 
 #include "common/log.h"
+#include "common/trace.h"
 #include "model/backward_gate.h"
+#include "party/trace_keys.h"
 #include "proto/codec.h"
 
 namespace pcmoe::party {
@@ -102,7 +104,8 @@ void PeerLinks::check_alive(uint32_t host, const Peer& p, const char* what) cons
 void PeerLinks::send(uint32_t host, const proto::Message& msg) {
   Peer& p = peer(host);
   check_alive(host, p, "is marked lost");
-  p.worker->send(proto::encode(msg));  // the worker sends it; a failure comes back as an inbox entry
+  // The worker sends it; a failure comes back as an inbox entry.
+  p.worker->send(proto::encode(msg), trace::on() ? trace_key(msg) : std::pair<uint64_t, char>{0, 0});
 }
 
 bool PeerLinks::set_sink(const Expected& e, ReplySink sink) {

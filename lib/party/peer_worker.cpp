@@ -11,8 +11,10 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/trace.h"
 #include "net/frames.h"
 #include "net/poll.h"
+#include "party/trace_keys.h"
 
 namespace pcmoe::party {
 namespace {
@@ -130,10 +132,10 @@ PeerWorker::~PeerWorker() {
   ::close(wake_fd_);
 }
 
-void PeerWorker::send(std::vector<proto::Blob> frames) {
+void PeerWorker::send(std::vector<proto::Blob> frames, std::pair<uint64_t, char> traced) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    outbox_.emplace_back(std::move(frames), Clock::now());
+    outbox_.push_back({std::move(frames), Clock::now(), traced});
   }
   const uint64_t one = 1;
   (void)!::write(wake_fd_, &one, sizeof one);
@@ -141,15 +143,15 @@ void PeerWorker::send(std::vector<proto::Blob> frames) {
 
 void PeerWorker::flush() {
   while (!stop_) {
-    std::pair<std::vector<proto::Blob>, Clock::time_point> next;
+    Outgoing next;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (outbox_.empty()) return;
       next = outbox_.front();
     }
     // In slices, receiving in between, so that replies keep flowing while a send waits.
-    if (!client_->send(next.first, kSliceMs)) {
-      if (Clock::now() - next.second > std::chrono::milliseconds(request_timeout_ms_)) {
+    if (!client_->send(next.frames, kSliceMs)) {
+      if (Clock::now() - next.queued > std::chrono::milliseconds(request_timeout_ms_)) {
         std::lock_guard<std::mutex> lock(mu_);
         outbox_.clear();
         inbox_.fail(host_, fmt::format("cannot send to it at {} within {} ms", client_->endpoint(),
@@ -158,6 +160,8 @@ void PeerWorker::flush() {
       receive();
       continue;
     }
+    if (next.traced.first != 0)
+      trace::mark("w", next.traced.first, next.traced.second, trace::now_ns(), host_);
     std::lock_guard<std::mutex> lock(mu_);
     outbox_.pop_front();
   }
@@ -167,12 +171,19 @@ void PeerWorker::receive() {
   while (!stop_) {
     auto in = client_->recv(0);
     if (!in) return;
+    const int64_t recv_ns = trace::on() ? trace::now_ns() : 0;
     try {
       if (in->truncated) {
         throw proto::DecodeError(proto::ErrorCode::too_large,
                                  fmt::format("more than {} frames", in->frames.size()));
       }
-      inbox_.deliver(host_, proto::decode(in->frames, limits_));
+      auto m = proto::decode(in->frames, limits_);
+      if (trace::on()) {
+        const auto key = trace_key(m);
+        trace::mark("r", key.first, key.second, recv_ns, host_, static_cast<int64_t>(in->bytes));
+        trace::mark("d", key.first, key.second, trace::now_ns(), host_);
+      }
+      inbox_.deliver(host_, std::move(m));
     } catch (const proto::DecodeError& e) {
       inbox_.fail(host_, fmt::format("sent a malformed reply: {}", e.what()));
     }

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "net/socket.h"
@@ -68,7 +69,8 @@ class PeerWorker {
   PeerWorker(const PeerWorker&) = delete;
   PeerWorker& operator=(const PeerWorker&) = delete;
 
-  void send(std::vector<proto::Blob> frames);
+  // `traced`: the request's trace key (party/trace_keys.h), stamped when ZeroMQ takes it.
+  void send(std::vector<proto::Blob> frames, std::pair<uint64_t, char> traced = {0, 0});
   uint64_t bytes_sent() const { return client_->bytes_sent(); }
   uint64_t bytes_received() const { return client_->bytes_received(); }
 
@@ -84,7 +86,12 @@ class PeerWorker {
   int request_timeout_ms_;
   int wake_fd_ = -1;
   std::mutex mu_;
-  std::deque<std::pair<std::vector<proto::Blob>, std::chrono::steady_clock::time_point>> outbox_;
+  struct Outgoing {
+    std::vector<proto::Blob> frames;
+    std::chrono::steady_clock::time_point queued;
+    std::pair<uint64_t, char> traced;
+  };
+  std::deque<Outgoing> outbox_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

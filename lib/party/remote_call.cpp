@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/timer.h"
+#include "common/trace.h"
 #include "party/dispatcher.h"
 #include "party/wire.h"
 #include "proto/wire_tensor.h"
@@ -32,6 +33,8 @@ void FederatedDispatcher::arm(const std::shared_ptr<Call>& call, size_t i, proto
   auto arrival = call->arrival[i];
   auto stager = call->stager;
   const int64_t first = call->first[i], rows = call->rows[i], width = cfg_.d_model;
+  const uint64_t rid = call->request_ids[i];
+  const char kind = expect == proto::MsgType::expert_forward_reply ? 'f' : 'b';
   link_.set_sink({call->hosts[i], expect, call->request_ids[i]}, [=](const proto::Message& m) {
     const auto t0 = SteadyClock::now();
     arrival->received_ns = ns_of(t0);
@@ -41,8 +44,10 @@ void FederatedDispatcher::arm(const std::shared_ptr<Call>& call, size_t i, proto
     if (t == nullptr || t->shape != std::vector<int64_t>{rows, width})
       return;  // the requester's thread says why
     stager->add(*t, first);
-    arrival->stage_ns = ns_of(SteadyClock::now()) - ns_of(t0);
+    const auto t1 = SteadyClock::now();
+    arrival->stage_ns = ns_of(t1) - ns_of(t0);
     arrival->staged = true;
+    trace::mark("s", rid, kind, ns_of(t1));
   });
 }
 
@@ -81,6 +86,8 @@ void FederatedDispatcher::collect(Call& call, proto::MsgType expect, PhaseTimes&
   }
   std::vector<int> backoff_ms(call.hosts.size(), 20);
   const auto t0 = SteadyClock::now();
+  const char kind = expect == proto::MsgType::expert_forward_reply ? 'f' : 'b';
+  trace::mark("L0", 0, kind, ns_of(t0), call.layer);
   while (!pending.empty()) {
     std::pair<size_t, proto::Message> got;
     {
@@ -104,9 +111,11 @@ void FederatedDispatcher::collect(Call& call, proto::MsgType expect, PhaseTimes&
       refused(call.hosts[i], call.request_ids[i], *err);
     }
     take(i, got.second);
+    trace::mark("t", call.request_ids[i], kind, trace::now_ns(), call.hosts[i]);
     pending.erase(pending.begin() + static_cast<std::ptrdiff_t>(k));
     index.erase(index.begin() + static_cast<std::ptrdiff_t>(k));
   }
+  trace::mark("L1", 0, kind, trace::now_ns(), call.layer);
 }
 
 void FederatedDispatcher::take_reply(Call& call, size_t i, const proto::WireTensor& t,
@@ -152,6 +161,7 @@ torch::Tensor FederatedDispatcher::run_backward(Call& call, const torch::Tensor&
       arm(call.shared_from_this(), i, proto::MsgType::expert_backward_reply);
       link_.send(call.hosts[i], req);
       call.sent_at[i] = SteadyClock::now();
+      trace::mark("q", req.request_id, 'b', ns_of(call.sent_at[i]), call.hosts[i], call.layer);
     }
   }
   collect(
