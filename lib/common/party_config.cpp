@@ -42,9 +42,9 @@ static config::Schema<PartyNetConfig> party_net_schema() {
              "fp8e4m3, fp8e5m2",
              config::one_of({"auto", "fp32", "bf16", "fp16", "fp8", "fp8e4m3", "fp8e5m2"}))
       .field("max_request_rows", &PartyNetConfig::max_request_rows,
-             "rows per expert request (about: one expert's rows are never split): a host's rows of one layer "
-             "go in several requests, so the wire, the host's compute and the replies overlap (0 = one "
-             "request per host and layer)",
+             "rows per expert request, at most: a host's rows of one layer go in several requests (experts "
+             "share one while they fit; an expert with more rows gets several of its own), so the wire, the "
+             "host's compute and the replies overlap (0 = one request per host and layer)",
              config::in_range(0, 1 << 24))
       .field("heartbeat_ms", &PartyNetConfig::heartbeat_ms, "milliseconds between heartbeats to the hub",
              config::in_range(50, 600000))

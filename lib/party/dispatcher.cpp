@@ -9,8 +9,8 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "common/trace.h"
 #include "common/timer.h"
+#include "common/trace.h"
 #include "model/backward_gate.h"
 #include "model/compat.h"
 #include "model/privacy.h"
@@ -146,32 +146,49 @@ void FederatedDispatcher::refused(uint32_t host, uint64_t request_id, const prot
 // requests, on the CPU: `counts` says which expert each sorted row belongs to, so the expert ids
 // that travel need no device round trip. A host's rows of this layer go in requests of about
 // max_request_rows rows (the host computes the first while the next are on the wire, and its
-// replies travel while it computes the rest); one expert's rows always share a request, so each
-// request's gradient norm on the host is its own contribution (PROTOCOL.md, `gsq`).
+// replies travel while it computes the rest): experts in id order share a request while they fit;
+// an expert with more rows than that gets requests of its own, of at most max_request_rows rows.
+// A host reports the squared gradient norm of the experts a request touched as accumulated after
+// it (PROTOCOL.md, `gsq`) and handles one requester's backward requests in the order sent, so of an
+// expert's own requests only the last one's norm counts (it includes the others').
 FederatedDispatcher::RoutePlan FederatedDispatcher::plan_routes(int layer, int64_t n_rows,
                                                                 const std::vector<int64_t>& counts) const {
   RoutePlan plan;
   plan.local_counts.assign(counts.size(), 0);
   plan.expert_of.reserve(static_cast<size_t>(n_rows));
+  const auto limit = static_cast<int64_t>(opt_.max_request_rows);
   int64_t offset = 0;
   for (int e = 0; e < cfg_.n_experts; ++e) {
     const int64_t n = counts[static_cast<size_t>(e)];
     if (n > 0) {
       const uint32_t h = placement_.host_of(layer, e);
-      std::vector<int64_t>* v = &plan.local_rows;
       if (h == placement_.self) {
         plan.local_counts[static_cast<size_t>(e)] = n;
+        for (int64_t r = offset; r < offset + n; ++r) plan.local_rows.push_back(r);
       } else {
         auto& reqs = plan.remote[h];
-        const auto limit = static_cast<size_t>(opt_.max_request_rows);
-        if (reqs.empty() || (limit > 0 && !reqs.back().empty() && reqs.back().size() + n > limit))
-          reqs.emplace_back();
-        v = &reqs.back();
+        if (limit > 0 && n > limit) {  // requests of its own; the last one's norm counts
+          for (int64_t r0 = offset; r0 < offset + n; r0 += limit) {
+            RouteRequest q;
+            for (int64_t r = r0; r < std::min(r0 + limit, offset + n); ++r) q.rows.push_back(r);
+            q.counts_norm = r0 + limit >= offset + n;
+            reqs.push_back(std::move(q));
+          }
+          reqs.emplace_back();  // the next experts start a fresh request
+        } else {
+          if (reqs.empty() || (limit > 0 && !reqs.back().rows.empty() &&
+                               static_cast<int64_t>(reqs.back().rows.size()) + n > limit))
+            reqs.emplace_back();
+          for (int64_t r = offset; r < offset + n; ++r) reqs.back().rows.push_back(r);
+        }
       }
-      for (int64_t r = offset; r < offset + n; ++r) v->push_back(r);
       plan.expert_of.insert(plan.expert_of.end(), static_cast<size_t>(n), e);
     }
     offset += n;
+  }
+  for (auto& [h, reqs] : plan.remote) {
+    reqs.erase(std::remove_if(reqs.begin(), reqs.end(), [](const RouteRequest& q) { return q.rows.empty(); }),
+               reqs.end());
   }
   PCMOE_CHECK_T(ModelError, offset == n_rows, "counts sum to {}, but there are {} rows", offset, n_rows);
   return plan;
@@ -184,9 +201,9 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
   Call& call = *cp;
   std::vector<int64_t> all_rows;
   for (auto& [host, reqs] : plan.remote) {
-    for (auto& rows : reqs) {
-      rng_.shuffle(rows);  // private permutation: no order information leaves the party
-      all_rows.insert(all_rows.end(), rows.begin(), rows.end());
+    for (auto& q : reqs) {
+      rng_.shuffle(q.rows);  // private permutation: no order information leaves the party
+      all_rows.insert(all_rows.end(), q.rows.begin(), q.rows.end());
     }
   }
   ScopedTimer timer(stats_.forward.gather_ms);
@@ -202,7 +219,8 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
   ScopedTimer send_timer(stats_.forward.send_ms);
   int64_t first = 0;
   for (auto& [host, reqs] : plan.remote) {
-    for (const auto& rows : reqs) {
+    for (const auto& q : reqs) {
+      const auto& rows = q.rows;
       const auto n = static_cast<int64_t>(rows.size());
       auto ids = torch::empty({n}, torch::kInt32);
       auto* idp = ids.data_ptr<int32_t>();
@@ -221,6 +239,7 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
       call.request_ids.push_back(req.request_id);
       call.rows.push_back(n);
       call.first.push_back(first);
+      call.counts_norm.push_back(q.counts_norm);
       call.arrival.push_back(std::make_shared<Arrival>());
       arm(cp, call.hosts.size() - 1, proto::MsgType::expert_forward_reply);
       if (capturing(train)) capture_sent(host, layer, req.request_id, rows);

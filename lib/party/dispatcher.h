@@ -1,7 +1,7 @@
 // Owns the requester side of PC-MoE's remote expert calls: the FederatedDispatcher the party's
 // backbone uses at every MoE layer. Rows for the party's own experts are computed locally; for
-// each remote host it sends the rows routed to any of that host's experts in requests of about
-// max_request_rows rows (one expert's rows never split; so the host pipelines wire and compute) —
+// each remote host it sends the rows routed to any of that host's experts in requests of at most
+// max_request_rows rows (so the host pipelines wire and compute, also for one busy expert) —
 // each shuffled with a private permutation, optionally noised, carrying only hidden states and expert
 // ids — and all requests are in flight while the local experts compute. With gradients enabled
 // the remote results enter autograd through RemoteCall, whose backward sends the output
@@ -59,8 +59,8 @@ struct DispatchOptions {
   std::vector<int> local_only_layers;
   uint64_t shuffle_seed = 0;  // private: draws the row permutations and the noise
   int busy_retry_ms = 30000;  // a host answering `busy` (memory) is asked again for this long
-  int max_request_rows = 0;   // > 0: a host's rows of a layer go in requests of about this many
-                              // rows (one expert's rows are never split); 0: one request per host
+  int max_request_rows = 0;   // > 0: a host's rows of a layer go in requests of at most this many
+                              // rows (an expert with more gets several of its own); 0: one per host
   // Audits only (audit.capture sent): the token id behind each row of every train request of the
   // steps s with s % capture_every == 0 is recorded here, locally (never sent).
   std::shared_ptr<CaptureWriter> sent_capture;
@@ -154,6 +154,7 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
     std::vector<uint64_t> request_ids;
     std::vector<int64_t> rows;
     std::vector<int64_t> first;                  // row offset of each request in the call's rows
+    std::vector<bool> counts_norm;               // of each request: its backward reply's `gsq` counts
     std::vector<proto::ExpertForward> requests;  // kept to ask again after a `busy`
     std::vector<std::chrono::steady_clock::time_point> sent_at;  // of each request, this phase
     std::vector<std::shared_ptr<Arrival>> arrival;               // of each request, this phase
@@ -165,12 +166,16 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
 
  private:
   // Where the sorted rows of one MoE layer go.
+  struct RouteRequest {
+    std::vector<int64_t> rows;  // sorted-row indices
+    bool counts_norm = true;    // its reply's `gsq` counts (false: a later request's includes it)
+  };
   struct RoutePlan {
-    std::vector<int64_t> local_rows;    // sorted-row indices for this party's experts
-    std::vector<int64_t> local_counts;  // per expert
-    std::map<uint32_t, std::vector<std::vector<int64_t>>> remote;  // host -> requests -> rows
-    std::vector<int32_t> expert_of;                                // expert of each sorted row
-    torch::Tensor remote_idx;  // the remote rows in the order they were sent
+    std::vector<int64_t> local_rows;                       // sorted-row indices for this party's experts
+    std::vector<int64_t> local_counts;                     // per expert
+    std::map<uint32_t, std::vector<RouteRequest>> remote;  // host -> requests
+    std::vector<int32_t> expert_of;                        // expert of each sorted row
+    torch::Tensor remote_idx;                              // the remote rows in the order they were sent
   };
   RoutePlan plan_routes(int layer, int64_t n_rows, const std::vector<int64_t>& counts) const;
   torch::Tensor send_requests(int layer, bool train, const torch::Tensor& x_sorted, RoutePlan& plan,

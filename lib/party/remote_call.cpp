@@ -168,7 +168,7 @@ torch::Tensor FederatedDispatcher::run_backward(Call& call, const torch::Tensor&
       call, proto::MsgType::expert_backward_reply, stats_.backward, [&](size_t i, const proto::Message& m) {
         const auto& r = std::get<proto::ExpertBackwardReply>(m);
         take_reply(call, i, r.grad_inputs, r.timeline, stats_.backward, stats_.remote_backward, "backward");
-        remote_grad_sq_ += r.grad_sq_norm;
+        if (call.counts_norm[i]) remote_grad_sq_ += r.grad_sq_norm;  // see plan_routes
       });
   ScopedTimer timer(stats_.backward.h2d_ms);
   return call.stager->finish();
