@@ -5,7 +5,8 @@
 # party.max_request_rows 0 (one request per host and layer, no pipelining), 1024 and 4096 (the
 # default is 2048); one ZeroMQ I/O thread; threads that block (or yield) while they wait for the
 # device instead of CUDA's default spinning (PCMOE_CUDA_SYNC). VARIANTS picks some (default:
-# "default rows0 rows1024 rows4096 io1"; also "blocking", "yield").
+# "default rows0 rows1024 rows4096 io1"; also "rows8192", "blocking", "yield"). WIRE: the wire
+# dtype of every variant (party.wire_dtype; default: the party's, bf16 on CUDA).
 # Prints one line per variant: global step time, tokens/s, forward and backward (with the waiting
 # for hosts inside them), and the hosts' compute time per global step.
 set -uo pipefail
@@ -17,12 +18,12 @@ PRESET=$(realpath "${PRESET:-$ROOT/configs/models/small.yaml}")
 CORPUS=$(bench_corpus)
 mkdir -p "$OUT/ab"
 run() {  # run TAG "FEDERATION ARGS" [VAR=VALUE]
-  local tag=$1 pset=$2 var=${3:-}
+  local tag=$1${WIRE:+-$WIRE} pset=$2 var=${3:-}
   (
     if [[ -n $var ]]; then export "${var?}"; fi
     # shellcheck disable=SC2086
     timed_federation "$BUILD" "$PRESET" "${PARTIES:-4}" "${STEPS:-40}" "${DEVICES:-cuda:0}" "$CORPUS" \
-      "$OUT/ab/$tag" --plain $pset
+      "$OUT/ab/$tag" --plain ${WIRE:+--party-set party.wire_dtype=$WIRE} $pset
   ) || return
   python3 - "$OUT/ab/$tag.json" "$tag" <<'PY'
 import json, statistics, sys
@@ -35,7 +36,7 @@ print(f"{sys.argv[2]:<22} step {f.get('step_ms') or 0:7.1f} ms  tokens/s {f.get(
       f"  host compute/step {f.get('host_compute_ms_per_step') or 0:6.1f}")
 PY
 }
-echo "== federation settings A/B ($(basename "$PRESET"), ${PARTIES:-4} parties on ${DEVICES:-cuda:0}, ${STEPS:-40} steps)"
+echo "== federation settings A/B ($(basename "$PRESET"), ${PARTIES:-4} parties on ${DEVICES:-cuda:0}, ${STEPS:-40} steps, wire ${WIRE:-default})"
 # VARIANTS: which of them, in this order (default: all).
 for v in ${VARIANTS:-default rows0 rows1024 rows4096 io1}; do
   case $v in
@@ -43,6 +44,7 @@ for v in ${VARIANTS:-default rows0 rows1024 rows4096 io1}; do
     rows0) run max_request_rows=0 "--party-set party.max_request_rows=0" ;;
     rows1024) run max_request_rows=1024 "--party-set party.max_request_rows=1024" ;;
     rows4096) run max_request_rows=4096 "--party-set party.max_request_rows=4096" ;;
+    rows8192) run max_request_rows=8192 "--party-set party.max_request_rows=8192" ;;
     io1) run io_threads=1 "" PCMOE_ZMQ_IO_THREADS=1 ;;
     blocking) run cuda_sync=blocking "" PCMOE_CUDA_SYNC=blocking ;;
     yield) run cuda_sync=yield "" PCMOE_CUDA_SYNC=yield ;;
