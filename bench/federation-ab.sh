@@ -5,7 +5,8 @@
 # party.max_request_rows 0 (one request per host and layer, no pipelining), 1024 and 4096 (the
 # default is 2048); one ZeroMQ I/O thread; threads that block (or yield) while they wait for the
 # device instead of CUDA's default spinning (PCMOE_CUDA_SYNC). VARIANTS picks some (default:
-# "default rows0 rows1024 rows4096 io1"; also "rows8192", "blocking", "yield"). WIRE: the wire
+# "default rows0 rows1024 rows4096 io1"; also "rows8192", "links2", "links3" (connections per
+# host), "blocking", "yield"). WIRE: the wire
 # dtype of every variant (party.wire_dtype; default: the party's, bf16 on CUDA).
 # Prints one line per variant: global step time, tokens/s, forward and backward (with the waiting
 # for hosts inside them), and the hosts' compute time per global step.
@@ -45,6 +46,8 @@ for v in ${VARIANTS:-default rows0 rows1024 rows4096 io1}; do
     rows1024) run max_request_rows=1024 "--party-set party.max_request_rows=1024" ;;
     rows4096) run max_request_rows=4096 "--party-set party.max_request_rows=4096" ;;
     rows8192) run max_request_rows=8192 "--party-set party.max_request_rows=8192" ;;
+    links2) run links_per_host=2 "--party-set party.links_per_host=2" ;;
+    links3) run links_per_host=3 "--party-set party.links_per_host=3" ;;
     io1) run io_threads=1 "" PCMOE_ZMQ_IO_THREADS=1 ;;
     blocking) run cuda_sync=blocking "" PCMOE_CUDA_SYNC=blocking ;;
     yield) run cuda_sync=yield "" PCMOE_CUDA_SYNC=yield ;;

@@ -46,6 +46,11 @@ static config::Schema<PartyNetConfig> party_net_schema() {
              "share one while they fit; an expert with more rows gets several of its own), so the wire, the "
              "host's compute and the replies overlap (0 = one request per host and layer)",
              config::in_range(0, 1 << 24))
+      .field("links_per_host", &PartyNetConfig::links_per_host,
+             "connections to each expert host, each with a thread of its own: a layer's requests to one host "
+             "spread over them (an expert's requests and their backward stay on one), so one host's rows "
+             "are not limited to one TCP stream",
+             config::in_range(1, 8))
       .field("heartbeat_ms", &PartyNetConfig::heartbeat_ms, "milliseconds between heartbeats to the hub",
              config::in_range(50, 600000))
       .field("request_timeout_ms", &PartyNetConfig::request_timeout_ms,

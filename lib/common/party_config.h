@@ -29,6 +29,7 @@ struct PartyNetConfig {
   uint64_t memory_limit_mb = 0;                   // device memory budget; 0 = no limit
   std::string wire_dtype = "auto";                // on the wire: auto|fp32|bf16|fp16|fp8|fp8e4m3|fp8e5m2
   int max_request_rows = 2048;  // rows per expert request; a host's rows of a layer go in several (0 = one)
+  int links_per_host = 1;       // connections to each host; a layer's requests to it spread over them
   int heartbeat_ms = 1000;
   int request_timeout_ms = 30000;  // a host that does not answer in time fails the step
   int hub_timeout_ms = 30000;      // give up on the hub after this long without a message

@@ -75,6 +75,7 @@ void Daemon::build_trainer(const proto::Welcome& w) {
   PeerLinksOptions lo;
   lo.self = w.party_index;
   lo.request_timeout_ms = cfg_.party.request_timeout_ms;
+  lo.links_per_host = cfg_.party.links_per_host;
   lo.curve = keys_;
   lo.limits = limits_;
   links_ = std::make_unique<PeerLinks>(ctx_, lo);

@@ -167,18 +167,24 @@ FederatedDispatcher::RoutePlan FederatedDispatcher::plan_routes(int layer, int64
         for (int64_t r = offset; r < offset + n; ++r) plan.local_rows.push_back(r);
       } else {
         auto& reqs = plan.remote[h];
-        if (limit > 0 && n > limit) {  // requests of its own; the last one's norm counts
+        if (limit > 0 &&
+            n > limit) {  // requests of its own on one lane (in order); the last one's norm counts
+          const auto lane = static_cast<uint32_t>(reqs.size());
           for (int64_t r0 = offset; r0 < offset + n; r0 += limit) {
             RouteRequest q;
+            q.lane = lane;
             for (int64_t r = r0; r < std::min(r0 + limit, offset + n); ++r) q.rows.push_back(r);
             q.counts_norm = r0 + limit >= offset + n;
             reqs.push_back(std::move(q));
           }
           reqs.emplace_back();  // the next experts start a fresh request
+          reqs.back().lane = static_cast<uint32_t>(reqs.size() - 1);
         } else {
           if (reqs.empty() || (limit > 0 && !reqs.back().rows.empty() &&
-                               static_cast<int64_t>(reqs.back().rows.size()) + n > limit))
+                               static_cast<int64_t>(reqs.back().rows.size()) + n > limit)) {
             reqs.emplace_back();
+            reqs.back().lane = static_cast<uint32_t>(reqs.size() - 1);
+          }
           for (int64_t r = offset; r < offset + n; ++r) reqs.back().rows.push_back(r);
         }
       }
@@ -240,10 +246,11 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
       call.rows.push_back(n);
       call.first.push_back(first);
       call.counts_norm.push_back(q.counts_norm);
+      call.lanes.push_back(q.lane);
       call.arrival.push_back(std::make_shared<Arrival>());
       arm(cp, call.hosts.size() - 1, proto::MsgType::expert_forward_reply);
       if (capturing(train)) capture_sent(host, layer, req.request_id, rows);
-      link_.send(host, req);
+      link_.send_on(host, q.lane, req);
       call.sent_at.push_back(SteadyClock::now());
       trace::mark("q", req.request_id, 'f', trace::now_ns(), host, layer);
       first += n;

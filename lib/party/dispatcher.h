@@ -153,9 +153,10 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
     std::vector<uint32_t> hosts;
     std::vector<uint64_t> request_ids;
     std::vector<int64_t> rows;
-    std::vector<int64_t> first;                  // row offset of each request in the call's rows
-    std::vector<bool> counts_norm;               // of each request: its backward reply's `gsq` counts
-    std::vector<proto::ExpertForward> requests;  // kept to ask again after a `busy`
+    std::vector<int64_t> first;     // row offset of each request in the call's rows
+    std::vector<bool> counts_norm;  // of each request: its backward reply's `gsq` counts
+    std::vector<uint32_t> lanes;    // of each request: its connection (forward, retries, backward)
+    std::vector<proto::ExpertForward> requests;                  // kept to ask again after a `busy`
     std::vector<std::chrono::steady_clock::time_point> sent_at;  // of each request, this phase
     std::vector<std::shared_ptr<Arrival>> arrival;               // of each request, this phase
     std::shared_ptr<ReplyStager> stager;                         // this phase's replies
@@ -169,6 +170,7 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
   struct RouteRequest {
     std::vector<int64_t> rows;  // sorted-row indices
     bool counts_norm = true;    // its reply's `gsq` counts (false: a later request's includes it)
+    uint32_t lane = 0;          // the link's connection to the host (ExpertLink::send_on)
   };
   struct RoutePlan {
     std::vector<int64_t> local_rows;                       // sorted-row indices for this party's experts

@@ -45,6 +45,13 @@ class ExpertLink {
   virtual ~ExpertLink() = default;
   // Queues `msg` for the host with party index `host`. Throws TransportError if it cannot.
   virtual void send(uint32_t host, const proto::Message& msg) = 0;
+  // The same on one of the link's connections to that host (`lane` modulo their number): messages
+  // on one lane arrive in the order sent; a request and its backward go on the same lane (a host
+  // without authentication keys kept rows by connection). Links with one connection ignore it.
+  virtual void send_on(uint32_t host, uint32_t lane, const proto::Message& msg) {
+    (void)lane;
+    send(host, msg);
+  }
   // The reply of `host` to the request identified by (expect, request_id) — for step_end and
   // step_abort acks, request_id is the step. Returns the reply, or the ErrorMsg the host sent for
   // it. Throws TransportError on timeout or when the host is lost. Unrelated replies (late answers

@@ -61,10 +61,10 @@ void PeerLinks::update(const std::vector<proto::PartyEntry>& directory) {
     p.id = e.party_id;
     p.alive = e.alive;
     if (e.endpoint.empty()) continue;
-    if (p.worker && p.endpoint == e.endpoint && p.key == e.curve_public_key) continue;
-    if (p.worker) {
-      closed_sent_ += p.worker->bytes_sent();
-      closed_received_ += p.worker->bytes_received();
+    if (!p.workers.empty() && p.endpoint == e.endpoint && p.key == e.curve_public_key) continue;
+    for (const auto& w : p.workers) {
+      closed_sent_ += w->bytes_sent();
+      closed_received_ += w->bytes_received();
     }
     net::ClientOptions co;
     co.endpoint = e.endpoint;
@@ -72,8 +72,11 @@ void PeerLinks::update(const std::vector<proto::PartyEntry>& directory) {
       co.curve = opt_.curve;
       co.server_public_key = e.curve_public_key;
     }
-    p.worker.reset();
-    p.worker = std::make_unique<PeerWorker>(ctx_, co, opt_.limits, inbox_, e.index, opt_.request_timeout_ms);
+    p.workers.clear();
+    for (int k = 0; k < std::max(1, opt_.links_per_host); ++k) {
+      p.workers.push_back(
+          std::make_unique<PeerWorker>(ctx_, co, opt_.limits, inbox_, e.index, opt_.request_timeout_ms));
+    }
     p.endpoint = e.endpoint;
     p.key = e.curve_public_key;
     PCMOE_INFO("party.peer_connect")
@@ -90,7 +93,7 @@ std::string PeerLinks::peer_id(uint32_t host) const {
 
 PeerLinks::Peer& PeerLinks::peer(uint32_t host) {
   auto it = peers_.find(host);
-  if (it == peers_.end() || !it->second.worker) {
+  if (it == peers_.end() || it->second.workers.empty()) {
     throw HostError(host, fmt::format("no connection to party index {} (not in the directory)", host));
   }
   return it->second;
@@ -101,11 +104,12 @@ void PeerLinks::check_alive(uint32_t host, const Peer& p, const char* what) cons
   throw HostError(host, fmt::format("host party '{}' {}", p.id, what));
 }
 
-void PeerLinks::send(uint32_t host, const proto::Message& msg) {
+void PeerLinks::send_on(uint32_t host, uint32_t lane, const proto::Message& msg) {
   Peer& p = peer(host);
   check_alive(host, p, "is marked lost");
-  // The worker sends it; a failure comes back as an inbox entry.
-  p.worker->send(proto::encode(msg), trace::on() ? trace_key(msg) : std::pair<uint64_t, char>{0, 0});
+  // The lane's worker sends it; a failure comes back as an inbox entry.
+  p.workers[lane % p.workers.size()]->send(proto::encode(msg),
+                                           trace::on() ? trace_key(msg) : std::pair<uint64_t, char>{0, 0});
 }
 
 bool PeerLinks::set_sink(const Expected& e, ReplySink sink) {
@@ -144,13 +148,17 @@ std::pair<size_t, proto::Message> PeerLinks::wait_any(const std::vector<Expected
 
 uint64_t PeerLinks::bytes_sent() const {
   uint64_t n = closed_sent_;
-  for (const auto& [i, p] : peers_) n += p.worker ? p.worker->bytes_sent() : 0;
+  for (const auto& [i, p] : peers_) {
+    for (const auto& w : p.workers) n += w->bytes_sent();
+  }
   return n;
 }
 
 uint64_t PeerLinks::bytes_received() const {
   uint64_t n = closed_received_;
-  for (const auto& [i, p] : peers_) n += p.worker ? p.worker->bytes_received() : 0;
+  for (const auto& [i, p] : peers_) {
+    for (const auto& w : p.workers) n += w->bytes_received();
+  }
   return n;
 }
 

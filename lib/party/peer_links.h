@@ -1,5 +1,6 @@
-// Owns the requester's ZeroMQ connections to the other parties' expert services: one PeerWorker
-// per peer (a DEALER on a thread of its own, peer_worker.h), (re)connected from the hub's directory
+// Owns the requester's ZeroMQ connections to the other parties' expert services: links_per_host
+// PeerWorkers per peer (each a DEALER on a thread of its own, peer_worker.h; several connections
+// carry one host's requests in parallel, each in order), (re)connected from the hub's directory
 // with the peer's CURVE key, and the ExpertLink implementation over them: send (queued to the
 // peer's worker), sinks that stage replies on the workers' threads as they arrive, and waits for
 // the matching reply with a timeout (late answers to abandoned requests are dropped). A wait ends early when
@@ -31,6 +32,7 @@ struct PeerLinksOptions {
   int request_timeout_ms = 30000;
   std::optional<net::CurveKeyPair> curve;  // this party's keys (CURVE on)
   proto::Limits limits;                    // for decoding replies
+  int links_per_host = 1;                  // connections (and worker threads) to each host
 };
 
 class PeerLinks : public ExpertLink {
@@ -48,7 +50,8 @@ class PeerLinks : public ExpertLink {
   void set_lost_probe(std::function<bool(uint32_t)> probe) { lost_probe_ = std::move(probe); }
   std::string peer_id(uint32_t host) const;
 
-  void send(uint32_t host, const proto::Message& msg) override;
+  void send(uint32_t host, const proto::Message& msg) override { send_on(host, 0, msg); }
+  void send_on(uint32_t host, uint32_t lane, const proto::Message& msg) override;
   proto::Message wait(uint32_t host, proto::MsgType expect, uint64_t request_id) override;
   std::pair<size_t, proto::Message> wait_any(const std::vector<Expected>& pending) override;
   bool set_sink(const Expected& e, ReplySink sink) override;
@@ -62,7 +65,7 @@ class PeerLinks : public ExpertLink {
     std::string endpoint;
     std::string key;
     bool alive = true;
-    std::unique_ptr<PeerWorker> worker;
+    std::vector<std::unique_ptr<PeerWorker>> workers;  // links_per_host connections (lanes)
   };
   Peer& peer(uint32_t host);
   // Throws HostError if the host is marked lost (`what` says where we were).

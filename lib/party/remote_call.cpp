@@ -104,7 +104,7 @@ void FederatedDispatcher::collect(Call& call, proto::MsgType expect, PhaseTimes&
         std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms[i]));
         backoff_ms[i] = std::min(backoff_ms[i] * 2, 1000);
         arm(call.shared_from_this(), i, expect);
-        link_.send(call.hosts[i], call.requests[i]);
+        link_.send_on(call.hosts[i], call.lanes[i], call.requests[i]);
         call.sent_at[i] = SteadyClock::now();
         continue;
       }
@@ -159,7 +159,7 @@ torch::Tensor FederatedDispatcher::run_backward(Call& call, const torch::Tensor&
       req.grad_outputs = wrap_rows(host_grads, call.first[i], call.rows[i]);
       call.arrival[i] = std::make_shared<Arrival>();
       arm(call.shared_from_this(), i, proto::MsgType::expert_backward_reply);
-      link_.send(call.hosts[i], req);
+      link_.send_on(call.hosts[i], call.lanes[i], req);
       call.sent_at[i] = SteadyClock::now();
       trace::mark("q", req.request_id, 'b', ns_of(call.sent_at[i]), call.hosts[i], call.layer);
     }

@@ -2,7 +2,8 @@
 // federation of 3 parties talking over real ZeroMQ sockets on 127.0.0.1 gives the same loss, the
 // same gradient of every backbone and expert parameter, and the same parameters after one
 // optimizer step as the single-process model. fp32; tolerance: relative error < 1e-5.
-// Runs with CURVE off and on (peers identified by their keys).
+// Runs with CURVE off and on (peers identified by their keys), with one connection per host and
+// with three (party.links_per_host) carrying split experts' requests.
 #include <catch2/catch.hpp>
 
 #include "model/backbone.h"
@@ -19,7 +20,11 @@ using pcmoe::test::rel_err;
 TEST_CASE("3-party federation over real sockets equals the single-process model (loss, grads, step)",
           "[integration][party][equivalence]") {
   const bool curve = GENERATE(false, true);
-  INFO("CURVE " << (curve ? "on" : "off"));
+  // One connection per host and one request per host and layer; or three connections and requests
+  // of at most 40 rows (each expert's ~66 rows split over two of its own, on one connection).
+  const auto [links_per_host, max_rows] = GENERATE(std::make_pair(1, 0), std::make_pair(3, 40));
+  INFO("CURVE " << (curve ? "on" : "off") << ", links per host " << links_per_host << ", max_request_rows "
+                << max_rows);
   ModelConfig m;
   m.seq_len = 32;
   m.d_model = 32;
@@ -80,6 +85,7 @@ TEST_CASE("3-party federation over real sockets equals the single-process model 
   lo.request_timeout_ms = 20000;
   if (curve) lo.curve = keys[0];
   lo.limits = limits;
+  lo.links_per_host = links_per_host;
   party::PeerLinks links(ctx, lo);
   links.update(directory);
 
@@ -87,6 +93,7 @@ TEST_CASE("3-party federation over real sockets equals the single-process model 
   party::DispatchOptions dopt;
   dopt.self_id = "a";
   dopt.shuffle_seed = 99;
+  dopt.max_request_rows = max_rows;
   party::FederatedDispatcher disp(m, *parties[0]->shard, party::Placement::round_robin(m, n, 0), links, dopt);
   disp.begin_step(0);
   model::ForwardResult out_f;
@@ -97,6 +104,7 @@ TEST_CASE("3-party federation over real sockets equals the single-process model 
   }
   CHECK(rel_err(out_f.loss, out_c.loss) < 1e-6);
   CHECK(disp.hosts_called() == std::set<uint32_t>{1, 2});
+  if (max_rows > 0) CHECK(disp.stats().requests > 8);  // 2 layers x 2 hosts x 2 experts, each split
   // Wire efficiency: what left the requester is the routed rows (forward) and their gradients
   // (backward), plus expert ids and headers: within 10% of that minimum.
   const double min_sent = static_cast<double>(disp.stats().rows_sent) * m.d_model * 4 * 2;
