@@ -48,7 +48,7 @@ static config::Schema<PartyNetConfig> party_net_schema() {
              config::in_range(0, 1 << 24))
       .field("links_per_host", &PartyNetConfig::links_per_host,
              "connections to each expert host, each with a thread of its own: a layer's requests to one host "
-             "spread over them (an expert's requests and their backward stay on one), so one host's rows "
+             "spread over them (a request's backward on its forward's connection), so one host's rows "
              "are not limited to one TCP stream",
              config::in_range(1, 8))
       .field("heartbeat_ms", &PartyNetConfig::heartbeat_ms, "milliseconds between heartbeats to the hub",

@@ -149,8 +149,9 @@ void FederatedDispatcher::refused(uint32_t host, uint64_t request_id, const prot
 // replies travel while it computes the rest): experts in id order share a request while they fit;
 // an expert with more rows than that gets requests of its own, of at most max_request_rows rows.
 // A host reports the squared gradient norm of the experts a request touched as accumulated after
-// it (PROTOCOL.md, `gsq`) and handles one requester's backward requests in the order sent, so of an
-// expert's own requests only the last one's norm counts (it includes the others').
+// it (PROTOCOL.md, `gsq`), so of an expert's own requests only the norm of the one the host handled
+// last counts (it includes the others'): run_backward picks it by the hosts' receipt stamps.
+// Requests spread over the link's connections (lanes) round-robin, an expert's own ones too.
 FederatedDispatcher::RoutePlan FederatedDispatcher::plan_routes(int layer, int64_t n_rows,
                                                                 const std::vector<int64_t>& counts) const {
   RoutePlan plan;
@@ -167,14 +168,13 @@ FederatedDispatcher::RoutePlan FederatedDispatcher::plan_routes(int layer, int64
         for (int64_t r = offset; r < offset + n; ++r) plan.local_rows.push_back(r);
       } else {
         auto& reqs = plan.remote[h];
-        if (limit > 0 &&
-            n > limit) {  // requests of its own on one lane (in order); the last one's norm counts
-          const auto lane = static_cast<uint32_t>(reqs.size());
+        if (limit > 0 && n > limit) {  // requests of its own; one of their norms counts
           for (int64_t r0 = offset; r0 < offset + n; r0 += limit) {
             RouteRequest q;
-            q.lane = lane;
+            q.lane = static_cast<uint32_t>(reqs.size());
             for (int64_t r = r0; r < std::min(r0 + limit, offset + n); ++r) q.rows.push_back(r);
-            q.counts_norm = r0 + limit >= offset + n;
+            q.norm_group = e;
+            q.last_of_group = r0 + limit >= offset + n;
             reqs.push_back(std::move(q));
           }
           reqs.emplace_back();  // the next experts start a fresh request
@@ -245,7 +245,8 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
       call.request_ids.push_back(req.request_id);
       call.rows.push_back(n);
       call.first.push_back(first);
-      call.counts_norm.push_back(q.counts_norm);
+      call.norm_group.push_back(q.norm_group);
+      call.last_of_group.push_back(q.last_of_group);
       call.lanes.push_back(q.lane);
       call.arrival.push_back(std::make_shared<Arrival>());
       arm(cp, call.hosts.size() - 1, proto::MsgType::expert_forward_reply);

@@ -164,12 +164,32 @@ torch::Tensor FederatedDispatcher::run_backward(Call& call, const torch::Tensor&
       trace::mark("q", req.request_id, 'b', ns_of(call.sent_at[i]), call.hosts[i], call.layer);
     }
   }
+  // An expert's own requests (plan_routes): the norm of the one its host handled last counts, by the
+  // host's receipt stamps (`tl`, one clock per host); without them, the last one sent.
+  struct Pick {
+    uint64_t received_ns = 0;
+    double latest = 0, last_sent = 0;
+    bool stamped = true;
+  };
+  std::map<std::pair<uint32_t, int>, Pick> groups;
   collect(
       call, proto::MsgType::expert_backward_reply, stats_.backward, [&](size_t i, const proto::Message& m) {
         const auto& r = std::get<proto::ExpertBackwardReply>(m);
         take_reply(call, i, r.grad_inputs, r.timeline, stats_.backward, stats_.remote_backward, "backward");
-        if (call.counts_norm[i]) remote_grad_sq_ += r.grad_sq_norm;  // see plan_routes
+        if (call.norm_group[i] < 0) {
+          remote_grad_sq_ += r.grad_sq_norm;
+          return;
+        }
+        Pick& p = groups[{call.hosts[i], call.norm_group[i]}];
+        if (call.last_of_group[i]) p.last_sent = r.grad_sq_norm;
+        if (r.timeline.size() != proto::kTlCount || r.timeline[proto::kTlReceivedNs] == 0) {
+          p.stamped = false;
+        } else if (r.timeline[proto::kTlReceivedNs] >= p.received_ns) {
+          p.received_ns = r.timeline[proto::kTlReceivedNs];
+          p.latest = r.grad_sq_norm;
+        }
       });
+  for (const auto& [key, p] : groups) remote_grad_sq_ += p.stamped ? p.latest : p.last_sent;
   ScopedTimer timer(stats_.backward.h2d_ms);
   return call.stager->finish();
 }

@@ -21,7 +21,8 @@ TEST_CASE("3-party federation over real sockets equals the single-process model 
           "[integration][party][equivalence]") {
   const bool curve = GENERATE(false, true);
   // One connection per host and one request per host and layer; or three connections and requests
-  // of at most 40 rows (each expert's ~66 rows split over two of its own, on one connection).
+  // of at most 40 rows (each expert's ~66 rows split over two of its own, which may reach the host in either
+  // order).
   const auto [links_per_host, max_rows] = GENERATE(std::make_pair(1, 0), std::make_pair(3, 40));
   INFO("CURVE " << (curve ? "on" : "off") << ", links per host " << links_per_host << ", max_request_rows "
                 << max_rows);
