@@ -27,13 +27,13 @@ YAML
 }
 
 # timed_federation BUILD PRESET PARTIES STEPS DEVICES CORPUS OUT_DIR [federation.py args...]: the
-# federation bench/speed.sh times (8 warm-up steps excluded, no evaluation), its summary JSON in
+# federation bench/speed.sh times (WARM=8 warm-up steps excluded, no evaluation), its summary JSON in
 # OUT_DIR.json and its stderr in OUT_DIR.err; prints the end of that stderr and fails if it failed.
 timed_federation() {
   local build=$1 preset=$2 parties=$3 steps=$4 devices=$5 corpus=$6 out=$7
   shift 7
   python3 "$ROOT/bench/federation.py" --bin "$build/apps" --preset "$preset" --parties "$parties" --steps "$steps" \
-    --out "$out" --corpus "$corpus" --devices "$devices" --threads 2 --warm 8 \
+    --out "$out" --corpus "$corpus" --devices "$devices" --threads 2 --warm "${WARM:-8}" \
     --set train.warmup_steps=5 --set train.eval_every=0 --set train.eval_batches=1 "$@" \
     >"$out.json" 2>"$out.err" || { tail -5 "$out.err"; return 1; }
 }

@@ -164,6 +164,11 @@ def main():
              "host_recomputed": done.get("host_recomputed"), "host_busy": done.get("host_busy"),
              "busy_retries": done.get("busy_retries")}
         rows = [r for r in m if "eval_loss" not in r]
+        # The warm-up steps are left out of the medians too (a fresh model's routers concentrate a
+        # layer's rows on few experts for its first steps; WARM in bench/speed.sh).
+        steady = [r for r in rows if r.get("step", 0) >= a.warm]
+        if len(steady) > 2:
+            rows = steady
         if len(rows) > 2:
             rows = rows[1:]  # first step pays for warm-up
             # per-step deltas of the cumulative counters

@@ -12,7 +12,10 @@
 # figure in README was; CURVE=1 runs them with CURVE, the product's default (encryption costs).
 # Env: PRESET (small), PARTIES (4), STEPS (60), DEVICES (cuda:0; e.g. cuda:0,cuda:1 on two GPUs),
 #      WIRES ("bf16 fp8"), IPC (0), SCHEDULES (sequential), CURVE (0), TRACE (0; 1: the federations
-#      run with the request trace, PCMOE_TRACE, and bench/trace_report.py prints each one's).
+#      run with the request trace, PCMOE_TRACE, and bench/trace_report.py prints each one's), WARM (8:
+#      global steps left out at the start: a fresh model's routers send most of a layer's rows to
+#      few experts in its first steps; e.g. STEPS=300 WARM=200 measures a later routing, and the
+#      trace's `top` column says how spread it is).
 set -uo pipefail
 BUILD=$1
 OUT=$2
@@ -70,6 +73,7 @@ if [[ ${TRACE:-0} == 1 ]]; then
   for v in "${variants[@]}"; do
     echo
     echo "## $v"
-    python3 "$ROOT/bench/trace_report.py" "$D/trace-$v" --json "$D/trace-$v.json"
+    python3 "$ROOT/bench/trace_report.py" "$D/trace-$v" --json "$D/trace-$v.json" \
+      --skip-steps $(((${WARM:-8} + N - 1) / N > 3 ? (${WARM:-8} + N - 1) / N : 3))
   done
 fi

@@ -160,8 +160,8 @@ def main():
         out["layers"][label] = dict(zip(names, vals), wait=med(waits), span=med(spans), gbps=med(rates),
                                     top_host_share=med(tops), n=len(rows))
     print("span: the layer's first request queued -> its last reply taken; GB/s: both directions' "
-          "bytes over the span;\ntop: the share of the layer's bytes that went to its busiest host (1/3 "
-          "is even with 4 parties)")
+          "bytes over the span;\ntop: the share of the layer's bytes that went to its busiest host "
+          "(1 / (parties - 1) when even)")
     if a.json:
         json.dump(out, open(a.json, "w"), indent=1)
 
