@@ -39,7 +39,10 @@ TEST_CASE("loopback federation: loss, gradients and one optimizer step equal the
   // own (3 and 5: below any expert's row count; a host's gradient norm then counts from the last
   // of them only); requests holding one or two experts' rows (30): the same numbers each way.
   const int max_rows = GENERATE(0, 3, 5, 30);
-  INFO("max_request_rows " << max_rows);
+  // Hosts' replies with their timeline (the requester picks an expert's counted norm by receipt
+  // stamp) and without (the last request sent).
+  const bool timelines = GENERATE(true, false);
+  INFO("max_request_rows " << max_rows << ", timelines " << timelines);
   auto tokens = torch::randint(0, 259, {4, 17}, torch::kLong);
 
   // Single process.
@@ -57,6 +60,7 @@ TEST_CASE("loopback federation: loss, gradients and one optimizer step equal the
         std::make_unique<test::HostParty>(m, t, pl, i, std::string(1, static_cast<char>('a' + i))));
   }
   test::LoopbackLink link("a", {{1, parties[1]->host.get()}, {2, parties[2]->host.get()}});
+  link.timelines = timelines;
   model::Backbone fed(m, 5);
   party::DispatchOptions dopt;
   dopt.self_id = "a";
@@ -86,6 +90,16 @@ TEST_CASE("loopback federation: loss, gradients and one optimizer step equal the
   for (auto& p : all.parameters()) all_params.push_back(p);
   double sq_central = model::grad_sq_norm(all_params);
   CHECK(sq_fed == Approx(sq_central).epsilon(1e-5));
+  // The hosts' part on its own (the backbone's dominates the sum above): the squared norm of the
+  // gradients of every expert party 0 does not host.
+  std::vector<torch::Tensor> remote_params;
+  for (auto& [name, p] : all.named_expert_params()) {
+    int l, e;
+    std::string w;
+    REQUIRE(model::parse_expert_param(name, l, e, w));
+    if (static_cast<uint32_t>(e) % n != 0) remote_params.push_back(p);
+  }
+  CHECK(disp.remote_grad_sq() == Approx(model::grad_sq_norm(remote_params)).epsilon(1e-4));
   for (auto& [name, p] : all.named_expert_params()) {
     int l, e;
     std::string w;
