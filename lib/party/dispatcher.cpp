@@ -151,7 +151,7 @@ void FederatedDispatcher::refused(uint32_t host, uint64_t request_id, const prot
 // A host reports the squared gradient norm of the experts a request touched as accumulated after
 // it (PROTOCOL.md, `gsq`), so of an expert's own requests only the norm of the one the host handled
 // last counts (it includes the others'): run_backward picks it by the hosts' receipt stamps.
-// Requests spread over the link's connections (lanes) round-robin, an expert's own ones too.
+// send_requests spreads a host's requests over the link's connections (lanes) round-robin.
 FederatedDispatcher::RoutePlan FederatedDispatcher::plan_routes(int layer, int64_t n_rows,
                                                                 const std::vector<int64_t>& counts) const {
   RoutePlan plan;
@@ -171,30 +171,21 @@ FederatedDispatcher::RoutePlan FederatedDispatcher::plan_routes(int layer, int64
         if (limit > 0 && n > limit) {  // requests of its own; one of their norms counts
           for (int64_t r0 = offset; r0 < offset + n; r0 += limit) {
             RouteRequest q;
-            q.lane = static_cast<uint32_t>(reqs.size());
             for (int64_t r = r0; r < std::min(r0 + limit, offset + n); ++r) q.rows.push_back(r);
             q.norm_group = e;
-            q.last_of_group = r0 + limit >= offset + n;
             reqs.push_back(std::move(q));
           }
-          reqs.emplace_back();  // the next experts start a fresh request
-          reqs.back().lane = static_cast<uint32_t>(reqs.size() - 1);
         } else {
-          if (reqs.empty() || (limit > 0 && !reqs.back().rows.empty() &&
-                               static_cast<int64_t>(reqs.back().rows.size()) + n > limit)) {
+          // A fresh request after an expert's own ones, or when this expert would overfill it.
+          if (reqs.empty() || reqs.back().norm_group >= 0 ||
+              (limit > 0 && static_cast<int64_t>(reqs.back().rows.size()) + n > limit))
             reqs.emplace_back();
-            reqs.back().lane = static_cast<uint32_t>(reqs.size() - 1);
-          }
           for (int64_t r = offset; r < offset + n; ++r) reqs.back().rows.push_back(r);
         }
       }
       plan.expert_of.insert(plan.expert_of.end(), static_cast<size_t>(n), e);
     }
     offset += n;
-  }
-  for (auto& [h, reqs] : plan.remote) {
-    reqs.erase(std::remove_if(reqs.begin(), reqs.end(), [](const RouteRequest& q) { return q.rows.empty(); }),
-               reqs.end());
   }
   PCMOE_CHECK_T(ModelError, offset == n_rows, "counts sum to {}, but there are {} rows", offset, n_rows);
   return plan;
@@ -225,6 +216,7 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
   ScopedTimer send_timer(stats_.forward.send_ms);
   int64_t first = 0;
   for (auto& [host, reqs] : plan.remote) {
+    uint32_t lane = 0;  // round-robin over the link's connections to the host
     for (const auto& q : reqs) {
       const auto& rows = q.rows;
       const auto n = static_cast<int64_t>(rows.size());
@@ -246,12 +238,11 @@ torch::Tensor FederatedDispatcher::send_requests(int layer, bool train, const to
       call.rows.push_back(n);
       call.first.push_back(first);
       call.norm_group.push_back(q.norm_group);
-      call.last_of_group.push_back(q.last_of_group);
-      call.lanes.push_back(q.lane);
+      call.lanes.push_back(lane);
       call.arrival.push_back(std::make_shared<Arrival>());
       arm(cp, call.hosts.size() - 1, proto::MsgType::expert_forward_reply);
       if (capturing(train)) capture_sent(host, layer, req.request_id, rows);
-      link_.send_on(host, q.lane, req);
+      link_.send_on(host, lane++, req);
       call.sent_at.push_back(SteadyClock::now());
       trace::mark("q", req.request_id, 'f', trace::now_ns(), host, layer);
       first += n;

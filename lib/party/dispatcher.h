@@ -153,10 +153,9 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
     std::vector<uint32_t> hosts;
     std::vector<uint64_t> request_ids;
     std::vector<int64_t> rows;
-    std::vector<int64_t> first;       // row offset of each request in the call's rows
-    std::vector<int> norm_group;      // of each request: RouteRequest::norm_group
-    std::vector<bool> last_of_group;  // of each request: RouteRequest::last_of_group
-    std::vector<uint32_t> lanes;      // of each request: its connection (forward, retries, backward)
+    std::vector<int64_t> first;   // row offset of each request in the call's rows
+    std::vector<int> norm_group;  // of each request: RouteRequest::norm_group
+    std::vector<uint32_t> lanes;  // of each request: its connection (forward, retries, backward)
     std::vector<proto::ExpertForward> requests;                  // kept to ask again after a `busy`
     std::vector<std::chrono::steady_clock::time_point> sent_at;  // of each request, this phase
     std::vector<std::shared_ptr<Arrival>> arrival;               // of each request, this phase
@@ -169,10 +168,8 @@ class FederatedDispatcher : public model::ExpertDispatcher, public train::StepHo
  private:
   // Where the sorted rows of one MoE layer go.
   struct RouteRequest {
-    std::vector<int64_t> rows;   // sorted-row indices
-    int norm_group = -1;         // >= 0: one of an expert's own requests (see plan_routes)
-    bool last_of_group = false;  // the last of them sent
-    uint32_t lane = 0;           // the link's connection to the host (ExpertLink::send_on)
+    std::vector<int64_t> rows;  // sorted-row indices
+    int norm_group = -1;        // >= 0: one of an expert's own requests (see plan_routes)
   };
   struct RoutePlan {
     std::vector<int64_t> local_rows;                       // sorted-row indices for this party's experts

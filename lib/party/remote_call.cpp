@@ -165,9 +165,11 @@ torch::Tensor FederatedDispatcher::run_backward(Call& call, const torch::Tensor&
     }
   }
   // An expert's own requests (plan_routes): the norm of the one its host handled last counts, by the
-  // host's receipt stamps (`tl`, one clock per host); without them, the last one sent.
+  // host's receipt stamps (`tl`, one clock per host); without them, the last one sent (they are
+  // sent in index order).
   struct Pick {
     uint64_t received_ns = 0;
+    size_t last_index = 0;
     double latest = 0, last_sent = 0;
     bool stamped = true;
   };
@@ -181,7 +183,10 @@ torch::Tensor FederatedDispatcher::run_backward(Call& call, const torch::Tensor&
           return;
         }
         Pick& p = groups[{call.hosts[i], call.norm_group[i]}];
-        if (call.last_of_group[i]) p.last_sent = r.grad_sq_norm;
+        if (i >= p.last_index) {
+          p.last_index = i;
+          p.last_sent = r.grad_sq_norm;
+        }
         if (r.timeline.size() != proto::kTlCount || r.timeline[proto::kTlReceivedNs] == 0) {
           p.stamped = false;
         } else if (r.timeline[proto::kTlReceivedNs] >= p.received_ns) {
