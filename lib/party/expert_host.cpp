@@ -286,8 +286,7 @@ void ExpertHost::drop_open_step_locked(const char* reason) {
       .kv("step", open_step_)
       .kv("reason", reason)
       .kv("stashed", static_cast<int64_t>(stash_.size()));
-  stash_.clear();
-  stats_.stash_bytes = 0;
+  clear_stash_locked();
   {
     std::unique_lock<std::shared_mutex> w(shard_mu_);
     opt_.zero_grad();
@@ -494,9 +493,19 @@ proto::Message ExpertHost::finish_forward(const ForwardDone& d, RequestTimes& tm
 
 void ExpertHost::erase_entry_locked(const Key& key) {
   auto it = find_entry(key);
-  if (it == stash_.end()) return;
-  stats_.stash_bytes -= std::min(stats_.stash_bytes, it->second.bytes);
+  if (it != stash_.end()) take_entry_locked(it);
+}
+
+ExpertHost::Entry ExpertHost::take_entry_locked(std::map<Key, Entry>::iterator it) {
+  Entry e = std::move(it->second);
   stash_.erase(it);
+  stats_.stash_bytes -= std::min(stats_.stash_bytes, e.bytes);
+  return e;
+}
+
+void ExpertHost::clear_stash_locked() {
+  stash_.clear();
+  stats_.stash_bytes = 0;
 }
 
 void ExpertHost::capture_received(const std::string& requester, const proto::ExpertForward& req,
@@ -542,9 +551,7 @@ ExpertHost::Started ExpertHost::backward(const std::string& requester, const std
                           "grad_outputs shape differs from the forward's outputs", type, req.request_id),
               {}};
     }
-    e = std::move(it->second);
-    stash_.erase(it);
-    stats_.stash_bytes -= std::min(stats_.stash_bytes, e.bytes);
+    e = take_entry_locked(it);
     open_touched_ = Clock::now();
   }
   auto dt = std::make_shared<model::DeviceTimer>(opt_s_.device);
@@ -630,8 +637,7 @@ proto::Message ExpertHost::step_end(const std::string& requester, const proto::S
         .kv("requester", requester)
         .kv("step", req.step)
         .kv("pending", static_cast<int64_t>(stash_.size()));
-    stash_.clear();
-    stats_.stash_bytes = 0;
+    clear_stash_locked();
   }
   const double scale = std::clamp(req.clip_scale, 0.0, 1.0);
   int n = 0;
@@ -659,8 +665,7 @@ proto::Message ExpertHost::step_abort(const std::string& requester, const proto:
         ++it;
         continue;
       }
-      stats_.stash_bytes -= std::min(stats_.stash_bytes, it->second.bytes);
-      it = stash_.erase(it);
+      take_entry_locked(it++);
     }
   } else if (open_requester_ == requester && open_step_ == req.step) {
     drop_open_step_locked("aborted by requester");
@@ -688,8 +693,7 @@ void ExpertHost::open_round(int64_t step) {
   if (round_step_ >= 0) {
     // A round this host never saw end (it was away for its commit): its gradients are dropped.
     PCMOE_WARN("host.round_dropped").kv("step", round_step_).kv("reason", "a later round opened");
-    stash_.clear();
-    stats_.stash_bytes = 0;
+    clear_stash_locked();
     std::unique_lock<std::shared_mutex> w(shard_mu_);
     opt_.zero_grad();
   }
@@ -731,8 +735,7 @@ proto::RoundCommitAck ExpertHost::round_commit(const proto::RoundCommit& c) {
   if (c.step <= last_round_) return ack;  // a repeat: applied or dropped already
   if (!stash_.empty()) {
     PCMOE_DEBUG("host.round_rows_dropped").kv("step", c.step).kv("kept", static_cast<int64_t>(stash_.size()));
-    stash_.clear();
-    stats_.stash_bytes = 0;
+    clear_stash_locked();
   }
   const double scale = std::isfinite(c.scale) ? std::clamp(c.scale, 0.0, 1.0) : 0.0;
   int n = 0;

@@ -200,6 +200,10 @@ class ExpertHost {
   std::map<Key, Entry>::iterator find_entry(const Key& key);
   // Drops the kept rows of `key` (find_entry), if any. Takes mu_ held.
   void erase_entry_locked(const Key& key);
+  // Removes one kept entry from the stash (and its bytes from the count) and returns it; every
+  // entry: clear_stash_locked(). Take mu_ held.
+  Entry take_entry_locked(std::map<Key, Entry>::iterator it);
+  void clear_stash_locked();
   // A reply now (errors, eval without device), or the rest of the request once its device work
   // is done (Launched::finish).
   using Finish = std::function<proto::Message(RequestTimes&)>;
