@@ -6,8 +6,8 @@
 # default is 2048); one ZeroMQ I/O thread; threads that block (or yield) while they wait for the
 # device instead of CUDA's default spinning (PCMOE_CUDA_SYNC). VARIANTS picks some (default:
 # "default rows0 rows1024 rows4096 io1"; also "rows8192", "links2", "links3" (connections per
-# host), "blocking", "yield"). WIRE: the wire
-# dtype of every variant (party.wire_dtype; default: the party's, bf16 on CUDA).
+# host), "blocking", "yield"). WIRE: the wire dtype of every variant (party.wire_dtype; default:
+# the party's, bf16 on CUDA).
 # Prints one line per variant: global step time, tokens/s, forward and backward (with the waiting
 # for hosts inside them), and the hosts' compute time per global step.
 set -uo pipefail
