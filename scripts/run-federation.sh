@@ -165,7 +165,8 @@ on_stop() {
   stops=$((stops + 1))
   echo
   if [[ $stops -eq 1 ]]; then
-    echo "run-federation: stopping: final expert pool, each party evaluates, checkpoints and exports (Ctrl-C again: stop at once)"
+    echo "run-federation: stopping: final expert pool, evaluation, checkpoints, export"
+    echo "run-federation: (Ctrl-C again: stop at once)"
     kill -TERM "${pids[0]}" 2>/dev/null
   else
     echo "run-federation: stopping at once (each process checkpoints)"

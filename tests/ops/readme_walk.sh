@@ -67,6 +67,8 @@ expect "Ctrl-C and pcmoe-ctl stop: one stop path each (the hub never took a seco
   '! grep -q "\"hub.exit_now\"" $R/hub.log && [[ $(grep -c "\"event\":\"hub.stopping\",\"reason\":\"operator\"" $R/hub.log) == 2 ]]'
 expect "Ctrl-C: the script says it stops the normal way, once" \
   '[[ $(grep -c "^run-federation: stopping: final expert pool" runs/federation.out) == 1 ]]'
+expect "what the script says when it stops fits an 80-column terminal" \
+  '[[ $(grep -E "^run-federation: (stopping|\(Ctrl-C)" runs/federation.out | awk "length > 80" | wc -l) == 0 ]]'
 expect "each stop ended with a summary and plots" \
   '[[ $(grep -c "^== pcmoe federation: global step" runs/federation.out) == 2 && $(grep -c "^plots: .*loss.png" runs/federation.out) == 2 ]]'
 expect "the summary shows party steps and MiB for a, b and c" \
