@@ -16,10 +16,18 @@ about equal size). Rows, with S steps per party (env S):
   central-eq    one model, S steps of one batch of every party (the compute of S rounds)
   union         one model on the union of the data (size-weighted mix), 3S steps
   equal-mix     one model, 3S steps, one party's batch per step in turn (equal mix)
+  sequential-shared, concurrent-shared  the same as sequential and concurrent with
+                privacy.shared_init: every backbone starts from one shared initialisation (a lever
+                that costs privacy: README "Privacy")
+  concurrent-rotated  concurrent with shared_init and privacy.rotate_hidden (each party turns the
+                shared initialisation by its private rotation: the defence README "Privacy" measures)
+  concurrent-lr  concurrent with train.expert_lr_scale = EXPERT_LR (3): an expert takes S steps in S
+                rounds (3S in sequential turns), each on the mean of three parties' gradients
 Every row but isolated, isolated-mem and sequential-wall has the compute of 3S batches.
 Env: SETTINGS (when none are named on the command line; "fortunes3 demo"), PRESET
 (configs/models/small.yaml), DEVICE (cuda:0), S (400), BATCH (16), JOBS (parallel runs, 6),
-EVAL_BATCHES (4), EXTRA (more --set for every run, space-separated), DEADLINE_S (a run
+EVAL_BATCHES (4), EXPERT_LR (3), ROWS (the rows to train, space-separated; default all; rows trained before in
+OUT are kept), EXTRA (more --set for every run, space-separated), DEADLINE_S (a run
 still training this many seconds after the setting's start is killed: its row is missing),
 KEEP_MODELS (1: keep the exported models; else they are deleted after the evaluation).
 Output: OUT/quality-<setting>/ (configs, runs, evals.jsonl), a table per setting on stdout and
@@ -35,8 +43,14 @@ import time
 
 NAMES = {"demo": {"a": "English fortunes", "b": "German fortunes", "c": "Linux C headers"},
          "fortunes3": {"a": "fortunes 1/3", "b": "fortunes 2/3", "c": "fortunes 3/3"}}
-ROWS = ["isolated", "isolated-mem", "sequential", "sequential-wall", "concurrent", "central-eq", "union", "equal-mix"]
-PER_PARTY = {"isolated", "isolated-mem", "sequential", "sequential-wall", "concurrent"}  # a model per party
+ROWS = ["isolated", "isolated-mem", "sequential", "sequential-wall", "concurrent", "sequential-shared",
+        "concurrent-shared", "concurrent-rotated", "concurrent-lr", "central-eq", "union", "equal-mix"]
+PER_PARTY = {"isolated", "isolated-mem", "sequential", "sequential-wall", "concurrent", "sequential-shared",
+             "concurrent-shared", "concurrent-rotated", "concurrent-lr"}  # a model per party
+# How the parties' backbones start (privacy keys of their configs): private seeds (the default),
+# one shared initialisation, or that shared initialisation turned by each party's private rotation.
+BACKBONES = {"": "", "-shared": "privacy: {shared_init: true}\n",
+             "-rotated": "privacy: {shared_init: true, rotate_hidden: true}\n"}
 
 
 def corpora(root):
@@ -69,9 +83,10 @@ def setup(d, setting, root, preset, device):
     run = f"device: {device}, resume: false, progress: 'off', log_level: warn"
     for i, p in enumerate("abc"):
         src = sources(setting, p, root)
-        with open(f"{d}/cfg/party-{p}.yaml", "w") as f:  # mode protocol: its data and private seed
-            f.write(f"preset: {preset}\nparty: {{id: {p}}}\ndata:\n  sources:\n    - {src}\n"
-                    f"run: {{out_dir: {d}/unused, device: {device}, seed: {11 + i}}}\n")
+        for tail, privacy in BACKBONES.items():  # mode protocol: its data, private seed and privacy keys
+            with open(f"{d}/cfg/party-{p}{tail}.yaml", "w") as f:
+                f.write(f"preset: {preset}\nparty: {{id: {p}}}\ndata:\n  sources:\n    - {src}\n"
+                        f"run: {{out_dir: {d}/unused, device: {device}, seed: {11 + i}}}\n{privacy}")
         with open(f"{d}/cfg/isolated-{p}.yaml", "w") as f:  # isolated runs, and every evaluation on it
             f.write(f"preset: {preset}\ndata:\n  sources:\n    - {src}\n"
                     f"run: {{out_dir: {d}/isolated-{p}, seed: {11 + i}, {run}}}\n")
@@ -80,13 +95,14 @@ def setup(d, setting, root, preset, device):
                 f"run: {{out_dir: {d}/union, seed: 1, {run}}}\n")
     with open(f"{d}/cfg/hub.yaml", "w") as f:
         f.write(f"preset: {preset}\nhub: {{parties: [{{id: a}}, {{id: b}}, {{id: c}}], seed: 42}}\n")
-    for mode in ("protocol", "mix"):
-        with open(f"{d}/cfg/{mode}.yaml", "w") as f:
-            f.write(f"preset: {preset}\nmode: {mode}\nprotocol: {{party_configs: [party-a.yaml, party-b.yaml, "
-                    f"party-c.yaml], hub_config: hub.yaml}}\nrun: {{out_dir: {d}/{mode}, seed: 1, {run}}}\n")
+    for name, mode, tail in [("mix", "mix", "")] + [("protocol" + t, "protocol", t) for t in BACKBONES]:
+        with open(f"{d}/cfg/{name}.yaml", "w") as f:
+            f.write(f"preset: {preset}\nmode: {mode}\nprotocol: {{party_configs: [party-a{tail}.yaml, "
+                    f"party-b{tail}.yaml, party-c{tail}.yaml], hub_config: hub.yaml}}\n"
+                    f"run: {{out_dir: {d}/{name}, seed: 1, {run}}}\n")
 
 
-def runs(d, s, batch, eval_batches, mem_experts, extra):
+def runs(d, s, batch, eval_batches, mem_experts, extra, expert_lr):
     warm = min(100, s // 10 + 1)
     common = ["train.batch_size=%d" % batch, "train.eval_every=0", "train.eval_batches=%d" % eval_batches] + extra
     long = ["train.steps=%d" % (3 * s), "train.warmup_steps=%d" % (3 * warm)]
@@ -100,6 +116,14 @@ def runs(d, s, batch, eval_batches, mem_experts, extra):
     out["sequential-wall"] = (f"{d}/cfg/protocol.yaml",
                               short + ["protocol.schedule=sequential", f"run.out_dir={d}/sequential-wall"])
     out["concurrent"] = (f"{d}/cfg/protocol.yaml", short + ["protocol.schedule=concurrent", f"run.out_dir={d}/concurrent"])
+    out["sequential-shared"] = (f"{d}/cfg/protocol-shared.yaml",
+                                long + ["protocol.schedule=sequential", f"run.out_dir={d}/sequential-shared"])
+    out["concurrent-shared"] = (f"{d}/cfg/protocol-shared.yaml",
+                                short + ["protocol.schedule=concurrent", f"run.out_dir={d}/concurrent-shared"])
+    out["concurrent-rotated"] = (f"{d}/cfg/protocol-rotated.yaml",
+                                 short + ["protocol.schedule=concurrent", f"run.out_dir={d}/concurrent-rotated"])
+    out["concurrent-lr"] = (f"{d}/cfg/protocol.yaml", short + ["protocol.schedule=concurrent", f"train.expert_lr_scale={expert_lr}",
+                                                               f"run.out_dir={d}/concurrent-lr"])
     out["central-eq"] = (f"{d}/cfg/mix.yaml", short + ["protocol.mix=all", f"run.out_dir={d}/central-eq"])
     out["union"] = (f"{d}/cfg/union.yaml", long)
     out["equal-mix"] = (f"{d}/cfg/mix.yaml", long + ["protocol.mix=rotate", f"run.out_dir={d}/equal-mix"])
@@ -109,7 +133,7 @@ def runs(d, s, batch, eval_batches, mem_experts, extra):
 def model_of(d, row, party):
     if row in ("isolated", "isolated-mem"):
         return f"{d}/{row}-{party}/model.pcmoe"
-    if row in ("sequential", "sequential-wall", "concurrent"):
+    if row in PER_PARTY:
         return f"{d}/{row}/model-{party}.pcmoe"
     return f"{d}/{row}/model.pcmoe"
 
@@ -118,7 +142,7 @@ def run(cmd, out_path, err_path, deadline):
     with open(err_path, "w") as err:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
         try:
-            out, _ = p.communicate(timeout=max(1.0, deadline - time.time()))
+            out, _ = p.communicate(timeout=max(1.0, deadline - time.time()) if deadline else None)
         except subprocess.TimeoutExpired:
             p.kill()  # a partial model would be a wrong row: none at all
             p.communicate()
@@ -143,10 +167,15 @@ def study(build, out, setting, root, env):
     n_experts = int(re.search(r"n_experts:\s*(\d+)", open(preset).read()).group(1))
     mem_experts = max(1, n_experts // 3)
     setup(d, setting, root, preset, device)
-    todo = runs(d, s, batch, eval_batches, mem_experts, env["EXTRA"].split())
+    todo = runs(d, s, batch, eval_batches, mem_experts, env["EXTRA"].split(), env["EXPERT_LR"])
+    wanted = env["ROWS"].split() or ROWS
+    bad = [r for r in wanted if r not in ROWS]
+    if bad:
+        sys.exit(f"quality_study: unknown row(s) in ROWS: {' '.join(bad)} (rows: {' '.join(ROWS)})")
+    todo = {k: v for k, v in todo.items() if (k[:-2] if k.startswith("isolated") else k) in wanted}
     print(f"quality_study: {setting}: {len(todo)} runs, {env['JOBS']} at a time (S={s}, batch {batch})", flush=True)
     t0 = time.time()
-    deadline = t0 + float(env["DEADLINE_S"])
+    deadline = t0 + float(env["DEADLINE_S"]) if env["DEADLINE_S"] else None  # None: no deadline
     with cf.ThreadPoolExecutor(int(env["JOBS"])) as pool:
         jobs = {}
         for name, (cfg, sets) in todo.items():
@@ -218,7 +247,7 @@ def report(d, setting, s, batch, preset, mem_experts, train_s, evals):
     print(f"\n== quality, {setting} ({os.path.basename(preset)}, batch {batch}, S = {s} steps per party; "
           f"held-out loss in nats/token, lower is better; trained in {train_s:.0f} s)")
     print("own: the party's model on its own domain's held-out text; union: mean over the three domains")
-    head = f"{'row':<14}{'compute':>9}" + "".join(f"{names[p][:16] + ' own':>22}" for p in "abc") + f"{'mean own':>10}{'mean union':>12}"
+    head = f"{'row':<18}{'compute':>9}" + "".join(f"{names[p][:16] + ' own':>22}" for p in "abc") + f"{'mean own':>10}{'mean union':>12}"
     print(head)
     res = {"setting": setting, "steps_per_party": s, "batch": batch, "preset": os.path.basename(preset),
            "isolated_mem_experts": mem_experts, "rows": {}}
@@ -226,10 +255,10 @@ def report(d, setting, s, batch, preset, mem_experts, train_s, evals):
         o = [own(row, p) for p in "abc"]
         u = [union(row, p) for p in "abc"]
         if None in o:
-            print(f"{row:<14}   (missing)")
+            print(f"{row:<18}   (missing)")
             continue
         compute = "S" if row in ("isolated", "isolated-mem", "sequential-wall") else "3S"
-        line = f"{row:<14}{compute:>9}" + "".join(f"{x:>22.4f}" for x in o) + f"{sum(o) / 3:>10.4f}"
+        line = f"{row:<18}{compute:>9}" + "".join(f"{x:>22.4f}" for x in o) + f"{sum(o) / 3:>10.4f}"
         line += f"{sum(u) / 3:>12.4f}" if None not in u else f"{'':>12}"
         print(line)
         res["rows"][row] = {"own": dict(zip("abc", o)), "union": dict(zip("abc", u)), "mean_own": sum(o) / 3}
@@ -240,6 +269,16 @@ def report(d, setting, s, batch, preset, mem_experts, train_s, evals):
               ", ".join(f"{p} {100 * g:+.1f}%" for p, g in gains.items()) +
               f"   goal >= 3% for every party: {'met' if min(gains.values()) >= 0.03 else 'missed'}")
         res["concurrent_gain_vs_isolated"] = gains
+    for lever in ("concurrent-shared", "concurrent-rotated", "concurrent-lr"):  # the same two numbers for each lever's row
+        key = lever.replace("-", "_")
+        if lever in r and "isolated" in r:
+            gains = {p: 1 - r[lever]["own"][p] / r["isolated"]["own"][p] for p in "abc"}
+            print(f"{lever} vs isolated (own domain): " + ", ".join(f"{p} {100 * g:+.1f}%" for p, g in gains.items()))
+            res[f"{key}_gain_vs_isolated"] = gains
+        if lever in r and "central-eq" in r:
+            ratio = r[lever]["mean_own"] / r["central-eq"]["mean_own"]
+            print(f"{lever} / central of equal compute (mean own-domain loss): {ratio:.4f}")
+            res[f"{key}_over_central_eq"] = ratio
     if "concurrent" in r and "central-eq" in r:
         ratio = r["concurrent"]["mean_own"] / r["central-eq"]["mean_own"]
         print(f"concurrent / central of equal compute (mean own-domain loss): {ratio:.4f}"
@@ -265,7 +304,8 @@ def main():
            "DEVICE": os.environ.get("DEVICE", "cuda:0"), "S": os.environ.get("S", "400"),
            "BATCH": os.environ.get("BATCH", "16"), "JOBS": os.environ.get("JOBS", "6"),
            "EVAL_BATCHES": os.environ.get("EVAL_BATCHES", "4"), "EXTRA": os.environ.get("EXTRA", ""),
-           "DEADLINE_S": os.environ.get("DEADLINE_S", "1e9"), "KEEP_MODELS": os.environ.get("KEEP_MODELS", "0")}
+           "DEADLINE_S": os.environ.get("DEADLINE_S", ""), "KEEP_MODELS": os.environ.get("KEEP_MODELS", "0"),
+           "ROWS": os.environ.get("ROWS", ""), "EXPERT_LR": os.environ.get("EXPERT_LR", "3")}
     for setting in settings:
         if setting not in NAMES:
             sys.exit(f"quality_study: unknown setting '{setting}' (demo, fortunes3)")
