@@ -89,6 +89,13 @@ config::Schema<TrainConfig> train_schema() {
              non_negative<double>())
       .field("expert_seed", &TrainConfig::expert_seed,
              "seed of the shared experts' initialisation (shared on purpose)")
+      .field("expert_lr_scale", &TrainConfig::expert_lr_scale,
+             "the experts' learning rate as a multiple of the schedule's (lr, warmup, cosine), in (0, 100]: "
+             "a lever for concurrent rounds, where an expert takes one step per round on the mean of the "
+             "parties' gradients",
+             std::function<std::string(const double&)>([](const double& v) {
+               return v > 0 && v <= 100 ? std::string() : std::string("must be in (0, 100]");
+             }))
       .field("dtype", &TrainConfig::dtype,
              "compute dtype: fp32, or bf16 (autocast on CUDA with fp32 master weights)",
              one_of({"fp32", "bf16"}))
@@ -183,9 +190,14 @@ void validate(const TrainConfig& t, const config::Origins& o, const std::string&
 
 std::string model_config_hash(const ModelConfig& m, const TrainConfig& t) {
   Preset p{m, t};
-  // The emitted YAML is canonical: fields in schema order, fixed formatting.
-  std::string text = preset_schema().to_yaml(p);
-  return fmt::format("{:016x}", fnv1a64(text));
+  // The emitted YAML is canonical: fields in schema order, fixed formatting. A key added after
+  // runs were saved is left out while at its default, so that those runs keep their hash (a hub
+  // resumes only under the same hash).
+  YAML::Node node = preset_schema().to_node(p);
+  if (t.expert_lr_scale == 1.0) node["train"].remove("expert_lr_scale");
+  YAML::Emitter em;
+  em << node;
+  return fmt::format("{:016x}", fnv1a64(std::string(em.c_str()) + "\n"));
 }
 
 }  // namespace pcmoe

@@ -56,9 +56,10 @@ struct TrainConfig {
   double beta1 = 0.9;
   double beta2 = 0.95;
   double adam_eps = 1e-8;
-  double grad_clip = 1.0;       // global-norm clipping; 0 disables
-  uint64_t expert_seed = 1234;  // initialises the shared experts (shared by design)
-  std::string dtype = "fp32";   // fp32 | bf16 (bf16 autocast on CUDA, fp32 master weights)
+  double grad_clip = 1.0;        // global-norm clipping; 0 disables
+  uint64_t expert_seed = 1234;   // initialises the shared experts (shared by design)
+  double expert_lr_scale = 1.0;  // the experts' learning rate as a multiple of the schedule's
+  std::string dtype = "fp32";    // fp32 | bf16 (bf16 autocast on CUDA, fp32 master weights)
   int64_t eval_every = 100;
   int eval_batches = 8;
 };

@@ -22,6 +22,8 @@ double lr_at(const TrainConfig& cfg, int64_t step) {
   return min_lr + 0.5 * (cfg.lr - min_lr) * (1.0 + std::cos(M_PI * progress));
 }
 
+double expert_lr_at(const TrainConfig& cfg, int64_t step) { return lr_at(cfg, step) * cfg.expert_lr_scale; }
+
 double grad_sq_norm(const std::vector<torch::Tensor>& params) {
   std::vector<torch::Tensor> parts;
   for (const auto& p : params) {

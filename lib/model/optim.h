@@ -21,6 +21,9 @@ struct NamedParam {
 
 // Learning rate at global step `step` (0-based): linear warmup to lr, then cosine to lr*min_lr_ratio.
 double lr_at(const TrainConfig& cfg, int64_t step);
+// The experts' learning rate at `step`: lr_at times train.expert_lr_scale (every expert optimizer
+// steps with it: a host's, a concurrent round's, pcmoe-central's).
+double expert_lr_at(const TrainConfig& cfg, int64_t step);
 
 // Sum of squares of all defined gradients (one device sync).
 double grad_sq_norm(const std::vector<torch::Tensor>& params);

@@ -643,7 +643,7 @@ proto::Message ExpertHost::step_end(const std::string& requester, const proto::S
   int n = 0;
   {
     std::unique_lock<std::shared_mutex> w(shard_mu_);
-    n = opt_.step(model::lr_at(train_, req.step), scale);
+    n = opt_.step(model::expert_lr_at(train_, req.step), scale);
   }
   last_ended_[requester] = req.step;
   open_requester_.clear();
@@ -742,7 +742,8 @@ proto::RoundCommitAck ExpertHost::round_commit(const proto::RoundCommit& c) {
   {
     std::unique_lock<std::shared_mutex> w(shard_mu_);
     if (c.apply && scale > 0) {
-      n = model::guarded("round update", [&] { return opt_.step(model::lr_at(train_, c.step), scale); });
+      n = model::guarded("round update",
+                         [&] { return opt_.step(model::expert_lr_at(train_, c.step), scale); });
     } else {
       opt_.zero_grad();
     }

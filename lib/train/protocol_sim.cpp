@@ -91,7 +91,7 @@ void round_update(SimPool& pool, const TrainConfig& train, int64_t step, size_t 
   model::guarded("round update", [&] {
     const double p = static_cast<double>(parties);
     const double norm = std::sqrt(model::grad_sq_norm(pool.opt->tensors())) / p;
-    pool.opt->step(model::lr_at(train, step), model::clip_scale(norm, train.grad_clip) / p);
+    pool.opt->step(model::expert_lr_at(train, step), model::clip_scale(norm, train.grad_clip) / p);
   });
 }
 

@@ -65,7 +65,7 @@ double forward_backward(const StepModel& m, const torch::Tensor& tokens, bool ti
   });
 }
 
-void update(const StepModel& m, double lr, double scale, const torch::Tensor& scale_t) {
+void update(const StepModel& m, double lr, double expert_lr, double scale, const torch::Tensor& scale_t) {
   model::guarded("optimizer step", [&] {
     if (scale_t.defined()) {
       m.backbone_opt->step(lr, scale_t);
@@ -76,9 +76,9 @@ void update(const StepModel& m, double lr, double scale, const torch::Tensor& sc
     std::unique_lock<std::shared_mutex> write;
     if (m.experts_mu != nullptr) write = std::unique_lock<std::shared_mutex>(*m.experts_mu);
     if (scale_t.defined()) {
-      m.experts_opt->step(lr, scale_t);
+      m.experts_opt->step(expert_lr, scale_t);
     } else {
-      m.experts_opt->step(lr, scale);
+      m.experts_opt->step(expert_lr, scale);
     }
   });
 }
@@ -120,13 +120,13 @@ StepResult train_step(const StepModel& m, const torch::Tensor& tokens, int64_t s
   }
   if (sync_free) {
     // No host sync between backward and the optimizer: the clip scale stays on the device.
-    update(m, r.lr, 1.0, model::clip_scale_tensor(norm_t, cfg.grad_clip));
+    update(m, r.lr, model::expert_lr_at(cfg, step), 1.0, model::clip_scale_tensor(norm_t, cfg.grad_clip));
     r.loss = out.ce_loss.item<double>();
     r.grad_norm = norm_t.item<double>();
     r.clip_scale = model::clip_scale(r.grad_norm, cfg.grad_clip);
     PCMOE_CHECK_T(ModelError, std::isfinite(r.loss), "training loss became {} at step {}", r.loss, step);
   } else {
-    update(m, r.lr, r.clip_scale, torch::Tensor());
+    update(m, r.lr, model::expert_lr_at(cfg, step), r.clip_scale, torch::Tensor());
   }
   r.aux_loss = out.aux_loss.item<double>();
   r.tokens = out.tokens;

@@ -119,3 +119,16 @@ TEST_CASE("party config: the privacy and audit keys are checked at load", "[unit
   CHECK_THROWS_WITH(load_party_config(party, sets, false),
                     Catch::Contains("privacy.rotate_hidden") && Catch::Contains("rmsnorm"));
 }
+
+TEST_CASE("the main job's model hash is what it was before train.expert_lr_scale existed", "[unit][config]") {
+  // A hub resumes a run only under the same model hash: a key added later, left at its default,
+  // must not change the hash of a preset saved before it (ddea88ebe7a13a44: party a of
+  // scripts/run-federation.sh, 600 steps, as logged by pcmoe-party before the key was added).
+  test::TempDir dir;
+  const std::string root = configs_with_keys(dir);
+  const std::vector<std::string> sets = {"train.steps=600", "train.warmup_steps=50", "train.eval_every=100"};
+  PartyConfig p = load_party_config(root + "/party-a.yaml", sets, /*check_data=*/false);
+  CHECK(model_config_hash(p.model, p.train) == "ddea88ebe7a13a44");
+  p.train.expert_lr_scale = 2;  // set, it is part of the hash
+  CHECK(model_config_hash(p.model, p.train) != "ddea88ebe7a13a44");
+}

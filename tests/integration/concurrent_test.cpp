@@ -68,6 +68,7 @@ TEST_CASE("concurrent: hub + 3 parties in concurrent rounds equal mode protocol'
   test::TempDir dir;
   test::FederationOptions o;
   o.shared = test::tiny_overrides(kRounds, 8);
+  o.shared.push_back("train.expert_lr_scale=2");  // the round update's rate, on hosts and in the twin
   o.hub = {"hub.schedule=concurrent"};
   test::Federation fed(dir.path(), o);
   FED_REQUIRE(fed, fed.start_hub());
@@ -80,20 +81,36 @@ TEST_CASE("concurrent: hub + 3 parties in concurrent rounds equal mode protocol'
     CHECK(applied);
   }
 
-  std::vector<std::string> argv = {test::app("pcmoe-central"), "--config",
-                                   test::config("central-protocol.yaml"), "--set",
-                                   "protocol.schedule=concurrent"};
-  for (const auto& s : o.shared) argv.insert(argv.end(), {"--set", s});
-  argv.insert(argv.end(), {"--set", "run.out_dir=" + dir.path() + "/central", "--set",
-                           "run.log_file=" + dir.path() + "/central.log", "--set", "run.progress=off"});
-  test::Process central(argv, dir.path() + "/central.out", dir.path() + "/central.err");
-  auto code = central.wait(120000);
-  INFO(test::tail(dir.path() + "/central.err") << test::tail(dir.path() + "/central.log"));
-  REQUIRE(code == 0);
+  // The single-process twin, with the federation's settings and (to see that the rate reaches the
+  // twin's round update at all) with the experts' rate of the schedule.
+  const auto run_twin = [&](const std::string& name, const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {test::app("pcmoe-central"), "--config",
+                                     test::config("central-protocol.yaml"), "--set",
+                                     "protocol.schedule=concurrent"};
+    for (const auto& s : o.shared) argv.insert(argv.end(), {"--set", s});
+    for (const auto& s : extra) argv.insert(argv.end(), {"--set", s});
+    argv.insert(argv.end(),
+                {"--set", "run.out_dir=" + dir.path() + "/" + name, "--set",
+                 "run.log_file=" + dir.path() + "/" + name + ".log", "--set", "run.progress=off"});
+    test::Process central(argv, dir.path() + "/" + name + ".out", dir.path() + "/" + name + ".err");
+    auto code = central.wait(120000);
+    INFO(test::tail(dir.path() + "/" + name + ".err") << test::tail(dir.path() + "/" + name + ".log"));
+    REQUIRE(code == 0);
+    return round_losses({dir.path() + "/" + name + "/metrics.jsonl"});
+  };
   std::vector<std::string> files;
   for (const auto& id : fed.ids()) files.push_back(fed.metrics(id));
   auto fed_loss = round_losses(files);
-  auto sim_loss = round_losses({dir.path() + "/central/metrics.jsonl"});
+  auto sim_loss = run_twin("central", {});
+  auto sim_loss_rate1 = run_twin("central-rate1", {"train.expert_lr_scale=1"});
+  double rate_effect = 0;
+  for (const auto& id : fed.ids()) {
+    rate_effect =
+        std::max(rate_effect, std::abs(sim_loss[{kCompared, id}] - sim_loss_rate1[{kCompared, id}]));
+  }
+  INFO("largest loss difference at round " << kCompared
+                                           << " between expert_lr_scale 2 and 1: " << rate_effect);
+  CHECK(rate_effect > 1e-3);
   double worst = 0;
   for (int64_t step = 1; step <= kCompared; ++step) {
     for (const auto& id : fed.ids()) {

@@ -40,6 +40,7 @@ TEST_CASE("3-party federation over real sockets equals the single-process model 
   t.expert_seed = 21;
   t.grad_clip = 0.1;
   t.warmup_steps = 0;
+  t.expert_lr_scale = 2.5;  // hosts step their experts with it (ExpertHost::step_end)
   const uint32_t n = 3;
   torch::manual_seed(4);
   auto tokens = torch::randint(0, 259, {6, 33}, torch::kLong);
@@ -145,15 +146,16 @@ TEST_CASE("3-party federation over real sockets equals the single-process model 
   }
   CHECK(disp.remote_grad_sq() == Approx(model::grad_sq_norm(remote_params)).epsilon(1e-4));
   const double lr = model::lr_at(t, 0);
-  std::vector<model::NamedParam> cparams;
+  std::vector<model::NamedParam> cparams, eparams;
   for (auto& it : central->named_parameters()) cparams.push_back({it.key(), it.value()});
-  for (auto& [name, p] : all.named_expert_params()) cparams.push_back({name, p});
+  for (auto& [name, p] : all.named_expert_params()) eparams.push_back({name, p});
   model::AdamW(cparams, t).step(lr, model::clip_scale(norm_c, t.grad_clip));
+  model::AdamW(eparams, t).step(lr * 2.5, model::clip_scale(norm_c, t.grad_clip));
   std::vector<model::NamedParam> fparams;
   for (auto& it : fed->named_parameters()) fparams.push_back({it.key(), it.value()});
   const double scale = model::clip_scale(norm_f, t.grad_clip);
   model::AdamW(fparams, t).step(lr, scale);
-  parties[0]->opt->step(lr, scale);
+  parties[0]->opt->step(lr * 2.5, scale);  // a's own experts: what its trainer does (train_step)
   proto::StepEnd se;
   se.requester = "a";
   se.step = 0;

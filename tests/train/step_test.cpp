@@ -83,7 +83,8 @@ class FakeHooks : public train::StepHooks {
 TEST_CASE("train_step equals forward, backward, clipping and AdamW written out by hand", "[unit][train]") {
   ModelConfig m = tiny_model();
   TrainConfig t;
-  t.grad_clip = 0.05;  // active
+  t.grad_clip = 0.05;       // active
+  t.expert_lr_scale = 3.0;  // the experts step with three times the schedule's rate
   auto tokens = torch::randint(0, 259, {4, 17}, torch::kLong);
   Model a(m, t), b(m, t);
   const train::StepResult r = train::train_step(a.step_model(), tokens, 3, t);
@@ -95,7 +96,7 @@ TEST_CASE("train_step equals forward, backward, clipping and AdamW written out b
   const double scale = model::clip_scale(std::sqrt(sq), t.grad_clip);
   REQUIRE(scale < 1.0);
   b.backbone_opt->step(model::lr_at(t, 3), scale);
-  b.experts_opt->step(model::lr_at(t, 3), scale);
+  b.experts_opt->step(model::lr_at(t, 3) * 3.0, scale);
 
   CHECK(r.loss == Approx(out.ce_loss.item<double>()).epsilon(1e-12));
   CHECK(r.aux_loss == Approx(out.aux_loss.item<double>()).epsilon(1e-12));
