@@ -9,6 +9,7 @@ fortunes3 (data-limited: the English fortune files split by file into three disj
 about equal size). Rows, with S steps per party (env S):
   isolated      the party alone: its data, S steps (what a party has without joining)
   isolated-mem  the same with the party's memory: its backbone and n_experts / 3 experts
+  isolated-lr   isolated with train.expert_lr_scale = EXPERT_LR (the control of concurrent-lr)
   sequential    PC-MoE as in the paper: 3S global steps, one party per step (S each)
   sequential-wall  the same in the wall-clock time of S concurrent rounds on 3 GPUs: S global
                 steps (about S/3 each)
@@ -23,7 +24,7 @@ about equal size). Rows, with S steps per party (env S):
                 shared initialisation by its private rotation: the defence README "Privacy" measures)
   concurrent-lr  concurrent with train.expert_lr_scale = EXPERT_LR (3): an expert takes S steps in S
                 rounds (3S in sequential turns), each on the mean of three parties' gradients
-Every row but isolated, isolated-mem and sequential-wall has the compute of 3S batches.
+Every row but the isolated ones and sequential-wall has the compute of 3S batches.
 Env: SETTINGS (when none are named on the command line; "fortunes3 demo"), PRESET
 (configs/models/small.yaml), DEVICE (cuda:0), S (400), BATCH (16), JOBS (parallel runs, 6),
 EVAL_BATCHES (4), EXPERT_LR (3), ROWS (the rows to train, space-separated; default all; rows trained before in
@@ -43,9 +44,9 @@ import time
 
 NAMES = {"demo": {"a": "English fortunes", "b": "German fortunes", "c": "Linux C headers"},
          "fortunes3": {"a": "fortunes 1/3", "b": "fortunes 2/3", "c": "fortunes 3/3"}}
-ROWS = ["isolated", "isolated-mem", "sequential", "sequential-wall", "concurrent", "sequential-shared",
+ROWS = ["isolated", "isolated-mem", "isolated-lr", "sequential", "sequential-wall", "concurrent", "sequential-shared",
         "concurrent-shared", "concurrent-rotated", "concurrent-lr", "central-eq", "union", "equal-mix"]
-PER_PARTY = {"isolated", "isolated-mem", "sequential", "sequential-wall", "concurrent", "sequential-shared",
+PER_PARTY = {"isolated", "isolated-mem", "isolated-lr", "sequential", "sequential-wall", "concurrent", "sequential-shared",
              "concurrent-shared", "concurrent-rotated", "concurrent-lr"}  # a model per party
 # How the parties' backbones start (privacy keys of their configs): private seeds (the default),
 # one shared initialisation, or that shared initialisation turned by each party's private rotation.
@@ -112,6 +113,8 @@ def runs(d, s, batch, eval_batches, mem_experts, extra, expert_lr):
         out[f"isolated-{p}"] = (f"{d}/cfg/isolated-{p}.yaml", short)
         out[f"isolated-mem-{p}"] = (f"{d}/cfg/isolated-{p}.yaml",
                                     short + [f"model.n_experts={mem_experts}", f"run.out_dir={d}/isolated-mem-{p}"])
+        out[f"isolated-lr-{p}"] = (f"{d}/cfg/isolated-{p}.yaml",
+                                   short + [f"train.expert_lr_scale={expert_lr}", f"run.out_dir={d}/isolated-lr-{p}"])
     out["sequential"] = (f"{d}/cfg/protocol.yaml", long + ["protocol.schedule=sequential", f"run.out_dir={d}/sequential"])
     out["sequential-wall"] = (f"{d}/cfg/protocol.yaml",
                               short + ["protocol.schedule=sequential", f"run.out_dir={d}/sequential-wall"])
@@ -131,7 +134,7 @@ def runs(d, s, batch, eval_batches, mem_experts, extra, expert_lr):
 
 
 def model_of(d, row, party):
-    if row in ("isolated", "isolated-mem"):
+    if row.startswith("isolated"):
         return f"{d}/{row}-{party}/model.pcmoe"
     if row in PER_PARTY:
         return f"{d}/{row}/model-{party}.pcmoe"
@@ -257,7 +260,7 @@ def report(d, setting, s, batch, preset, mem_experts, train_s, evals):
         if None in o:
             print(f"{row:<18}   (missing)")
             continue
-        compute = "S" if row in ("isolated", "isolated-mem", "sequential-wall") else "3S"
+        compute = "S" if row.startswith("isolated") or row == "sequential-wall" else "3S"
         line = f"{row:<18}{compute:>9}" + "".join(f"{x:>22.4f}" for x in o) + f"{sum(o) / 3:>10.4f}"
         line += f"{sum(u) / 3:>12.4f}" if None not in u else f"{'':>12}"
         print(line)
@@ -279,6 +282,11 @@ def report(d, setting, s, batch, preset, mem_experts, train_s, evals):
             ratio = r[lever]["mean_own"] / r["central-eq"]["mean_own"]
             print(f"{lever} / central of equal compute (mean own-domain loss): {ratio:.4f}")
             res[f"{key}_over_central_eq"] = ratio
+    if "concurrent-lr" in r and "isolated-lr" in r:
+        gains = {p: 1 - r["concurrent-lr"]["own"][p] / r["isolated-lr"]["own"][p] for p in "abc"}
+        print("concurrent-lr vs isolated-lr (the same expert rate alone; own domain): " +
+              ", ".join(f"{p} {100 * g:+.1f}%" for p, g in gains.items()))
+        res["concurrent_lr_gain_vs_isolated_lr"] = gains
     if "concurrent" in r and "central-eq" in r:
         ratio = r["concurrent"]["mean_own"] / r["central-eq"]["mean_own"]
         print(f"concurrent / central of equal compute (mean own-domain loss): {ratio:.4f}"

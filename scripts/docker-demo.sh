@@ -54,6 +54,8 @@ EVAL_EVERY=$((STEPS / 6 > 0 ? STEPS / 6 : 1))
 SNAPSHOT_EVERY=$((KILL_AT / 2 < EVAL_EVERY ? KILL_AT / 2 : EVAL_EVERY))
 ((SNAPSHOT_EVERY > 0)) || SNAPSHOT_EVERY=1
 export PCMOE_PRESET_SET="train.steps=$STEPS train.batch_size=8 train.warmup_steps=$((STEPS / 10)) train.eval_every=$EVAL_EVERY train.eval_batches=4"
+# Concurrent rounds: the experts' rate for the mean of 3 parties' gradients (README "Two schedules").
+[[ $SCHEDULE == concurrent ]] && PCMOE_PRESET_SET+=" train.expert_lr_scale=3"
 export PCMOE_HUB_SET="hub.party_timeout_ms=${PCMOE_DEMO_PARTY_TIMEOUT_MS:-5000} hub.heartbeat_ms=500 hub.snapshot_every=$SNAPSHOT_EVERY hub.schedule=$SCHEDULE"
 export PCMOE_PARTY_SET="party.request_timeout_ms=2000 party.heartbeat_ms=500 party.hub_timeout_ms=30000"
 export PCMOE_PARTY_MEMORY=2g PCMOE_PARTY_CPUS=1.0

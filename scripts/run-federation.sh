@@ -10,7 +10,8 @@
 # socket with fresh keys in DIR/keys (pcmoe-ctl keygen; --insecure: plain mode, this host only),
 # the status page on a free port of 127.0.0.1. --resume continues the stopped run in DIR.
 # --schedule concurrent: every party trains every global step at once (hub.schedule, README "Two
-# schedules"): N rounds are 3N party steps, about twice the time of N sequential steps here.
+# schedules"): N rounds are 3N party steps, about twice the time of N sequential steps here; the
+# experts learn at 3x the rate (train.expert_lr_scale=3) unless --set chooses it.
 # --set K=V: an override for the hub and every party (model.*, train.*: all must agree);
 # --party-set K=V: for every party (privacy.*, audit.*, party.*). Both are kept for --resume.
 # A party that dies does not stop the others: they train to the end and export; the summary says
@@ -75,6 +76,14 @@ SCHEDULE=${SCHEDULE:-sequential}
   die "--schedule must be sequential or concurrent, found '$SCHEDULE'"
 [[ $STEPS =~ ^[0-9]+$ && $STEPS -gt 0 ]] || die "--steps must be a positive integer, found '$STEPS'"
 [[ $HTTP == off || ($HTTP =~ ^[0-9]+$ && $HTTP -le 65535) ]] || die "--http must be a port (0: any free one) or off, found '$HTTP'"
+# Concurrent rounds: an expert takes one step per round on the mean of the 3 parties' gradients;
+# three times the rate is what made them worth joining (README "Two schedules"). A fresh run only
+# (kept in run.env, so --resume hashes the same) and only when --set does not choose the rate.
+if [[ $RESUME == 0 && $SCHEDULE == concurrent ]] &&
+  ! printf '%s\n' "${EXTRA_SETS[@]}" | grep -q '^train.expert_lr_scale='; then
+  EXTRA_SETS+=("train.expert_lr_scale=3")
+  echo "run-federation: concurrent: experts at 3x the rate (train.expert_lr_scale=3)"
+fi
 
 # ---- set-up and build ----
 if [[ $SETUP == 1 ]]; then
