@@ -77,8 +77,9 @@ SCHEDULE=${SCHEDULE:-sequential}
 [[ $STEPS =~ ^[0-9]+$ && $STEPS -gt 0 ]] || die "--steps must be a positive integer, found '$STEPS'"
 [[ $HTTP == off || ($HTTP =~ ^[0-9]+$ && $HTTP -le 65535) ]] || die "--http must be a port (0: any free one) or off, found '$HTTP'"
 # Concurrent rounds: an expert takes one step per round on the mean of the 3 parties' gradients;
-# three times the rate is what made them worth joining (README "Two schedules"). A fresh run only
-# (kept in run.env, so --resume hashes the same) and only when --set does not choose the rate.
+# three times the rate removed their deficit against training alone (README "Two schedules").
+# A fresh run only (kept in run.env, so --resume hashes the same), and only when --set does not
+# choose the rate.
 if [[ $RESUME == 0 && $SCHEDULE == concurrent ]] &&
   ! printf '%s\n' "${EXTRA_SETS[@]}" | grep -q '^train.expert_lr_scale='; then
   EXTRA_SETS+=("train.expert_lr_scale=3")
