@@ -137,14 +137,9 @@ TEST_CASE("3-party federation over real sockets equals the single-process model 
       std::sqrt(model::grad_sq_norm(fed->parameters()) +
                 model::grad_sq_norm(parties[0]->shard->parameters()) + disp.remote_grad_sq());
   CHECK(norm_f == Approx(norm_c).epsilon(1e-5));
-  std::vector<torch::Tensor> remote_params;  // the hosts' part on its own: experts a does not host
-  for (auto& [name, p] : all.named_expert_params()) {
-    int l, e;
-    std::string w;
-    REQUIRE(model::parse_expert_param(name, l, e, w));
-    if (static_cast<uint32_t>(e) % n != 0) remote_params.push_back(p);
-  }
-  CHECK(disp.remote_grad_sq() == Approx(model::grad_sq_norm(remote_params)).epsilon(1e-4));
+  // The hosts' part on its own: experts a does not host.
+  CHECK(disp.remote_grad_sq() ==
+        Approx(model::grad_sq_norm(test::remote_expert_params(all, n, 0))).epsilon(1e-4));
   const double lr = model::lr_at(t, 0);
   std::vector<model::NamedParam> cparams, eparams;
   for (auto& it : central->named_parameters()) cparams.push_back({it.key(), it.value()});

@@ -92,14 +92,8 @@ TEST_CASE("loopback federation: loss, gradients and one optimizer step equal the
   CHECK(sq_fed == Approx(sq_central).epsilon(1e-5));
   // The hosts' part on its own (the backbone's dominates the sum above): the squared norm of the
   // gradients of every expert party 0 does not host.
-  std::vector<torch::Tensor> remote_params;
-  for (auto& [name, p] : all.named_expert_params()) {
-    int l, e;
-    std::string w;
-    REQUIRE(model::parse_expert_param(name, l, e, w));
-    if (static_cast<uint32_t>(e) % n != 0) remote_params.push_back(p);
-  }
-  CHECK(disp.remote_grad_sq() == Approx(model::grad_sq_norm(remote_params)).epsilon(1e-4));
+  CHECK(disp.remote_grad_sq() ==
+        Approx(model::grad_sq_norm(test::remote_expert_params(all, n, 0))).epsilon(1e-4));
   for (auto& [name, p] : all.named_expert_params()) {
     int l, e;
     std::string w;

@@ -65,6 +65,20 @@ class LoopbackLink : public party::ExpertLink {
   uint64_t sent_ = 0;
 };
 
+// The parameters of `all`'s experts that party `self` of `n` does not host (round-robin
+// placement): what its hosts' reported gradient norms cover.
+inline std::vector<torch::Tensor> remote_expert_params(const model::ExpertShard& all, uint32_t n,
+                                                       uint32_t self) {
+  std::vector<torch::Tensor> out;
+  for (auto& [name, p] : all.named_expert_params()) {
+    int l, e;
+    std::string w;
+    PCMOE_CHECK(model::parse_expert_param(name, l, e, w), "not an expert parameter: {}", name);
+    if (static_cast<uint32_t>(e) % n != self) out.push_back(p);
+  }
+  return out;
+}
+
 // One party's expert side: its shard, the shard's optimizer, the lock, and the host.
 struct HostParty {
   std::unique_ptr<model::ExpertShard> shard;
