@@ -189,12 +189,16 @@ void validate(const TrainConfig& t, const config::Origins& o, const std::string&
 }
 
 std::string model_config_hash(const ModelConfig& m, const TrainConfig& t) {
-  Preset p{m, t};
-  // The emitted YAML is canonical: fields in schema order, fixed formatting. A key added after
-  // runs were saved is left out while at its default, so that those runs keep their hash (a hub
-  // resumes only under the same hash).
-  YAML::Node node = preset_schema().to_node(p);
-  if (t.expert_lr_scale == 1.0) node["train"].remove("expert_lr_scale");
+  // The emitted YAML is canonical: fields in schema order, fixed formatting. Keys added after runs
+  // were saved are left out while at their defaults, so that those runs keep their hash (a hub
+  // resumes only under the same hash): add such a key here.
+  static const std::vector<std::pair<const char*, const char*>> kAddedLater = {{"train", "expert_lr_scale"}};
+  const config::Schema<Preset> schema = preset_schema();
+  YAML::Node node = schema.to_node(Preset{m, t});
+  const YAML::Node defaults = schema.to_node(Preset{});
+  for (const auto& [section, key] : kAddedLater) {
+    if (YAML::Dump(node[section][key]) == YAML::Dump(defaults[section][key])) node[section].remove(key);
+  }
   YAML::Emitter em;
   em << node;
   return fmt::format("{:016x}", fnv1a64(std::string(em.c_str()) + "\n"));
