@@ -6,7 +6,8 @@
 # default is 2048); one ZeroMQ I/O thread; threads that block (or yield) while they wait for the
 # device instead of CUDA's default spinning (PCMOE_CUDA_SYNC). VARIANTS picks some (default:
 # "default rows0 rows1024 rows4096 io1"; also "rows8192", "links2", "links3" (connections per
-# host), "blocking", "yield"). WIRE: the wire dtype of every variant (party.wire_dtype; default:
+# host), "blocking", "yield", "fp8ops" (with WIRE=fp8: the fp8 wire as libtorch operations instead
+# of its CUDA kernels, PCMOE_FP8_KERNELS=0)). WIRE: the wire dtype of every variant (party.wire_dtype; default:
 # the party's, bf16 on CUDA).
 # Prints one line per variant: global step time, tokens/s, forward and backward (with the waiting
 # for hosts inside them), and the hosts' compute time per global step.
@@ -51,6 +52,7 @@ for v in ${VARIANTS:-default rows0 rows1024 rows4096 io1}; do
     io1) run io_threads=1 "" PCMOE_ZMQ_IO_THREADS=1 ;;
     blocking) run cuda_sync=blocking "" PCMOE_CUDA_SYNC=blocking ;;
     yield) run cuda_sync=yield "" PCMOE_CUDA_SYNC=yield ;;
+    fp8ops) run fp8_kernels=0 "" PCMOE_FP8_KERNELS=0 ;;
     *) echo "federation-ab: unknown variant '$v'" >&2; exit 2 ;;
   esac
 done

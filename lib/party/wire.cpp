@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/fp8.h"
 #include "model/compat.h"
+#include "model/fp8_cuda.h"
 #include "model/tensor_io.h"
 #include "proto/wire_tensor.h"
 
@@ -29,9 +30,12 @@ torch::Tensor pinned_copy(const torch::Tensor& src, bool non_blocking = false) {
   return cpu;
 }
 
-// Codes [R, d] (uint8) and scales [R] (fp32) of `t` [R, d], on t's device where libtorch has
-// float8, else on the CPU. A row holding NaN or Inf gets a NaN scale (refused downstream).
+// Codes [R, d] (uint8) and scales [R] (fp32) of `t` [R, d], on t's device where this build has the
+// fp8 kernels or libtorch has float8, else on the CPU. A row holding NaN or Inf gets a NaN scale (refused
+// downstream).
 std::pair<torch::Tensor, torch::Tensor> quantize(const torch::Tensor& t, DType d) {
+  // One kernel where the build has them (model/fp8_cuda.h), the same codes and scales.
+  if (t.is_cuda() && model::fp8_kernels_enabled()) return model::fp8_quantize_rows_cuda(t, fp8_format(d));
   auto x = t.detach().to(torch::kFloat32).contiguous();
   [[maybe_unused]] const double fmax = fp8_max(fp8_format(d));
 #if PCMOE_TORCH_HAS_FLOAT8
@@ -60,6 +64,9 @@ std::pair<torch::Tensor, torch::Tensor> quantize(const torch::Tensor& t, DType d
 // Values of codes [R, d] (uint8, any device) with scales [R, d / block] (fp32, same device).
 torch::Tensor dequantize(const torch::Tensor& codes, const torch::Tensor& scales, DType d, int64_t block,
                          torch::ScalarType dtype) {
+  if (codes.is_cuda() && model::fp8_kernels_enabled()) {
+    return model::fp8_dequantize_cuda(codes, scales, block, fp8_format(d), dtype);
+  }
   const int64_t rows = codes.size(0), cols = codes.size(1);
 #if PCMOE_TORCH_HAS_FLOAT8
   const auto f8 = d == DType::f8e4m3 ? at::kFloat8_e4m3fn : at::kFloat8_e5m2;

@@ -1,9 +1,10 @@
 // Owns conversions between torch tensors and wire tensors for the expert protocol: rows and
 // gradients leave in the wire dtype (fp32, bf16, fp16, or fp8 codes with one scale per row) as
 // contiguous CPU bytes whose storage the Blob keeps alive (no extra copy), and arrive as tensors
-// on the compute device. fp8 is quantized and dequantized on the compute device where libtorch
-// has float8 types (2.1 and later), else on the CPU (common/fp8.h): the same arithmetic either
-// way (scale = max |x| of the row / largest finite, codes rounded to nearest even, saturating).
+// on the compute device. fp8 is quantized and dequantized on the compute device: by one CUDA
+// kernel each where the build has them (model/fp8_cuda.h), else as libtorch operations where
+// libtorch has float8 types (2.1 and later), else on the CPU (common/fp8.h): the same arithmetic
+// every way (scale = max |x| of the row / largest finite, codes rounded to nearest even, saturating).
 #pragma once
 
 #include <torch/torch.h>

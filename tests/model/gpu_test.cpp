@@ -1,7 +1,8 @@
 // GPU tests (label gpu; run on the H200 by scripts/gpu-run.sh): the model on CUDA against the
 // CPU reference, and the federated dispatcher + expert hosts on CUDA against the single-process
 // model on CUDA in fp32 (tolerance 1e-5), with streamed requests, in bf16 autocast and with fp8 on
-// the wire (tolerances stated below); fp8 codes from libtorch's float8 on CUDA against the CPU's.
+// the wire (tolerances stated below); fp8 codes on CUDA (the kernels of model/fp8_cuda.h, and the
+// wire's path, libtorch's float8 with PCMOE_FP8_KERNELS=0) against the CPU codec's.
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include "model/backbone.h"
 #include "model/compat.h"
 #include "model/footprint.h"
+#include "model/fp8_cuda.h"
 #include "model/optim.h"
 #include "party/trainer.h"
 #include "party/wire.h"
@@ -145,7 +147,7 @@ TEST_CASE("federation on CUDA equals the single-process model on CUDA (fp32, str
   }
 }
 
-TEST_CASE("fp8 on CUDA (libtorch float8) gives the CPU codec's codes and scales", "[gpu]") {
+TEST_CASE("fp8 on the wire from CUDA gives the CPU codec's codes and scales", "[gpu]") {
   if (!torch::cuda::is_available()) FAIL("no CUDA device");
   const torch::Device cuda(torch::kCUDA, 0);
   auto x = torch::randn({512, 256}) * torch::pow(10.0, torch::arange(512).remainder(9) - 4).unsqueeze(1);
@@ -169,6 +171,71 @@ TEST_CASE("fp8 on CUDA (libtorch float8) gives the CPU codec's codes and scales"
     auto back = party::from_wire(on_gpu, cuda, torch::kFloat32).to(torch::kCPU);
     CHECK(rel_err(back, x) < (d == DType::f8e4m3 ? 0.05 : 0.1));
   }
+}
+
+TEST_CASE("fp8 kernels on CUDA give the CPU codec's codes, scales and values bit for bit", "[gpu]") {
+  if (!torch::cuda::is_available()) FAIL("no CUDA device");
+#if !defined(PCMOE_WITH_FP8_KERNELS)
+  WARN("built without the fp8 CUDA kernels (no nvcc): nothing to compare");
+#else
+  const torch::Device cuda(torch::kCUDA, 0);
+  // Rows over 54 decades (down to where the scale is FLT_MIN and codes are subnormal), a zero row,
+  // a width that is no multiple of the kernel's 256 threads, a NaN row and an Inf row.
+  const int64_t rows = 300, cols = 520;
+  auto x =
+      torch::randn({rows, cols}) * torch::pow(10.0, torch::arange(rows).remainder(19) * 3 - 40).unsqueeze(1);
+  x[7].zero_();
+  auto bad = x.clone();
+  bad[3][5].fill_(NAN);
+  bad[4][9].fill_(-INFINITY);
+  for (auto elem : {torch::kFloat32, torch::kBFloat16}) {
+    // The reference is the CPU codec on the same values (bf16 -> fp32 is exact).
+    auto xs = x.to(elem);
+    auto ref_in = xs.to(torch::kFloat32).contiguous();
+    for (Fp8Format f : {Fp8Format::e4m3, Fp8Format::e5m2}) {
+      INFO((elem == torch::kFloat32 ? "fp32 " : "bf16 ") << (f == Fp8Format::e4m3 ? "e4m3" : "e5m2"));
+      std::vector<uint8_t> codes(static_cast<size_t>(rows * cols));
+      std::vector<float> scales(static_cast<size_t>(rows));
+      REQUIRE(fp8_quantize(ref_in.data_ptr<float>(), rows, cols, cols, f, codes.data(), scales.data()));
+      auto [kc, ks] = model::fp8_quantize_rows_cuda(xs.to(cuda), f);
+      kc = kc.cpu();
+      ks = ks.cpu();
+      CHECK(std::memcmp(kc.data_ptr<uint8_t>(), codes.data(), codes.size()) == 0);
+      CHECK(std::memcmp(ks.data_ptr<float>(), scales.data(), scales.size() * sizeof(float)) == 0);
+      // Dequantized, as fp32 and as bf16, with one scale per row and one per 8 elements.
+      for (int64_t block : {cols, int64_t{8}}) {
+        auto sc = block == cols ? ks : torch::rand({rows, cols / block}) * 3 + 0.25;
+        std::vector<float> back(static_cast<size_t>(rows * cols));
+        fp8_dequantize(codes.data(), sc.data_ptr<float>(), rows, cols, block, f, back.data());
+        auto want = torch::from_blob(back.data(), {rows, cols}).clone();
+        auto got = model::fp8_dequantize_cuda(kc.to(cuda), sc.to(cuda), block, f, torch::kFloat32).cpu();
+        CHECK(std::memcmp(got.data_ptr<float>(), want.data_ptr<float>(), back.size() * sizeof(float)) == 0);
+        auto got16 = model::fp8_dequantize_cuda(kc.to(cuda), sc.to(cuda), block, f, torch::kBFloat16).cpu();
+        CHECK(torch::equal(got16, want.to(torch::kBFloat16)));
+      }
+    }
+  }
+  // NaN or Inf in a row: that row's scale is NaN, the others' as without it.
+  auto [bc, bs] = model::fp8_quantize_rows_cuda(bad.to(cuda), Fp8Format::e4m3);
+  auto [gc, gs] = model::fp8_quantize_rows_cuda(x.to(cuda), Fp8Format::e4m3);
+  bs = bs.cpu();
+  gs = gs.cpu();
+  CHECK(std::isnan(bs[3].item<float>()));
+  CHECK(std::isnan(bs[4].item<float>()));
+  auto keep = torch::ones({rows}, torch::kBool);
+  keep[3].fill_(false);
+  keep[4].fill_(false);
+  CHECK(torch::equal(bs.index({keep}), gs.index({keep})));
+  CHECK(torch::equal(bc.cpu().index({keep}), gc.cpu().index({keep})));
+  // The zero row: scale 1, codes 0.
+  CHECK(gs[7].item<float>() == 1.0f);
+  CHECK(gc[7].cpu().count_nonzero().item<int64_t>() == 0);
+  // Empty: no launch, empty results.
+  auto [ec, es] =
+      model::fp8_quantize_rows_cuda(torch::empty({0, cols}, torch::device(cuda)), Fp8Format::e4m3);
+  CHECK(ec.size(0) == 0);
+  CHECK(es.size(0) == 0);
+#endif
 }
 
 TEST_CASE("grouped-GEMM experts equal the per-expert loop (bf16 autocast, forward and gradients)", "[gpu]") {
