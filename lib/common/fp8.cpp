@@ -58,8 +58,12 @@ bool fp8_quantize(const float* x, int64_t rows, int64_t cols, int64_t block, Fp8
     for (int64_t b = 0; b < nb; ++b) {
       const float* xs = x + r * cols + b * block;
       float amax = 0;
-      for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::fabs(xs[i]));
-      if (!std::isfinite(amax)) return false;
+      bool finite = true;  // std::max skips NaN (a comparison with NaN is false): tested on its own
+      for (int64_t i = 0; i < block; ++i) {
+        finite = finite && std::isfinite(xs[i]);
+        amax = std::max(amax, std::fabs(xs[i]));
+      }
+      if (!finite) return false;
       // A normal scale (the wire refuses others): rows below FLT_MIN * max_finite keep FLT_MIN.
       const float s = amax > 0 ? std::max(amax / maxv, FLT_MIN) : 1.0f;
       scales[r * nb + b] = s;

@@ -117,4 +117,14 @@ TEST_CASE("fp8: scaled rows round-trip within half an ulp of their block's scale
   std::vector<uint8_t> q(x.size());
   std::vector<float> s(rows);
   CHECK_FALSE(fp8_quantize(x.data(), rows, cols, cols, Fp8Format::e4m3, q.data(), s.data()));
+  // NaN too, wherever it stands in its block (a max that skips NaN would miss it).
+  for (size_t at : {size_t{0}, size_t{7}, x.size() - 1}) {
+    x[7] = 1.0f;
+    x[at] = std::nanf("");
+    INFO("NaN at " << at);
+    CHECK_FALSE(fp8_quantize(x.data(), rows, cols, cols, Fp8Format::e4m3, q.data(), s.data()));
+    std::vector<float> s4(x.size() / 4);
+    CHECK_FALSE(fp8_quantize(x.data(), rows, cols, 4, Fp8Format::e5m2, q.data(), s4.data()));
+    x[at] = 1.0f;
+  }
 }
