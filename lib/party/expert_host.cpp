@@ -441,9 +441,10 @@ ExpertHost::Started ExpertHost::forward(const std::string& requester, const std:
   }
   dt->mark();
   const auto t = Clock::now();
-  // Finite in the reply's dtype (fp16 can overflow): checked on the device, read with the copy.
+  // Finite in the reply's dtype (fp16 can overflow): checked on the device, read with the copy
+  // (fp8: from the reply's scales).
   const DType wire = req.rows.dtype;
-  const torch::Tensor finite = to_host_async(finite_flag(y, wire));
+  const torch::Tensor finite = finite_flag_unless_fp8(y, wire);
   tm.check_ms = ms_since(t);
   const HostRows outputs = host_copy_async(y, wire);
   dt->mark();
@@ -474,7 +475,7 @@ ExpertHost::Started ExpertHost::forward(const std::string& requester, const std:
 proto::Message ExpertHost::finish_forward(const ForwardDone& d, RequestTimes& tm) {
   tm.read_device(*d.timer);  // waits for the device
   std::lock_guard<std::mutex> lock(mu_);
-  if (!d.finite.item<bool>()) {
+  if (!rows_finite(d.finite, d.outputs)) {
     // Finite rows too large for the experts (or outputs beyond the rows' wire dtype): a reply the
     // requester's decoder would reject, and gradients that would poison the experts.
     if (d.train) erase_entry_locked(d.key);
@@ -577,7 +578,7 @@ ExpertHost::Started ExpertHost::backward(const std::string& requester, const std
     norm = to_host_async(concurrent ? torch::zeros({}) : model::grad_norm_tensor(touched));
     dt->mark();
     const auto t = Clock::now();
-    finite = to_host_async(finite_flag(e.x.grad(), wire));
+    finite = finite_flag_unless_fp8(e.x.grad(), wire);
     tm.check_ms = ms_since(t);
     grads = host_copy_async(e.x.grad(), wire);
     dt->mark();
@@ -591,7 +592,7 @@ proto::Message ExpertHost::finish_backward(const BackwardDone& d, RequestTimes& 
   const double n = d.norm.to(torch::kDouble).item<double>();
   const double sq = n * n;
   std::lock_guard<std::mutex> lock(mu_);
-  if (!std::isfinite(sq) || !d.finite.item<bool>()) {
+  if (!std::isfinite(sq) || !rows_finite(d.finite, d.grads)) {
     // The experts' gradients of this step overflowed: an optimizer step on them would turn the
     // shared experts into NaN for every party. The whole step is dropped, its gradients with it
     // (concurrent: the requester's step fails, so the hub drops the round's expert update).

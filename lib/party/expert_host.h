@@ -214,7 +214,7 @@ class ExpertHost {
   // What a launched forward / backward still needs once its device work is done.
   struct ForwardDone {
     std::shared_ptr<model::DeviceTimer> timer;  // its last mark follows the copies
-    torch::Tensor finite;                       // pinned bool: the outputs are finite in `wire`
+    torch::Tensor finite;                       // pinned bool: outputs finite in `wire` (fp8: undefined)
     HostRows outputs;
     Key key;
     DType wire = DType::f32;
@@ -223,7 +223,7 @@ class ExpertHost {
   };
   struct BackwardDone {
     std::shared_ptr<model::DeviceTimer> timer;
-    torch::Tensor finite;  // pinned bool: the input gradients are finite in the wire dtype
+    torch::Tensor finite;  // pinned bool: the input gradients are finite in the wire dtype (fp8: undefined)
     torch::Tensor norm;    // the touched experts' gradient norm (0 in concurrent rounds)
     HostRows grads;
     uint64_t request_id = 0;

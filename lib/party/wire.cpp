@@ -196,6 +196,21 @@ torch::Tensor finite_flag(const torch::Tensor& t, DType wire) {
   return torch::isfinite(v).all();
 }
 
+torch::Tensor finite_flag_unless_fp8(const torch::Tensor& t, DType wire) {
+  return dtype_is_fp8(wire) ? torch::Tensor() : to_host_async(finite_flag(t, wire));
+}
+
+bool rows_finite(const torch::Tensor& flag, const HostRows& rows) {
+  if (flag.defined()) return flag.item<bool>();
+  if (!dtype_is_fp8(rows.dtype) || rows.rows() == 0) return true;
+  auto s = rows.scales.contiguous();
+  const float* p = s.data_ptr<float>();
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    if (!(std::isnormal(p[i]) && p[i] > 0)) return false;
+  }
+  return true;
+}
+
 torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device, torch::ScalarType dtype) {
   return to_device(stage(w, device), device, dtype);
 }

@@ -64,6 +64,12 @@ bool wire_not_finite(const proto::WireTensor& w);
 // scales every row, so only NaN/Inf inputs fail): a 0-dim bool tensor on t's device, computed
 // there without waiting for it.
 torch::Tensor finite_flag(const torch::Tensor& t, DType wire);
+// finite_flag for a host's results on their way out: undefined for fp8, whose quantization already
+// gives a row with NaN or Inf a NaN scale (one launch fewer per request).
+torch::Tensor finite_flag_unless_fp8(const torch::Tensor& t, DType wire);
+// Once the device has passed host_copy_async: whether `rows` are finite in their wire dtype, from
+// `flag` (finite_flag's result in host memory) or, where it is undefined (fp8), from their scales.
+bool rows_finite(const torch::Tensor& flag, const HostRows& rows);
 
 // Collects the 2-D replies of one remote call as they arrive, each at its place (`first` row):
 // copied into one staging buffer (pinned when `device` is CUDA; fp8: codes and scales, one scale per
