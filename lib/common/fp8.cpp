@@ -8,7 +8,6 @@
 #include <array>
 #include <cfloat>
 #include <cmath>
-#include <cstring>
 
 namespace pcmoe {
 namespace {

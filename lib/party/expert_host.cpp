@@ -444,7 +444,7 @@ ExpertHost::Started ExpertHost::forward(const std::string& requester, const std:
   // Finite in the reply's dtype (fp16 can overflow): checked on the device, read with the copy
   // (fp8: from the reply's scales).
   const DType wire = req.rows.dtype;
-  const torch::Tensor finite = finite_flag_unless_fp8(y, wire);
+  const torch::Tensor finite = finite_flag(y, wire);
   tm.check_ms = ms_since(t);
   const HostRows outputs = host_copy_async(y, wire);
   dt->mark();
@@ -578,7 +578,7 @@ ExpertHost::Started ExpertHost::backward(const std::string& requester, const std
     norm = to_host_async(concurrent ? torch::zeros({}) : model::grad_norm_tensor(touched));
     dt->mark();
     const auto t = Clock::now();
-    finite = finite_flag_unless_fp8(e.x.grad(), wire);
+    finite = finite_flag(e.x.grad(), wire);
     tm.check_ms = ms_since(t);
     grads = host_copy_async(e.x.grad(), wire);
     dt->mark();

@@ -151,14 +151,7 @@ proto::WireTensor to_wire(const torch::Tensor& t, DType wire) {
 
 bool wire_not_finite(const proto::WireTensor& w) {
   if (proto::first_non_finite(w.dtype, w.data.data, w.data.size)) return true;
-  if (!dtype_is_fp8(w.dtype)) return false;
-  const size_t n = w.scales.size / sizeof(float);
-  for (size_t i = 0; i < n; ++i) {
-    float s;
-    std::memcpy(&s, w.scales.data + i * sizeof(float), sizeof s);
-    if (!(std::isnormal(s) && s > 0)) return true;
-  }
-  return false;
+  return dtype_is_fp8(w.dtype) && proto::first_bad_scale(w.scales.data, w.scales.size).has_value();
 }
 
 Staged stage(const proto::WireTensor& w, const torch::Device& device) {
@@ -192,23 +185,16 @@ torch::Tensor to_device(const Staged& st, const torch::Device& device, torch::Sc
 }
 
 torch::Tensor finite_flag(const torch::Tensor& t, DType wire) {
+  if (dtype_is_fp8(wire)) return {};  // the scales say it (rows_finite)
   auto v = wire == DType::f16 ? t.detach().to(torch::kHalf) : t.detach();
-  return torch::isfinite(v).all();
-}
-
-torch::Tensor finite_flag_unless_fp8(const torch::Tensor& t, DType wire) {
-  return dtype_is_fp8(wire) ? torch::Tensor() : to_host_async(finite_flag(t, wire));
+  return to_host_async(torch::isfinite(v).all());
 }
 
 bool rows_finite(const torch::Tensor& flag, const HostRows& rows) {
   if (flag.defined()) return flag.item<bool>();
   if (!dtype_is_fp8(rows.dtype) || rows.rows() == 0) return true;
   auto s = rows.scales.contiguous();
-  const float* p = s.data_ptr<float>();
-  for (int64_t i = 0; i < s.numel(); ++i) {
-    if (!(std::isnormal(p[i]) && p[i] > 0)) return false;
-  }
-  return true;
+  return !proto::first_bad_scale(static_cast<const uint8_t*>(s.data_ptr()), s.numel() * sizeof(float));
 }
 
 torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device, torch::ScalarType dtype) {

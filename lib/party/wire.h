@@ -60,13 +60,11 @@ torch::Tensor to_device(const Staged& s, const torch::Device& device, torch::Sca
 torch::Tensor from_wire(const proto::WireTensor& w, const torch::Device& device, torch::ScalarType dtype);
 // NaN or Inf in a wire tensor's values (fp8: codes or scales).
 bool wire_not_finite(const proto::WireTensor& w);
-// Whether every value of `t` stays finite in the `wire` dtype (fp16 overflows above 65504; fp8
-// scales every row, so only NaN/Inf inputs fail): a 0-dim bool tensor on t's device, computed
-// there without waiting for it.
+// Whether every value of `t` stays finite in the `wire` dtype (fp16 overflows above 65504): a 0-dim
+// bool tensor, computed on t's device and queued into host memory like to_host_async (read it
+// once the device has passed it). Undefined for fp8: quantization already gives a row with NaN or
+// Inf a NaN scale, so rows_finite reads that instead (one reduction and copy fewer).
 torch::Tensor finite_flag(const torch::Tensor& t, DType wire);
-// finite_flag for a host's results on their way out: undefined for fp8, whose quantization already
-// gives a row with NaN or Inf a NaN scale (one launch fewer per request).
-torch::Tensor finite_flag_unless_fp8(const torch::Tensor& t, DType wire);
 // Once the device has passed host_copy_async: whether `rows` are finite in their wire dtype, from
 // `flag` (finite_flag's result in host memory) or, where it is undefined (fp8), from their scales.
 bool rows_finite(const torch::Tensor& flag, const HostRows& rows);

@@ -122,6 +122,15 @@ std::optional<size_t> first_non_finite(DType dtype, const uint8_t* data, size_t 
   }
 }
 
+std::optional<size_t> first_bad_scale(const uint8_t* data, size_t n_bytes) {
+  for (size_t i = 0; i < n_bytes / sizeof(float); ++i) {
+    float s;
+    std::memcpy(&s, data + i * sizeof(float), sizeof s);
+    if (!(std::isnormal(s) && s > 0)) return i;
+  }
+  return std::nullopt;
+}
+
 std::optional<size_t> first_negative(DType dtype, const uint8_t* data, size_t n_bytes) {
   if (dtype == DType::i16) return first_below_zero<int16_t>(data, n_bytes / 2);
   if (dtype == DType::i32) return first_below_zero<int32_t>(data, n_bytes / 4);
@@ -134,16 +143,12 @@ namespace {
   throw DecodeError(code, fmt::format("tensor '{}': {}", field, why));
 }
 
-// An fp8 tensor's scales: finite, > 0 and normal (a subnormal or zero scale would turn every code
-// into 0, an Inf one into Inf or NaN).
+// An fp8 tensor's scales: finite, > 0 and normal (first_bad_scale).
 void check_scales(std::string_view field, const WireTensor& t) {
-  const size_t n = t.scales.size / sizeof(float);
-  for (size_t i = 0; i < n; ++i) {
+  if (auto i = first_bad_scale(t.scales.data, t.scales.size)) {
     float s;
-    std::memcpy(&s, t.scales.data + i * sizeof(float), sizeof s);
-    if (!(std::isnormal(s) && s > 0)) {
-      fail(ErrorCode::bad_field, field, fmt::format("scale {} is {} (must be finite, > 0 and normal)", i, s));
-    }
+    std::memcpy(&s, t.scales.data + *i * sizeof(float), sizeof s);
+    fail(ErrorCode::bad_field, field, fmt::format("scale {} is {} (must be finite, > 0 and normal)", *i, s));
   }
 }
 

@@ -42,6 +42,9 @@ std::optional<uint64_t> tensor_bytes(DType dtype, const std::vector<int64_t>& sh
 // Index of the first NaN or Inf element of a float tensor's bytes (fp8 codes included), nullopt if
 // all are finite (or the dtype is not a float type). `n_bytes` is a multiple of the element size.
 std::optional<size_t> first_non_finite(DType dtype, const uint8_t* data, size_t n_bytes);
+// Index of the first fp8 scale (fp32 bytes) that is not finite, > 0 and normal (a subnormal or zero
+// scale would turn every code into 0, an Inf one into Inf or NaN); nullopt if all are good.
+std::optional<size_t> first_bad_scale(const uint8_t* data, size_t n_bytes);
 // Index of the first negative element of an int16/int32 tensor, nullopt if none.
 std::optional<size_t> first_negative(DType dtype, const uint8_t* data, size_t n_bytes);
 
