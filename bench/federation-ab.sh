@@ -7,8 +7,8 @@
 # device instead of CUDA's default spinning (PCMOE_CUDA_SYNC). VARIANTS picks some (default:
 # "default rows0 rows1024 rows4096 io1"; also "rows8192", "links2", "links3" (connections per
 # host), "blocking", "yield", "fp8ops" (with WIRE=fp8: the fp8 wire as libtorch operations instead
-# of its CUDA kernels, PCMOE_FP8_KERNELS=0)). WIRE: the wire dtype of every variant (party.wire_dtype; default:
-# the party's, bf16 on CUDA).
+# of its CUDA kernels, PCMOE_FP8_KERNELS=0)). WIRE: the wire dtype of every variant
+# (party.wire_dtype; default: the party's, bf16 on CUDA).
 # Prints one line per variant: global step time, tokens/s, forward and backward (with the waiting
 # for hosts inside them), and the hosts' compute time per global step.
 set -uo pipefail
