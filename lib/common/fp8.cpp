@@ -37,7 +37,7 @@ const std::array<float, 256>& table(Fp8Format f) {
 
 }  // namespace
 
-float fp8_max(Fp8Format f) { return f == Fp8Format::e4m3 ? 448.0f : 57344.0f; }
+float fp8_max(Fp8Format f) { return fmt_of(f).max_finite; }
 
 uint8_t fp8_from_float(float x, Fp8Format f) { return encode(x, fmt_of(f)); }
 

@@ -23,11 +23,12 @@ struct Format {
   int max_mant;       // largest mantissa at max_exp_field
   uint8_t nan;        // the NaN code written for NaN inputs (positive)
   bool ieee;          // E5M2: exponent field 31 is Inf (mantissa 0) or NaN; E4M3: only S.1111.111 is NaN
+  float max_finite;   // the largest finite value
 };
 
 // By value (device code cannot take the address of a host constant).
 PCMOE_HOST_DEVICE constexpr Format format_of(bool e4m3) {
-  return e4m3 ? Format{3, 7, 15, 6, 0x7f, false} : Format{2, 15, 30, 3, 0x7f, true};
+  return e4m3 ? Format{3, 7, 15, 6, 0x7f, false, 448.0f} : Format{2, 15, 30, 3, 0x7f, true, 57344.0f};
 }
 constexpr Format kE4M3 = format_of(true);
 constexpr Format kE5M2 = format_of(false);

@@ -55,11 +55,10 @@ std::pair<torch::Tensor, torch::Tensor> fp8_quantize_rows_cuda(const torch::Tens
   const int64_t rows = x.size(0), cols = x.size(1);
   auto codes = torch::empty({rows, cols}, x.options().dtype(torch::kUInt8));
   auto scales = torch::empty({rows}, x.options().dtype(torch::kFloat32));
-  check_launch(
-      kernels::fp8_quantize_rows(x.data_ptr(), elem_of(x.scalar_type()), rows, cols,
-                                 f == Fp8Format::e4m3 ? 0 : 1, codes.data_ptr<uint8_t>(),
-                                 scales.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()),
-      "quantize");
+  check_launch(kernels::fp8_quantize_rows(x.data_ptr(), elem_of(x.scalar_type()), rows, cols, f,
+                                          codes.data_ptr<uint8_t>(), scales.data_ptr<float>(),
+                                          c10::cuda::getCurrentCUDAStream().stream()),
+               "quantize");
   return {codes, scales};
 }
 
@@ -75,10 +74,10 @@ torch::Tensor fp8_dequantize_cuda(const torch::Tensor& codes, const torch::Tenso
   const auto out_type = dtype == torch::kBFloat16 || dtype == torch::kHalf ? dtype : torch::kFloat32;
   const c10::cuda::CUDAGuard guard(c.device());
   auto out = torch::empty(c.sizes(), c.options().dtype(out_type));
-  check_launch(kernels::fp8_dequantize(c.data_ptr<uint8_t>(), s.data_ptr<float>(), c.size(0), c.size(1),
-                                       block, f == Fp8Format::e4m3 ? 0 : 1, out.data_ptr(), elem_of(out_type),
-                                       c10::cuda::getCurrentCUDAStream().stream()),
-               "dequantize");
+  check_launch(
+      kernels::fp8_dequantize(c.data_ptr<uint8_t>(), s.data_ptr<float>(), c.size(0), c.size(1), block, f,
+                              out.data_ptr(), elem_of(out_type), c10::cuda::getCurrentCUDAStream().stream()),
+      "dequantize");
   return out_type == dtype ? out : out.to(dtype);
 }
 

@@ -13,7 +13,6 @@ namespace pcmoe::model::kernels {
 namespace {
 
 constexpr int kThreads = 256;  // a multiple of 32
-constexpr float kE4M3Max = 448.0f, kE5M2Max = 57344.0f;
 
 __device__ __forceinline__ float load(const float* p, int64_t i) { return p[i]; }
 __device__ __forceinline__ float load(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
@@ -29,7 +28,6 @@ __device__ __forceinline__ void store(__half* p, int64_t i, float v) { p[i] = __
 template <typename T>
 __global__ void quantize_rows(const T* x, int64_t cols, bool e4m3, uint8_t* codes, float* scales) {
   const fp8_codec::Format F = fp8_codec::format_of(e4m3);
-  const float maxv = e4m3 ? kE4M3Max : kE5M2Max;
   const int64_t row = blockIdx.x;
   const T* xr = x + row * cols;
   float amax = 0.0f;
@@ -57,7 +55,9 @@ __global__ void quantize_rows(const T* x, int64_t cols, bool e4m3, uint8_t* code
       amax = fmaxf(amax, warp_max[w]);
       bad |= warp_bad[w];
     }
-    const float s = bad ? __uint_as_float(0x7fc00000u) : amax > 0.0f ? fmaxf(amax / maxv, FLT_MIN) : 1.0f;
+    const float s = bad           ? __uint_as_float(0x7fc00000u)
+                    : amax > 0.0f ? fmaxf(amax / F.max_finite, FLT_MIN)
+                                  : 1.0f;
     scales[row] = s;
     row_scale = s;
   }
@@ -86,11 +86,11 @@ const char* launched() {
 
 }  // namespace
 
-const char* fp8_quantize_rows(const void* x, Elem elem, int64_t rows, int64_t cols, int fmt, uint8_t* codes,
-                              float* scales, void* stream) {
+const char* fp8_quantize_rows(const void* x, Elem elem, int64_t rows, int64_t cols, Fp8Format f,
+                              uint8_t* codes, float* scales, void* stream) {
   if (rows <= 0 || cols <= 0) return nullptr;
   auto s = static_cast<cudaStream_t>(stream);
-  const bool e4m3 = fmt == 0;
+  const bool e4m3 = f == Fp8Format::e4m3;
   const auto grid = static_cast<unsigned>(rows);
   switch (elem) {
     case Elem::f32:
@@ -108,11 +108,11 @@ const char* fp8_quantize_rows(const void* x, Elem elem, int64_t rows, int64_t co
 }
 
 const char* fp8_dequantize(const uint8_t* codes, const float* scales, int64_t rows, int64_t cols,
-                           int64_t block, int fmt, void* out, Elem elem, void* stream) {
+                           int64_t block, Fp8Format f, void* out, Elem elem, void* stream) {
   const int64_t n = rows * cols;
   if (n <= 0) return nullptr;
   auto s = static_cast<cudaStream_t>(stream);
-  const bool e4m3 = fmt == 0;
+  const bool e4m3 = f == Fp8Format::e4m3;
   const int64_t blocks = (n + kThreads - 1) / kThreads;
   const auto grid = static_cast<unsigned>(blocks < 8192 ? blocks : 8192);  // grid-stride beyond
   switch (elem) {

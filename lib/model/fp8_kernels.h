@@ -9,18 +9,20 @@
 
 #include <cstdint>
 
+#include "common/fp8.h"
+
 namespace pcmoe::model::kernels {
 
 enum class Elem : int { f32 = 0, bf16 = 1, f16 = 2 };
 
 // x: rows x cols elements (row-major, contiguous) on the device; codes: rows x cols bytes;
-// scales: rows floats. A row with NaN or Inf gets a NaN scale. fmt: 0 E4M3, 1 E5M2.
+// scales: rows floats. A row with NaN or Inf gets a NaN scale.
 // Returns nullptr, or CUDA's message for a launch that failed.
-const char* fp8_quantize_rows(const void* x, Elem elem, int64_t rows, int64_t cols, int fmt, uint8_t* codes,
-                              float* scales, void* stream);
+const char* fp8_quantize_rows(const void* x, Elem elem, int64_t rows, int64_t cols, Fp8Format f,
+                              uint8_t* codes, float* scales, void* stream);
 // out[i][j] = decode(codes[i][j]) * scales[i][j / block], written as `elem` (rounded to nearest
 // even). cols % block == 0.
 const char* fp8_dequantize(const uint8_t* codes, const float* scales, int64_t rows, int64_t cols,
-                           int64_t block, int fmt, void* out, Elem elem, void* stream);
+                           int64_t block, Fp8Format f, void* out, Elem elem, void* stream);
 
 }  // namespace pcmoe::model::kernels
